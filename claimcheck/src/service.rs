@@ -1,0 +1,90 @@
+//! [`ClaimCheckService`]: the shared state behind the HTTP router and the background tasks.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::config::ClaimCheckConfig;
+use crate::error::{ClaimError, Result};
+use crate::sink::TicketSink;
+use crate::store::ClaimStore;
+use crate::ticket::UploadId;
+
+/// The claim-check gateway: store, sink and settings. Cheap to clone.
+#[derive(Clone)]
+pub struct ClaimCheckService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: ClaimStore,
+    sink: Arc<dyn TicketSink>,
+    config: ClaimCheckConfig,
+    request_slots: Arc<Semaphore>,
+    uploads_completing: Mutex<HashSet<UploadId>>,
+}
+
+impl ClaimCheckService {
+    pub fn new(store: ClaimStore, sink: Arc<dyn TicketSink>, config: ClaimCheckConfig) -> Self {
+        let slots = config.max_concurrent_requests.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                sink,
+                config,
+                request_slots: Arc::new(Semaphore::new(slots)),
+                uploads_completing: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &ClaimStore {
+        &self.inner.store
+    }
+
+    pub fn sink(&self) -> &Arc<dyn TicketSink> {
+        &self.inner.sink
+    }
+
+    pub fn config(&self) -> &ClaimCheckConfig {
+        &self.inner.config
+    }
+
+    /// The axum router with every `/v1` route; mount it on the broker's HTTP listener.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.clone())
+    }
+
+    /// A request slot, or `Overloaded` when `max.concurrent.requests` are in progress.
+    pub(crate) fn try_request_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.inner
+            .request_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ClaimError::Overloaded)
+    }
+
+    /// Marks an upload as completing; `Conflict` if another request is completing it.
+    pub(crate) fn begin_completing(&self, id: UploadId) -> Result<CompletingGuard> {
+        let mut set = self.inner.uploads_completing.lock().expect("not poisoned");
+        if !set.insert(id) {
+            return Err(ClaimError::Conflict(format!("upload {id} is being completed")));
+        }
+        Ok(CompletingGuard { service: self.clone(), id })
+    }
+}
+
+/// Releases the "completing" mark of an upload on drop.
+pub(crate) struct CompletingGuard {
+    service: ClaimCheckService,
+    id: UploadId,
+}
+
+impl Drop for CompletingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.service.inner.uploads_completing.lock() {
+            set.remove(&self.id);
+        }
+    }
+}

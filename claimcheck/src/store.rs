@@ -1,0 +1,259 @@
+//! The claim store: payload objects, their metadata sidecars and resumable-upload staging, over
+//! any `object_store::ObjectStore` under a prefix.
+//!
+//! [`ObjectKey`] owns every object key format (`format` / `parse` round-trip):
+//!
+//! ```text
+//! <prefix>/claims/<claim id>/payload          the payload bytes
+//! <prefix>/claims/<claim id>/meta.json        ClaimMeta sidecar (size, sha256, content type, ...)
+//! <prefix>/uploads/<upload id>/state.json     resumable upload session
+//! <prefix>/uploads/<upload id>/parts/<n>      staged part n (10 digits, zero padded)
+//! <prefix>/uploads/<upload id>/receipt.json   the receipt of a completed upload (idempotent retry)
+//! ```
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ClaimError, Result};
+use crate::ticket::{ClaimId, ClaimTicket, RecordPosition, TICKET_VERSION, UploadId};
+
+/// Every object the gateway writes, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKey {
+    ClaimPayload(ClaimId),
+    ClaimMeta(ClaimId),
+    UploadState(UploadId),
+    UploadPart(UploadId, u32),
+    UploadReceipt(UploadId),
+}
+
+const CLAIMS: &str = "claims";
+const UPLOADS: &str = "uploads";
+
+impl ObjectKey {
+    /// The object path of this key under `prefix`.
+    pub fn format(&self, prefix: &Path) -> Path {
+        match self {
+            ObjectKey::ClaimPayload(id) => prefix.clone().join(CLAIMS).join(id.to_string()).join("payload"),
+            ObjectKey::ClaimMeta(id) => prefix.clone().join(CLAIMS).join(id.to_string()).join("meta.json"),
+            ObjectKey::UploadState(id) => {
+                prefix.clone().join(UPLOADS).join(id.to_string()).join("state.json")
+            }
+            ObjectKey::UploadPart(id, n) => prefix
+                .clone()
+                .join(UPLOADS)
+                .join(id.to_string())
+                .join("parts")
+                .join(format!("{n:010}")),
+            ObjectKey::UploadReceipt(id) => {
+                prefix.clone().join(UPLOADS).join(id.to_string()).join("receipt.json")
+            }
+        }
+    }
+
+    /// The key of `path`, `None` for paths outside `prefix` or not written by the gateway.
+    pub fn parse(prefix: &Path, path: &Path) -> Option<ObjectKey> {
+        let parts: Vec<String> = path.prefix_match(prefix)?.map(|p| p.as_ref().to_string()).collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        match parts.as_slice() {
+            [CLAIMS, id, "payload"] => Some(ObjectKey::ClaimPayload(id.parse().ok()?)),
+            [CLAIMS, id, "meta.json"] => Some(ObjectKey::ClaimMeta(id.parse().ok()?)),
+            [UPLOADS, id, "state.json"] => Some(ObjectKey::UploadState(id.parse().ok()?)),
+            [UPLOADS, id, "receipt.json"] => Some(ObjectKey::UploadReceipt(id.parse().ok()?)),
+            [UPLOADS, id, "parts", n] if n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(ObjectKey::UploadPart(id.parse().ok()?, n.parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The metadata sidecar stored next to a payload (`meta.json`), read by `HEAD`/`GET` and the GC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimMeta {
+    pub version: u32,
+    pub id: ClaimId,
+    pub topic: String,
+    pub uri: String,
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: String,
+    pub created_at: String,
+    /// Where the ticket landed; `None` until the ticket append succeeded.
+    pub ticket_position: Option<RecordPosition>,
+}
+
+impl ClaimMeta {
+    pub fn ticket(&self) -> ClaimTicket {
+        ClaimTicket {
+            version: TICKET_VERSION,
+            id: self.id,
+            topic: self.topic.clone(),
+            uri: self.uri.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            content_type: self.content_type.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+
+    pub fn from_ticket(ticket: &ClaimTicket, position: Option<RecordPosition>) -> Self {
+        Self {
+            version: ticket.version,
+            id: ticket.id,
+            topic: ticket.topic.clone(),
+            uri: ticket.uri.clone(),
+            size: ticket.size,
+            sha256: ticket.sha256.clone(),
+            content_type: ticket.content_type.clone(),
+            created_at: ticket.created_at.clone(),
+            ticket_position: position,
+        }
+    }
+}
+
+/// Payloads, sidecars and upload staging in one object store under one prefix.
+#[derive(Debug, Clone)]
+pub struct ClaimStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+impl ClaimStore {
+    /// `prefix` may be empty (`""`): then keys start at `claims/` and `uploads/`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self> {
+        let prefix = Path::parse(prefix.trim_matches('/'))
+            .map_err(|e| ClaimError::BadRequest(format!("invalid claim store prefix: {e}")))?;
+        Ok(Self { store, prefix })
+    }
+
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    pub fn path(&self, key: ObjectKey) -> Path {
+        key.format(&self.prefix)
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: ObjectKey, value: &T) -> Result<()> {
+        let body = serde_json::to_vec(value).map_err(|e| ClaimError::Internal(e.to_string()))?;
+        self.store.put(&self.path(key), PutPayload::from(body)).await?;
+        Ok(())
+    }
+
+    /// Reads a small JSON object; `Ok(None)` when it does not exist.
+    pub async fn get_json<T: for<'de> Deserialize<'de>>(&self, key: ObjectKey) -> Result<Option<T>> {
+        match self.store.get(&self.path(key)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                let value = serde_json::from_slice(&bytes).map_err(|e| {
+                    ClaimError::Internal(format!("corrupt {}: {e}", self.path(key)))
+                })?;
+                Ok(Some(value))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn claim_meta(&self, id: ClaimId) -> Result<Option<ClaimMeta>> {
+        self.get_json(ObjectKey::ClaimMeta(id)).await
+    }
+
+    /// Deletes one object, treating "already gone" as success.
+    pub async fn delete_quietly(&self, key: ObjectKey) -> Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a claim's payload, then its sidecar (so a sidecar never outlives its payload's
+    /// deletion attempt unnoticed: a lone sidecar is still found and collected by the GC).
+    pub async fn delete_claim(&self, id: ClaimId) -> Result<()> {
+        self.delete_quietly(ObjectKey::ClaimPayload(id)).await?;
+        self.delete_quietly(ObjectKey::ClaimMeta(id)).await
+    }
+
+    /// Streams a payload, optionally a byte range of it.
+    pub async fn read_payload(
+        &self,
+        id: ClaimId,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        self.read_object(ObjectKey::ClaimPayload(id), range).await
+    }
+
+    pub async fn read_object(
+        &self,
+        key: ObjectKey,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let got = self.store.get_opts(&self.path(key), options).await?;
+        Ok(got.into_stream().map_err(ClaimError::from).boxed())
+    }
+
+    /// Lists every gateway object under `area` (`"claims"` or `"uploads"`) with its parsed key.
+    pub fn list_area(&self, area: &str) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
+        let prefix = self.prefix.clone();
+        self.store
+            .list(Some(&self.prefix.clone().join(area)))
+            .map_err(ClaimError::from)
+            .try_filter_map(move |meta| {
+                let key = ObjectKey::parse(&prefix, &meta.location);
+                futures::future::ready(Ok(key.map(|k| (k, meta))))
+            })
+            .boxed()
+    }
+
+    pub fn list_claim_objects(&self) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
+        self.list_area(CLAIMS)
+    }
+
+    pub fn list_upload_objects(&self) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
+        self.list_area(UPLOADS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let c = ClaimId::random();
+        let u = UploadId::random();
+        for prefix in [Path::from(""), Path::from("strata"), Path::from("a/b")] {
+            for key in [
+                ObjectKey::ClaimPayload(c),
+                ObjectKey::ClaimMeta(c),
+                ObjectKey::UploadState(u),
+                ObjectKey::UploadPart(u, 0),
+                ObjectKey::UploadPart(u, 4_000_000_000),
+                ObjectKey::UploadReceipt(u),
+            ] {
+                let path = key.format(&prefix);
+                assert_eq!(ObjectKey::parse(&prefix, &path), Some(key), "{path}");
+            }
+        }
+        let p = Path::from("strata");
+        assert_eq!(ObjectKey::format(&ObjectKey::ClaimPayload(c), &p).to_string(), format!("strata/claims/{c}/payload"));
+        assert_eq!(ObjectKey::parse(&p, &Path::from("other/claims/x/payload")), None);
+        assert_eq!(ObjectKey::parse(&p, &Path::from("strata/claims/zz/payload")), None);
+        assert_eq!(ObjectKey::parse(&p, &Path::from(format!("strata/claims/{c}/extra"))), None);
+    }
+}
