@@ -1,1 +1,409 @@
-//! (in progress)
+//! One segment: a `.log` file of whole record batches plus its offset and time indexes.
+//!
+//! The partition's append mutex serialises writers; readers use positional reads (`pread`) on the
+//! shared file handle and only take the segment's `RwLock` for an index lookup, so reads never
+//! wait for an fsync. A reader bounds itself by the size it saw under the lock, so it never sees a
+//! half-written batch. Writes go to `size` with `pwrite`; a failed write (ENOSPC, EIO) truncates
+//! the file back to `size`, leaving the segment exactly as it was.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use bytes::{Bytes, BytesMut};
+use strata_format::{BATCH_HEADER_SIZE, BatchIter, BatchIterEnd, RecordBatch};
+
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+
+/// Where one batch of an append lands, relative to the append's buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPlacement {
+    pub relative_position: usize,
+    pub size: usize,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// `00000000000000000042.log` and friends.
+pub(crate) fn segment_file_name(base_offset: i64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+/// Parses `00000000000000000042.log` into 42 (any extension).
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, extension) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, extension))
+}
+
+pub(crate) struct SegmentMeta {
+    pub size: u64,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub bytes_since_last_index_entry: u64,
+    /// Wall-clock time of the first append (or of opening a non-empty segment): `segment.ms`
+    /// counts from here.
+    pub first_append_ms: Option<i64>,
+    pub closed: bool,
+}
+
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    log: File,
+    log_path: PathBuf,
+    index_file: File,
+    time_index_file: File,
+    meta: RwLock<SegmentMeta>,
+}
+
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+}
+
+impl Segment {
+    /// Creates a new, empty segment (truncating leftovers with the same name).
+    pub fn create(dir: &Path, base_offset: i64, index_max_bytes: u64) -> io::Result<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, "log"));
+        let index_path = dir.join(segment_file_name(base_offset, "index"));
+        let time_path = dir.join(segment_file_name(base_offset, "timeindex"));
+        let meta = SegmentMeta {
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            offset_index: OffsetIndex::new(index_path.clone(), base_offset, index_max_bytes),
+            time_index: TimeIndex::new(time_path.clone(), base_offset, index_max_bytes),
+            bytes_since_last_index_entry: 0,
+            first_append_ms: None,
+            closed: false,
+        };
+        Ok(Segment {
+            base_offset,
+            log: open_rw(&log_path, true)?,
+            log_path,
+            index_file: open_rw(&index_path, true)?,
+            time_index_file: open_rw(&time_path, true)?,
+            meta: RwLock::new(meta),
+        })
+    }
+
+    /// Assembles a segment recovery has loaded or rebuilt.
+    pub fn from_recovered(
+        base_offset: i64,
+        log: File,
+        log_path: PathBuf,
+        meta: SegmentMeta,
+    ) -> io::Result<Segment> {
+        let index_file = open_rw(meta.offset_index.path(), false)?;
+        let time_index_file = open_rw(meta.time_index.path(), false)?;
+        Ok(Segment {
+            base_offset,
+            log,
+            log_path,
+            index_file,
+            time_index_file,
+            meta: RwLock::new(meta),
+        })
+    }
+
+    pub fn meta(&self) -> std::sync::RwLockReadGuard<'_, SegmentMeta> {
+        self.meta
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+    fn meta_mut(&self) -> std::sync::RwLockWriteGuard<'_, SegmentMeta> {
+        self.meta
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn index_path(&self) -> PathBuf {
+        self.meta().offset_index.path().to_path_buf()
+    }
+    pub fn time_index_path(&self) -> PathBuf {
+        self.meta().time_index.path().to_path_buf()
+    }
+    pub fn size(&self) -> u64 {
+        self.meta().size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.meta().next_offset
+    }
+    pub fn is_empty(&self) -> bool {
+        self.meta().size == 0
+    }
+
+    /// Writes `buffer` (whole batches, offsets already assigned) at the end of the log and
+    /// indexes it. On error the file is cut back and nothing changed.
+    pub fn append(
+        &self,
+        buffer: &[u8],
+        batches: &[BatchPlacement],
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let position = self.meta().size;
+        if let Err(error) = self.log.write_all_at(buffer, position) {
+            // Roll back a partial write so the next append (after space returns) starts clean.
+            if let Err(truncate_error) = self.log.set_len(position) {
+                tracing::error!(log = %self.log_path.display(), %truncate_error, "could not roll back a failed write");
+            }
+            return Err(error);
+        }
+        let mut meta = self.meta_mut();
+        meta.first_append_ms.get_or_insert(now_ms);
+        for batch in batches {
+            let batch_position = position + batch.relative_position as u64;
+            meta.index_batch(batch_position, batch, index_interval_bytes);
+        }
+        meta.size = position + buffer.len() as u64;
+        Ok(())
+    }
+
+    /// Finds the file position of the batch containing `offset` (or the first batch after it),
+    /// reading at most up to `limit`. `None` when no such batch exists below `limit`.
+    fn position_of(&self, offset: i64, limit: u64) -> io::Result<Option<(u64, u32)>> {
+        let mut position = u64::from(self.meta().offset_index.lookup(offset).position);
+        let mut header = [0u8; BATCH_HEADER_SIZE];
+        while position + BATCH_HEADER_SIZE as u64 <= limit {
+            self.log.read_exact_at(&mut header, position)?;
+            let base_offset = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
+            let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
+            let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
+            if length < (BATCH_HEADER_SIZE - 12) as i32 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "bad batch length {length} at {position} in {}",
+                        self.log_path.display()
+                    ),
+                ));
+            }
+            let size = 12 + length as u32;
+            if base_offset + i64::from(last_delta) >= offset {
+                return Ok(Some((position, size)));
+            }
+            position += u64::from(size);
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes` but at
+    /// least one batch. One copy: file -> the returned buffer.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> io::Result<Option<Bytes>> {
+        let limit = self.meta().size;
+        let Some((start, first_size)) = self.position_of(offset, limit)? else {
+            return Ok(None);
+        };
+        let want = (max_bytes as u64)
+            .max(u64::from(first_size))
+            .min(limit - start);
+        let mut buffer = BytesMut::zeroed(want as usize);
+        self.log.read_exact_at(&mut buffer, start)?;
+        let buffer = buffer.freeze();
+        // Cut at the last whole batch.
+        let mut batches = BatchIter::new(buffer.clone());
+        for _ in batches.by_ref() {}
+        let whole = batches.position();
+        Ok(Some(buffer.slice(..whole)))
+    }
+
+    /// The first batch whose max timestamp is >= `target`, as (its bytes).
+    pub fn find_by_timestamp(&self, target: i64) -> io::Result<Option<RecordBatch>> {
+        let (start_offset, limit) = {
+            let meta = self.meta();
+            if meta.max_timestamp < target {
+                return Ok(None);
+            }
+            (meta.time_index.scan_start(target), meta.size)
+        };
+        let Some((position, _)) = self.position_of(start_offset, limit)? else {
+            return Ok(None);
+        };
+        let mut found = None;
+        scan_batches(&self.log, position, limit, |_, batch| {
+            if batch.max_timestamp() >= target {
+                found = Some(batch.clone());
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Visits batch headers from the batch containing `offset` to the end.
+    pub fn for_each_batch_from(
+        &self,
+        offset: i64,
+        visit: impl FnMut(&RecordBatch),
+    ) -> io::Result<()> {
+        let limit = self.meta().size;
+        let Some((position, _)) = self.position_of(offset, limit)? else {
+            return Ok(());
+        };
+        let mut visit = visit;
+        scan_batches(&self.log, position, limit, |_, batch| {
+            visit(batch);
+            ControlFlow::Continue(())
+        })?;
+        Ok(())
+    }
+
+    /// fdatasync of the log file (the durability point for appends).
+    pub fn sync_log(&self) -> io::Result<()> {
+        self.log.sync_data()
+    }
+
+    /// Persists the indexes to their files (no fsync).
+    pub fn persist_indexes(&self) -> io::Result<()> {
+        let mut meta = self.meta_mut();
+        let meta = &mut *meta;
+        meta.offset_index.persist(&self.index_file)?;
+        meta.time_index.persist(&self.time_index_file)
+    }
+
+    /// Makes the segment immutable: records the final max timestamp in the time index and
+    /// persists both indexes. Data is fsynced separately by [`Segment::sync_all`].
+    pub fn close(&self) -> io::Result<()> {
+        {
+            let mut meta = self.meta_mut();
+            let (timestamp, offset) = (meta.max_timestamp, meta.offset_of_max_timestamp);
+            if timestamp >= 0 {
+                meta.time_index.maybe_append(timestamp, offset);
+            }
+            meta.closed = true;
+        }
+        self.persist_indexes()
+    }
+
+    /// fsync of log and both index files.
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index_file.sync_data()?;
+        self.time_index_file.sync_data()
+    }
+}
+
+impl SegmentMeta {
+    /// Updates sizes, max timestamp and (every `index.interval.bytes`) the indexes for one batch.
+    pub fn index_batch(
+        &mut self,
+        position: u64,
+        batch: &BatchPlacement,
+        index_interval_bytes: u64,
+    ) {
+        if batch.max_timestamp > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp;
+            self.offset_of_max_timestamp = batch.base_offset;
+        }
+        if self.bytes_since_last_index_entry >= index_interval_bytes && position > 0 {
+            self.offset_index.append(batch.base_offset, position as u32);
+            if self.max_timestamp >= 0 {
+                self.time_index
+                    .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            }
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += batch.size as u64;
+        self.next_offset = batch.last_offset + 1;
+    }
+}
+
+/// How a scan of a log file ended.
+#[derive(Debug)]
+pub(crate) struct ScanOutcome {
+    /// Position just after the last whole batch visited.
+    pub valid_end: u64,
+    /// Set when the scan stopped at bytes that are not a whole batch before `limit`.
+    pub torn: Option<String>,
+}
+
+/// Reads batches from `start` to `limit` in large chunks and visits each (length-checked only;
+/// the visitor validates). Stops at the first torn batch or when the visitor breaks.
+pub(crate) fn scan_batches(
+    file: &File,
+    start: u64,
+    limit: u64,
+    mut visit: impl FnMut(u64, &RecordBatch) -> ControlFlow<()>,
+) -> io::Result<ScanOutcome> {
+    const CHUNK: u64 = 4 << 20;
+    let mut position = start;
+    while position < limit {
+        let mut want = CHUNK.min(limit - position);
+        let mut buffer = BytesMut::zeroed(want as usize);
+        file.read_exact_at(&mut buffer, position)?;
+        let mut batches = BatchIter::new(buffer.freeze());
+        while let Some(batch) = batches.next() {
+            let batch_position = position + (batches.position() - batch.size()) as u64;
+            if visit(batch_position, &batch).is_break() {
+                return Ok(ScanOutcome {
+                    valid_end: batch_position,
+                    torn: None,
+                });
+            }
+        }
+        let consumed = batches.position() as u64;
+        match batches.end() {
+            Some(BatchIterEnd::TornTail { error, .. }) => {
+                let at_file_end = position + want >= limit;
+                if at_file_end || matches!(error, strata_format::FormatError::InvalidLength(_)) {
+                    return Ok(ScanOutcome {
+                        valid_end: position + consumed,
+                        torn: Some(error.to_string()),
+                    });
+                }
+                if consumed == 0 {
+                    // A batch larger than the chunk: read exactly its declared size.
+                    if let strata_format::FormatError::Truncated { needed, .. } = error {
+                        want = (*needed as u64).min(limit - position);
+                        let mut big = BytesMut::zeroed(want as usize);
+                        file.read_exact_at(&mut big, position)?;
+                        match RecordBatch::new(big.freeze()) {
+                            Ok(batch) => {
+                                if visit(position, &batch).is_break() {
+                                    return Ok(ScanOutcome {
+                                        valid_end: position,
+                                        torn: None,
+                                    });
+                                }
+                                position += want;
+                                continue;
+                            }
+                            Err(error) => {
+                                return Ok(ScanOutcome {
+                                    valid_end: position,
+                                    torn: Some(error.to_string()),
+                                });
+                            }
+                        }
+                    }
+                }
+                position += consumed;
+            }
+            _ => position += consumed,
+        }
+    }
+    Ok(ScanOutcome {
+        valid_end: position,
+        torn: None,
+    })
+}
