@@ -1,0 +1,35 @@
+//! The HTTP listener: health, Prometheus metrics, and (mounted by the binary) the claim-check API.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::metrics::MetricsHandle;
+
+/// The operational routes every Strata serves: `GET /healthz` and `GET /metrics`.
+pub fn ops_router(metrics: MetricsHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(metrics)
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+    )
+}
+
+async fn render_metrics(State(metrics): State<MetricsHandle>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode_text(),
+    )
+}
