@@ -1,0 +1,133 @@
+//! One client connection: read a frame, handle it, write the answer, repeat.
+//!
+//! Requests on a connection are handled one at a time, in order, exactly as Kafka does
+//! (pipelined requests wait in the socket buffer), so responses always leave in request order.
+//! Limits and failure handling:
+//! - the length prefix is checked against `socket.request.max.bytes` before the frame buffer
+//!   is allocated;
+//! - a connection with no request for `connections.max.idle.ms` is closed;
+//! - a frame the codec refuses closes this connection only (after Kafka's v0 ApiVersions
+//!   error reply when that applies); every other connection keeps going.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{self, CodecError, FrameError, LENGTH_PREFIX_BYTES};
+use super::context::BrokerContext;
+use super::dispatch::{Dispatched, dispatch};
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum Closed {
+    ClientClosed,
+    Idle,
+    Shutdown,
+    BadFrame(FrameError),
+    BadRequest(CodecError),
+    Io(std::io::Error),
+    EncodeFailed(String),
+}
+
+pub async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<BrokerContext>,
+    shutdown: CancellationToken,
+) -> Closed {
+    let _ = stream.set_nodelay(true);
+    let idle = ctx.settings.connections_max_idle;
+    loop {
+        let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
+        let read_prefix = tokio::select! {
+            _ = shutdown.cancelled() => return Closed::Shutdown,
+            read = tokio::time::timeout(idle, stream.read_exact(&mut prefix)) => read,
+        };
+        match read_prefix {
+            Err(_) => return Closed::Idle,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Closed::ClientClosed;
+            }
+            Ok(Err(e)) => return Closed::Io(e),
+            Ok(Ok(_)) => {}
+        }
+        let size = match codec::frame_length(prefix, ctx.settings.max_request_bytes) {
+            Ok(size) => size,
+            Err(e) => {
+                ctx.metrics.bad_request("oversized");
+                return Closed::BadFrame(e);
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        match tokio::time::timeout(idle, stream.read_exact(&mut frame)).await {
+            Err(_) => return Closed::Idle,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ctx.metrics.bad_request("truncated");
+                return Closed::ClientClosed;
+            }
+            Ok(Err(e)) => return Closed::Io(e),
+            Ok(Ok(_)) => {}
+        }
+        ctx.metrics
+            .bytes_in
+            .inc_by((size + LENGTH_PREFIX_BYTES) as u64);
+
+        let request = match codec::decode_request(frame.freeze()) {
+            Ok(request) => request,
+            Err(error) => {
+                ctx.metrics.bad_request(match &error {
+                    CodecError::Truncated { .. } => "truncated",
+                    CodecError::UnknownApiKey { .. } => "unknown_api_key",
+                    CodecError::UnsupportedVersion { .. } => "unsupported_version",
+                    CodecError::Malformed { .. } => "malformed",
+                });
+                match error.reply() {
+                    Some(reply) => {
+                        tracing::info!(%peer, %error, "answering unsupported ApiVersions version");
+                        if let Err(e) = stream.write_all(&reply).await {
+                            return Closed::Io(e);
+                        }
+                        ctx.metrics.bytes_out.inc_by(reply.len() as u64);
+                        continue;
+                    }
+                    None => return Closed::BadRequest(error),
+                }
+            }
+        };
+
+        let response = match dispatch(&ctx, &request, peer).await {
+            Dispatched::Respond(response) => response,
+            Dispatched::NoResponse => continue,
+            Dispatched::Unhandled => {
+                return Closed::BadRequest(CodecError::UnsupportedVersion {
+                    api_key: request.api_key,
+                    api_version: request.api_version(),
+                    correlation_id: request.correlation_id(),
+                });
+            }
+        };
+        let bytes = match codec::encode_response(
+            request.correlation_id(),
+            request.api_key,
+            request.api_version(),
+            &response,
+        ) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Closed::EncodeFailed(format!(
+                    "{:?} v{}: {e:#}",
+                    request.api_key,
+                    request.api_version()
+                ));
+            }
+        };
+        if let Err(e) = stream.write_all(&bytes).await {
+            return Closed::Io(e);
+        }
+        ctx.metrics.bytes_out.inc_by(bytes.len() as u64);
+    }
+}

@@ -1,0 +1,160 @@
+//! Everything a request handler can reach: the log, the group coordinator, broker identity and
+//! the Kafka-named broker configs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::group::{GroupCoordinator, GroupTimings};
+use crate::log::LogManager;
+
+use super::broker_state::{BrokerIdentity, ProducerIdAllocator};
+use super::codec::DEFAULT_MAX_REQUEST_BYTES;
+use super::handlers::list_offsets::{LocalOnly, TierOffsets};
+use super::metrics::KafkaMetrics;
+
+/// What the binary hands the Kafka server at start.
+pub struct BrokerContextParams {
+    pub log: Arc<LogManager>,
+    /// Where the server keeps its own durable state (cluster id, broker epoch, producer-id
+    /// block, committed offsets). Give it a directory the log engine does not scan, e.g.
+    /// `<data dir>/kafka-state` is NOT safe if the log treats `<name>-<n>` as a partition; use
+    /// `<data dir>/__strata_kafka` or a sibling of the log directory.
+    pub state_dir: std::path::PathBuf,
+    /// Host and port written into Metadata / FindCoordinator (the address clients dial).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// Kafka-named broker configs (`node.id`, `num.partitions`, `auto.create.topics.enable`,
+    /// `socket.request.max.bytes`, `connections.max.idle.ms`, `group.*`, topic defaults ...).
+    pub broker_configs: BTreeMap<String, String>,
+}
+
+/// Settings read once from the broker configs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub node_id: i32,
+    pub max_request_bytes: usize,
+    pub connections_max_idle: Duration,
+}
+
+pub struct BrokerContext {
+    pub log: Arc<LogManager>,
+    pub groups: Arc<GroupCoordinator>,
+    pub producer_ids: ProducerIdAllocator,
+    pub identity: BrokerIdentity,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub settings: ServerSettings,
+    pub metrics: KafkaMetrics,
+    /// Live broker configs; AlterConfigs / IncrementalAlterConfigs on the broker resource change
+    /// them in memory (not persisted: the config file stays the source of truth at restart).
+    pub broker_configs: RwLock<BTreeMap<String, String>>,
+    tier_offsets: RwLock<Arc<dyn TierOffsets>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("open broker state: {0}")]
+    State(#[from] super::broker_state::StateFileError),
+    #[error("open consumer offsets: {0}")]
+    Offsets(#[from] crate::group::OffsetStoreError),
+}
+
+fn config_or<T: std::str::FromStr>(configs: &BTreeMap<String, String>, key: &str, default: T) -> T {
+    configs
+        .get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+impl BrokerContext {
+    pub fn open(params: BrokerContextParams) -> Result<Arc<Self>, ContextError> {
+        let configs = params.broker_configs;
+        let state_dir: &Path = &params.state_dir;
+        let timings = GroupTimings {
+            min_session_timeout: Duration::from_millis(config_or(
+                &configs,
+                "group.min.session.timeout.ms",
+                6_000,
+            )),
+            max_session_timeout: Duration::from_millis(config_or(
+                &configs,
+                "group.max.session.timeout.ms",
+                1_800_000,
+            )),
+            initial_rebalance_delay: Duration::from_millis(config_or(
+                &configs,
+                "group.initial.rebalance.delay.ms",
+                3_000,
+            )),
+        };
+        let settings = ServerSettings {
+            node_id: config_or(&configs, "node.id", config_or(&configs, "broker.id", 0)),
+            max_request_bytes: config_or(
+                &configs,
+                "socket.request.max.bytes",
+                DEFAULT_MAX_REQUEST_BYTES,
+            ),
+            connections_max_idle: Duration::from_millis(config_or(
+                &configs,
+                "connections.max.idle.ms",
+                600_000,
+            )),
+        };
+        let identity = BrokerIdentity::load_and_bump(state_dir)?;
+        tracing::info!(cluster_id = %identity.cluster_id, broker_epoch = identity.broker_epoch,
+            node_id = settings.node_id, advertised_host = %params.advertised_host,
+            advertised_port = params.advertised_port, "kafka broker identity");
+        Ok(Arc::new(BrokerContext {
+            log: params.log,
+            groups: GroupCoordinator::open(&state_dir.join("groups"), timings)?,
+            producer_ids: ProducerIdAllocator::open(state_dir)?,
+            identity,
+            advertised_host: params.advertised_host,
+            advertised_port: i32::from(params.advertised_port),
+            settings,
+            metrics: KafkaMetrics::default(),
+            broker_configs: RwLock::new(configs),
+            tier_offsets: RwLock::new(Arc::new(LocalOnly)),
+        }))
+    }
+
+    /// Plugs the remote tier into ListOffsets -4 / -5.
+    pub fn set_tier_offsets(&self, tier: Arc<dyn TierOffsets>) {
+        *self.tier_offsets.write().expect("tier offsets lock") = tier;
+    }
+
+    pub fn tier_offsets(&self) -> Arc<dyn TierOffsets> {
+        Arc::clone(&self.tier_offsets.read().expect("tier offsets lock"))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.settings.node_id
+    }
+
+    /// The leader epoch reported for every partition (this start's broker epoch).
+    pub fn leader_epoch(&self) -> i32 {
+        self.identity.broker_epoch
+    }
+
+    pub fn broker_config(&self, key: &str) -> Option<String> {
+        self.broker_configs
+            .read()
+            .expect("broker configs lock")
+            .get(key)
+            .cloned()
+    }
+
+    pub fn auto_create_topics(&self) -> bool {
+        self.broker_config("auto.create.topics.enable")
+            .is_none_or(|v| v.trim() != "false")
+    }
+
+    pub fn default_num_partitions(&self) -> u32 {
+        self.broker_config("num.partitions")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+    }
+}

@@ -1,0 +1,198 @@
+//! Fetch: whole batches from `PartitionLog::read`, with Kafka's long poll.
+//!
+//! ```text
+//!  subscribe to every partition's append watch ─▶ read all ─▶ bytes >= min_bytes or deadline? ─▶ respond
+//!                     ▲                                              │ no
+//!                     └──────────── any partition appended ◀── wait ─┘
+//! ```
+//! Subscribing *before* reading means an append that lands between the read and the wait still
+//! wakes us. Limits: `partition_max_bytes` per partition and `max_bytes` for the response, except
+//! that the first partition with data always returns at least one whole batch (the log does that
+//! when the limit is smaller than the batch), so a consumer can never get stuck on a big batch.
+//! Fetch sessions (KIP-227) are not kept: we answer `session_id = 0`, which tells the client to
+//! send full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::str_bytes;
+use crate::kafka::context::BrokerContext;
+use crate::log::{LogError, PartitionLog};
+
+/// Fetch v13+ names topics by id.
+const TOPIC_ID_VERSION: i16 = 13;
+
+/// One requested partition, resolved against the log.
+struct Target {
+    topic_slot: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    log: Result<Arc<PartitionLog>, ResponseError>,
+}
+
+pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> FetchResponse {
+    // Resolve topics (by id for v13+) once; answer per topic in request order.
+    let mut topic_slots: Vec<(TopicName, uuid::Uuid)> = Vec::with_capacity(request.topics.len());
+    let mut targets = Vec::new();
+    for topic in &request.topics {
+        let (name, unknown) = if version >= TOPIC_ID_VERSION {
+            match ctx.log.topic_by_id(topic.topic_id) {
+                Some(meta) => (TopicName(str_bytes(&meta.name)), None),
+                None => (TopicName::default(), Some(ResponseError::UnknownTopicId)),
+            }
+        } else {
+            (topic.topic.clone(), None)
+        };
+        let topic_slot = topic_slots.len();
+        topic_slots.push((name.clone(), topic.topic_id));
+        for p in &topic.partitions {
+            let log = match unknown {
+                Some(error) => Err(error),
+                None => ctx
+                    .log
+                    .partition(&name, p.partition)
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+            };
+            targets.push(Target {
+                topic_slot,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                log,
+            });
+        }
+    }
+
+    let mut watches: Vec<watch::Receiver<i64>> = targets
+        .iter()
+        .filter_map(|t| t.log.as_ref().ok())
+        .map(|log| log.subscribe_appends())
+        .collect();
+    for watch in &mut watches {
+        watch.borrow_and_update();
+    }
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if version >= 3 && request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+
+    let partitions = loop {
+        let (partitions, total_bytes, any_error) = read_all(&targets, max_bytes, version);
+        if total_bytes >= min_bytes || any_error || watches.is_empty() || Instant::now() >= deadline
+        {
+            break partitions;
+        }
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        match tokio::time::timeout_at(deadline, changed).await {
+            Ok((Ok(()), _, _)) => continue,
+            // A closed watch (partition deleted) or the deadline: answer with what we have.
+            Ok((Err(_), _, _)) | Err(_) => break read_all(&targets, max_bytes, version).0,
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topic_slots
+        .iter()
+        .map(|(name, topic_id)| {
+            let response = FetchableTopicResponse::default();
+            if version >= TOPIC_ID_VERSION {
+                response.with_topic_id(*topic_id)
+            } else {
+                response.with_topic(name.clone())
+            }
+        })
+        .collect();
+    for (target, partition) in targets.iter().zip(partitions) {
+        responses[target.topic_slot].partitions.push(partition);
+    }
+    FetchResponse::default().with_responses(responses)
+}
+
+/// One pass over every target: `(partition answers, bytes of records, whether any errored)`.
+fn read_all(
+    targets: &[Target],
+    max_bytes: usize,
+    version: i16,
+) -> (Vec<PartitionData>, usize, bool) {
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let answers = targets
+        .iter()
+        .map(|target| {
+            let answer = read_one(target, &mut remaining, total == 0, version);
+            if answer.error_code != 0 {
+                any_error = true;
+            }
+            total += answer.records.as_ref().map_or(0, Bytes::len);
+            answer
+        })
+        .collect();
+    (answers, total, any_error)
+}
+
+fn read_one(
+    target: &Target,
+    remaining: &mut usize,
+    first_with_data: bool,
+    version: i16,
+) -> PartitionData {
+    let answer = PartitionData::default().with_partition_index(target.partition);
+    let log = match &target.log {
+        Ok(log) => log,
+        Err(error) => return answer.with_error_code(error.code()).with_high_watermark(-1),
+    };
+    let limit = target.partition_max_bytes.min(*remaining);
+    let read = if limit == 0 && !first_with_data {
+        Ok(None)
+    } else {
+        log.read(target.fetch_offset, limit.max(1)).map(Some)
+    };
+    let with_offsets = |answer: PartitionData, high_watermark: i64, log_start_offset: i64| {
+        let answer = answer
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark);
+        if version >= 5 {
+            answer.with_log_start_offset(log_start_offset)
+        } else {
+            answer
+        }
+    };
+    match read {
+        Ok(Some(result)) => {
+            *remaining = remaining.saturating_sub(result.records.len());
+            with_offsets(answer, result.high_watermark, result.log_start_offset)
+                .with_records(Some(result.records))
+        }
+        Ok(None) => with_offsets(answer, log.high_watermark(), log.log_start_offset()),
+        Err(LogError::OffsetOutOfRange {
+            log_start_offset, ..
+        }) => {
+            tracing::debug!(
+                topic = log.topic(),
+                partition = target.partition,
+                fetch_offset = target.fetch_offset,
+                log_start_offset,
+                "fetch offset out of range"
+            );
+            with_offsets(answer, log.high_watermark(), log_start_offset)
+                .with_error_code(ResponseError::OffsetOutOfRange.code())
+        }
+        Err(err) => {
+            tracing::warn!(topic = log.topic(), partition = target.partition, error = %err, "fetch read failed");
+            with_offsets(answer, log.high_watermark(), log.log_start_offset())
+                .with_error_code(err.kafka_error_code())
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! OffsetCommit and OffsetFetch (v8+ batched groups).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+
+use super::str_bytes;
+use crate::group::{CommittedOffset, GroupCoordinator};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn offset_commit(
+    groups: &GroupCoordinator,
+    request: &OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let commit_timestamp_ms = now_ms();
+    let commits = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| {
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    commit_timestamp_ms,
+                };
+                (topic.name.to_string(), p.partition_index, committed)
+            })
+        })
+        .collect();
+    let result = groups
+        .commit_offsets(
+            &request.group_id,
+            request.member_id.as_str(),
+            request.generation_id_or_member_epoch,
+            commits,
+        )
+        .await;
+    let error_code = result.err().map_or(0, |e| e.code());
+    if error_code != 0 {
+        tracing::info!(group_id = %request.group_id.as_str(), member_id = %request.member_id, error_code, "offset commit refused");
+    }
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error_code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One `(topic, partition)` lookup: `(offset, leader epoch, metadata)`, `-1` when uncommitted.
+fn lookup(
+    groups: &GroupCoordinator,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> (i64, i32, String) {
+    match groups.offsets().fetch(group, topic, partition) {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.unwrap_or_default()),
+        None => (-1, -1, String::new()),
+    }
+}
+
+/// The `(topic, partitions)` asked for, or every committed one when `requested` is `None`.
+fn wanted(
+    groups: &GroupCoordinator,
+    group: &str,
+    requested: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Vec<(TopicName, Vec<i32>)> {
+    match requested {
+        Some(topics) => topics,
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+            for (topic, partition, _) in groups.offsets().fetch_all(group) {
+                by_topic.entry(topic).or_default().push(partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| (TopicName(str_bytes(&t)), ps))
+                .collect()
+        }
+    }
+}
+
+pub fn offset_fetch(
+    groups: &GroupCoordinator,
+    request: &OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let results = request
+            .groups
+            .iter()
+            .map(|group| {
+                let requested = group.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let topics = wanted(groups, &group.group_id, requested)
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        let partitions = partitions
+                            .into_iter()
+                            .map(|p| {
+                                let (offset, epoch, metadata) =
+                                    lookup(groups, &group.group_id, &name, p);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(str_bytes(&metadata)))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(name)
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id.clone())
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(results);
+    }
+    let requested = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let topics = wanted(groups, &request.group_id, requested)
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|p| {
+                    let (offset, epoch, metadata) = lookup(groups, &request.group_id, &name, p);
+                    let partition = OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(str_bytes(&metadata)));
+                    if version >= 5 {
+                        partition.with_committed_leader_epoch(epoch)
+                    } else {
+                        partition
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
