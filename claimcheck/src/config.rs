@@ -38,6 +38,9 @@ pub struct ClaimCheckConfig {
     /// Total size of request headers accepted (`431` above).
     #[serde(rename = "claimcheck.max.header.bytes")]
     pub max_header_bytes: usize,
+    /// Where CSV uploads are spooled before they are split (the system temp dir when unset).
+    #[serde(rename = "claimcheck.spool.dir")]
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Base URL written into tickets' `uri` (`<url>/v1/claims/<id>`); relative when unset.
     #[serde(rename = "claimcheck.public.url")]
     pub public_url: Option<String>,
@@ -55,12 +58,17 @@ impl Default for ClaimCheckConfig {
             gc_grace: Duration::from_secs(3600),
             max_concurrent_requests: 32,
             max_header_bytes: 16 * 1024,
+            spool_dir: None,
             public_url: None,
         }
     }
 }
 
 impl ClaimCheckConfig {
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        self.spool_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
     /// The `uri` a ticket for `id` carries.
     pub fn claim_uri(&self, id: &crate::ClaimId) -> String {
         match &self.public_url {

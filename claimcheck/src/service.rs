@@ -69,9 +69,14 @@ impl ClaimCheckService {
     pub(crate) fn begin_completing(&self, id: UploadId) -> Result<CompletingGuard> {
         let mut set = self.inner.uploads_completing.lock().expect("not poisoned");
         if !set.insert(id) {
-            return Err(ClaimError::Conflict(format!("upload {id} is being completed")));
+            return Err(ClaimError::Conflict(format!(
+                "upload {id} is being completed"
+            )));
         }
-        Ok(CompletingGuard { service: self.clone(), id })
+        Ok(CompletingGuard {
+            service: self.clone(),
+            id,
+        })
     }
 }
 

@@ -40,26 +40,41 @@ impl ObjectKey {
     /// The object path of this key under `prefix`.
     pub fn format(&self, prefix: &Path) -> Path {
         match self {
-            ObjectKey::ClaimPayload(id) => prefix.clone().join(CLAIMS).join(id.to_string()).join("payload"),
-            ObjectKey::ClaimMeta(id) => prefix.clone().join(CLAIMS).join(id.to_string()).join("meta.json"),
-            ObjectKey::UploadState(id) => {
-                prefix.clone().join(UPLOADS).join(id.to_string()).join("state.json")
-            }
+            ObjectKey::ClaimPayload(id) => prefix
+                .clone()
+                .join(CLAIMS)
+                .join(id.to_string())
+                .join("payload"),
+            ObjectKey::ClaimMeta(id) => prefix
+                .clone()
+                .join(CLAIMS)
+                .join(id.to_string())
+                .join("meta.json"),
+            ObjectKey::UploadState(id) => prefix
+                .clone()
+                .join(UPLOADS)
+                .join(id.to_string())
+                .join("state.json"),
             ObjectKey::UploadPart(id, n) => prefix
                 .clone()
                 .join(UPLOADS)
                 .join(id.to_string())
                 .join("parts")
                 .join(format!("{n:010}")),
-            ObjectKey::UploadReceipt(id) => {
-                prefix.clone().join(UPLOADS).join(id.to_string()).join("receipt.json")
-            }
+            ObjectKey::UploadReceipt(id) => prefix
+                .clone()
+                .join(UPLOADS)
+                .join(id.to_string())
+                .join("receipt.json"),
         }
     }
 
     /// The key of `path`, `None` for paths outside `prefix` or not written by the gateway.
     pub fn parse(prefix: &Path, path: &Path) -> Option<ObjectKey> {
-        let parts: Vec<String> = path.prefix_match(prefix)?.map(|p| p.as_ref().to_string()).collect();
+        let parts: Vec<String> = path
+            .prefix_match(prefix)?
+            .map(|p| p.as_ref().to_string())
+            .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         match parts.as_slice() {
             [CLAIMS, id, "payload"] => Some(ObjectKey::ClaimPayload(id.parse().ok()?)),
@@ -147,12 +162,17 @@ impl ClaimStore {
 
     pub async fn put_json<T: Serialize>(&self, key: ObjectKey, value: &T) -> Result<()> {
         let body = serde_json::to_vec(value).map_err(|e| ClaimError::Internal(e.to_string()))?;
-        self.store.put(&self.path(key), PutPayload::from(body)).await?;
+        self.store
+            .put(&self.path(key), PutPayload::from(body))
+            .await?;
         Ok(())
     }
 
     /// Reads a small JSON object; `Ok(None)` when it does not exist.
-    pub async fn get_json<T: for<'de> Deserialize<'de>>(&self, key: ObjectKey) -> Result<Option<T>> {
+    pub async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: ObjectKey,
+    ) -> Result<Option<T>> {
         match self.store.get(&self.path(key)).await {
             Ok(got) => {
                 let bytes = got.bytes().await?;
@@ -251,9 +271,21 @@ mod tests {
             }
         }
         let p = Path::from("strata");
-        assert_eq!(ObjectKey::format(&ObjectKey::ClaimPayload(c), &p).to_string(), format!("strata/claims/{c}/payload"));
-        assert_eq!(ObjectKey::parse(&p, &Path::from("other/claims/x/payload")), None);
-        assert_eq!(ObjectKey::parse(&p, &Path::from("strata/claims/zz/payload")), None);
-        assert_eq!(ObjectKey::parse(&p, &Path::from(format!("strata/claims/{c}/extra"))), None);
+        assert_eq!(
+            ObjectKey::format(&ObjectKey::ClaimPayload(c), &p).to_string(),
+            format!("strata/claims/{c}/payload")
+        );
+        assert_eq!(
+            ObjectKey::parse(&p, &Path::from("other/claims/x/payload")),
+            None
+        );
+        assert_eq!(
+            ObjectKey::parse(&p, &Path::from("strata/claims/zz/payload")),
+            None
+        );
+        assert_eq!(
+            ObjectKey::parse(&p, &Path::from(format!("strata/claims/{c}/extra"))),
+            None
+        );
     }
 }

@@ -171,10 +171,9 @@ impl ClaimTicket {
                     .map_err(|_| ClaimError::InvalidTicket(format!("header {name} is not UTF-8")))
             };
             let number = |name: &str| -> Result<u64> {
-                get(name)?
-                    .trim()
-                    .parse()
-                    .map_err(|_| ClaimError::InvalidTicket(format!("header {name} is not a number")))
+                get(name)?.trim().parse().map_err(|_| {
+                    ClaimError::InvalidTicket(format!("header {name} is not a number"))
+                })
             };
             let (topic, created_at) = match &from_json {
                 Ok(t) => (t.topic.clone(), t.created_at.clone()),
@@ -277,7 +276,13 @@ mod tests {
     fn ids_round_trip_and_reject_garbage() {
         let id = ClaimId::random();
         assert_eq!(id.to_string().parse::<ClaimId>().unwrap(), id);
-        for bad in ["", "../etc/passwd", &"A".repeat(32), &"0".repeat(31), &"g".repeat(32)] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            &"A".repeat(32),
+            &"0".repeat(31),
+            &"g".repeat(32),
+        ] {
             assert!(bad.parse::<ClaimId>().is_err(), "{bad}");
         }
         assert_ne!(ClaimId::random(), ClaimId::random());

@@ -37,7 +37,9 @@ use tracing::{debug, info, warn};
 use crate::error::{ClaimError, Result};
 use crate::service::ClaimCheckService;
 use crate::store::{ClaimMeta, ObjectKey};
-use crate::ticket::{ClaimId, ClaimReceipt, ClaimTicket, TICKET_VERSION, now_rfc3339, validate_topic};
+use crate::ticket::{
+    ClaimId, ClaimReceipt, ClaimTicket, TICKET_VERSION, now_rfc3339, validate_topic,
+};
 
 /// A stream of body bytes; an `Err` item means the producer (client) failed or went away.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -74,12 +76,17 @@ impl BodyVerifier {
     pub fn update(&mut self, chunk: &[u8], expect: &BodyExpectations) -> Result<()> {
         self.size += chunk.len() as u64;
         if self.size > expect.max_bytes {
-            return Err(ClaimError::PayloadTooLarge { limit: expect.max_bytes });
+            return Err(ClaimError::PayloadTooLarge {
+                limit: expect.max_bytes,
+            });
         }
         if let Some(expected) = expect.size
             && self.size > expected
         {
-            return Err(ClaimError::SizeMismatch { expected, actual: self.size });
+            return Err(ClaimError::SizeMismatch {
+                expected,
+                actual: self.size,
+            });
         }
         self.hasher.update(chunk);
         Ok(())
@@ -91,7 +98,10 @@ impl BodyVerifier {
         if let Some(expected) = expect.size
             && expected != self.size
         {
-            return Err(ClaimError::SizeMismatch { expected, actual: self.size });
+            return Err(ClaimError::SizeMismatch {
+                expected,
+                actual: self.size,
+            });
         }
         if let Some(expected) = expect.sha256
             && expected != sha256
@@ -101,7 +111,10 @@ impl BodyVerifier {
                 actual: hex::encode(sha256),
             });
         }
-        Ok(StoredObject { size: self.size, sha256 })
+        Ok(StoredObject {
+            size: self.size,
+            sha256,
+        })
     }
 }
 
@@ -200,9 +213,15 @@ impl ClaimRequest {
         if let Some(size) = self.expected_size
             && size > svc.config().max_upload_bytes
         {
-            return Err(ClaimError::PayloadTooLarge { limit: svc.config().max_upload_bytes });
+            return Err(ClaimError::PayloadTooLarge {
+                limit: svc.config().max_upload_bytes,
+            });
         }
-        if let Some((name, _)) = self.headers.iter().find(|(n, _)| n.starts_with("claimcheck.")) {
+        if let Some((name, _)) = self
+            .headers
+            .iter()
+            .find(|(n, _)| n.starts_with("claimcheck."))
+        {
             return Err(ClaimError::BadRequest(format!(
                 "header {name:?} is reserved for the ticket contract"
             )));
@@ -211,12 +230,20 @@ impl ClaimRequest {
     }
 
     pub fn expectations(&self, max_bytes: u64) -> BodyExpectations {
-        BodyExpectations { size: self.expected_size, sha256: self.expected_sha256, max_bytes }
+        BodyExpectations {
+            size: self.expected_size,
+            sha256: self.expected_sha256,
+            max_bytes,
+        }
     }
 }
 
 /// Reference mode end to end: store the body, then append the ticket. See the module docs.
-pub async fn store_claim(svc: &ClaimCheckService, req: ClaimRequest, body: ByteStream) -> Result<ClaimReceipt> {
+pub async fn store_claim(
+    svc: &ClaimCheckService,
+    req: ClaimRequest,
+    body: ByteStream,
+) -> Result<ClaimReceipt> {
     req.validate(svc)?;
     let id = ClaimId::random();
     let config = svc.config();
@@ -262,7 +289,11 @@ pub(crate) async fn publish_stored_claim(
             }
             info!(claim = %id, topic = %ticket.topic, partition = position.partition,
                   offset = position.offset, size = ticket.size, "claim stored");
-            Ok(ClaimReceipt { ticket, partition: position.partition, offset: position.offset })
+            Ok(ClaimReceipt {
+                ticket,
+                partition: position.partition,
+                offset: position.offset,
+            })
         }
         Err(e) => {
             warn!(claim = %id, error = %e, "claim not published; deleting payload");
@@ -281,7 +312,10 @@ async fn append_ticket(
     stored_at: Instant,
 ) -> Result<crate::RecordPosition> {
     svc.store()
-        .put_json(ObjectKey::ClaimMeta(ticket.id), &ClaimMeta::from_ticket(ticket, None))
+        .put_json(
+            ObjectKey::ClaimMeta(ticket.id),
+            &ClaimMeta::from_ticket(ticket, None),
+        )
         .await?;
     if stored_at.elapsed() > svc.config().gc_grace / 2 {
         return Err(ClaimError::Internal(
@@ -292,6 +326,12 @@ async fn append_ticket(
     headers.extend(ticket.to_headers());
     Ok(svc
         .sink()
-        .append(&ticket.topic, req.partition, req.key.clone(), ticket.to_json(), headers)
+        .append(
+            &ticket.topic,
+            req.partition,
+            req.key.clone(),
+            ticket.to_json(),
+            headers,
+        )
         .await?)
 }
