@@ -1,0 +1,336 @@
+//! Chunk cache: decoded chunks in memory and on local disk, both LRU and bounded in bytes, with
+//! single-flight downloads.
+//!
+//! * Lookup order: memory -> disk -> object store. A disk hit is promoted to memory.
+//! * Single flight: concurrent readers of one chunk share one download. The download runs in its
+//!   own task, so a reader that gives up (client disconnect) does not cancel it for the others.
+//! * Errors are not cached: the next reader retries the download.
+//! * Disk entries carry a CRC-32C of the chunk; a mismatch on load drops the entry (never served).
+//!   The disk directory is wiped at start: entries are cheap to re-fetch and this keeps the index
+//!   purely in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use crate::error::{Result, TieringError};
+
+/// Identity of one chunk of one segment object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChunkId {
+    pub object_key: Arc<str>,
+    pub index: u32,
+}
+
+/// Byte-bounded LRU bookkeeping (values live elsewhere).
+#[derive(Debug)]
+struct Lru<K> {
+    entries: HashMap<K, (u64, u64)>,
+    order: BTreeMap<u64, K>,
+    tick: u64,
+    bytes: u64,
+    capacity: u64,
+}
+
+impl<K: Clone + Eq + Hash> Lru<K> {
+    fn new(capacity: u64) -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            bytes: 0,
+            capacity,
+        }
+    }
+
+    fn touch(&mut self, k: &K) -> bool {
+        let Some((tick, _)) = self.entries.get_mut(k) else {
+            return false;
+        };
+        self.order.remove(tick);
+        self.tick += 1;
+        *tick = self.tick;
+        self.order.insert(self.tick, k.clone());
+        true
+    }
+
+    /// Insert and return the evicted keys (never the inserted one unless it alone is too big).
+    fn insert(&mut self, k: K, size: u64) -> Vec<K> {
+        self.remove(&k);
+        self.tick += 1;
+        self.entries.insert(k.clone(), (self.tick, size));
+        self.order.insert(self.tick, k);
+        self.bytes += size;
+        let mut evicted = Vec::new();
+        while self.bytes > self.capacity {
+            let Some((_, victim)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((_, sz)) = self.entries.remove(&victim) {
+                self.bytes -= sz;
+            }
+            evicted.push(victim);
+        }
+        evicted
+    }
+
+    fn remove(&mut self, k: &K) {
+        if let Some((tick, sz)) = self.entries.remove(k) {
+            self.order.remove(&tick);
+            self.bytes -= sz;
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Bytes>>>;
+
+/// Cache counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub memory_hits: AtomicU64,
+    pub disk_hits: AtomicU64,
+    pub downloads: AtomicU64,
+}
+
+/// The chunk cache.
+#[derive(Debug)]
+pub struct ChunkCache {
+    memory: Mutex<(Lru<ChunkId>, HashMap<ChunkId, Bytes>)>,
+    disk: Option<(PathBuf, Mutex<Lru<ChunkId>>)>,
+    in_flight: Mutex<HashMap<ChunkId, Flight>>,
+    pub stats: CacheStats,
+}
+
+impl ChunkCache {
+    /// A cache of `memory_bytes` in memory and, with `disk`, `(dir, bytes)` on disk.
+    pub fn new(memory_bytes: u64, disk: Option<(PathBuf, u64)>) -> Result<Self> {
+        let disk = match disk {
+            Some((dir, bytes)) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| TieringError::io("create cache dir", &dir, e))?;
+                Some((dir, Mutex::new(Lru::new(bytes))))
+            }
+            None => None,
+        };
+        Ok(Self {
+            memory: Mutex::new((Lru::new(memory_bytes), HashMap::new())),
+            disk,
+            in_flight: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        })
+    }
+
+    fn memory_get(&self, id: &ChunkId) -> Option<Bytes> {
+        let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if m.0.touch(id) {
+            m.1.get(id).cloned()
+        } else {
+            None
+        }
+    }
+
+    fn memory_put(&self, id: ChunkId, b: Bytes) {
+        let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        for victim in m.0.insert(id.clone(), b.len() as u64) {
+            m.1.remove(&victim);
+        }
+        if m.0.entries.contains_key(&id) {
+            m.1.insert(id, b);
+        }
+    }
+
+    /// True when the chunk is in memory (no I/O).
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        let m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        m.1.contains_key(id)
+    }
+
+    fn disk_path(dir: &std::path::Path, id: &ChunkId) -> PathBuf {
+        let name = format!(
+            "{:08x}-{}.chunk",
+            crc32c::crc32c(id.object_key.as_bytes()),
+            id.index
+        );
+        dir.join(name)
+    }
+
+    async fn disk_get(&self, id: &ChunkId) -> Option<Bytes> {
+        let (dir, lru) = self.disk.as_ref()?;
+        if !lru.lock().unwrap_or_else(|e| e.into_inner()).touch(id) {
+            return None;
+        }
+        let path = Self::disk_path(dir, id);
+        let data = tokio::fs::read(&path).await.ok()?;
+        let ok = data.len() >= 4 + id.object_key.len()
+            && data[4..4 + id.object_key.len()] == *id.object_key.as_bytes()
+            && crc32c::crc32c(&data[4..])
+                == u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+        if !ok {
+            tracing::warn!(path = %path.display(), "disk cache entry corrupt; dropping it");
+            lru.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            let _ = tokio::fs::remove_file(&path).await;
+            return None;
+        }
+        Some(Bytes::from(data).slice(4 + id.object_key.len()..))
+    }
+
+    async fn disk_put(&self, id: &ChunkId, b: &Bytes) {
+        let Some((dir, lru)) = self.disk.as_ref() else {
+            return;
+        };
+        let path = Self::disk_path(dir, id);
+        let mut data = Vec::with_capacity(4 + id.object_key.len() + b.len());
+        data.extend_from_slice(&[0; 4]);
+        data.extend_from_slice(id.object_key.as_bytes());
+        data.extend_from_slice(b);
+        let crc = crc32c::crc32c(&data[4..]);
+        data[..4].copy_from_slice(&crc.to_be_bytes());
+        let tmp = path.with_extension("tmp");
+        let written = tokio::fs::write(&tmp, &data).await.is_ok()
+            && tokio::fs::rename(&tmp, &path).await.is_ok();
+        if !written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return;
+        }
+        let evicted = lru
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), data.len() as u64);
+        for victim in evicted {
+            let _ = tokio::fs::remove_file(Self::disk_path(dir, &victim)).await;
+        }
+    }
+
+    /// The chunk from cache, or from `fetch` (shared by every concurrent caller for `id`).
+    pub async fn get_or_fetch(
+        self: &Arc<Self>,
+        id: ChunkId,
+        fetch: impl std::future::Future<Output = Result<Bytes>> + Send + 'static,
+    ) -> Result<Bytes> {
+        if let Some(b) = self.memory_get(&id) {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(b);
+        }
+        let flight = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&id) {
+                Some(f) => f.clone(),
+                None => {
+                    let this = self.clone();
+                    let id2 = id.clone();
+                    let task = tokio::spawn(async move {
+                        let r = this.load(&id2, fetch).await;
+                        this.in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id2);
+                        r
+                    });
+                    let f = async move { task.await.unwrap_or(Err(TieringError::ShuttingDown)) }
+                        .boxed()
+                        .shared();
+                    in_flight.insert(id, f.clone());
+                    f
+                }
+            }
+        };
+        flight.await
+    }
+
+    async fn load(
+        &self,
+        id: &ChunkId,
+        fetch: impl std::future::Future<Output = Result<Bytes>>,
+    ) -> Result<Bytes> {
+        if let Some(b) = self.disk_get(id).await {
+            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+            self.memory_put(id.clone(), b.clone());
+            return Ok(b);
+        }
+        self.stats.downloads.fetch_add(1, Ordering::Relaxed);
+        let b = fetch.await?;
+        self.disk_put(id, &b).await;
+        self.memory_put(id.clone(), b.clone());
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn id(i: u32) -> ChunkId {
+        ChunkId {
+            object_key: Arc::from("seg"),
+            index: i,
+        }
+    }
+
+    #[test]
+    fn lru_evicts_least_recent() {
+        let mut l = Lru::new(10);
+        assert!(l.insert(1, 4).is_empty());
+        assert!(l.insert(2, 4).is_empty());
+        l.touch(&1);
+        assert_eq!(l.insert(3, 4), vec![2]);
+        assert_eq!(l.bytes, 8);
+    }
+
+    #[tokio::test]
+    async fn single_flight_and_tiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ChunkCache::new(10, Some((dir.path().join("c"), 1 << 20))).unwrap());
+        let calls = Arc::new(AtomicU64::new(0));
+        let mut joins = Vec::new();
+        for _ in 0..8 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            joins.push(tokio::spawn(async move {
+                cache
+                    .get_or_fetch(id(0), async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(Bytes::from_static(b"chunk-zero"))
+                    })
+                    .await
+            }));
+        }
+        for j in joins {
+            assert_eq!(j.await.unwrap().unwrap(), Bytes::from_static(b"chunk-zero"));
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one download for 8 readers"
+        );
+        // memory holds 10 bytes: inserting chunk 1 evicts chunk 0 from memory, not from disk
+        cache
+            .get_or_fetch(id(1), async { Ok(Bytes::from_static(b"chunk-one!")) })
+            .await
+            .unwrap();
+        assert!(!cache.contains(&id(0)));
+        let b = cache
+            .get_or_fetch(id(0), async { panic!("must come from disk") })
+            .await
+            .unwrap();
+        assert_eq!(b, Bytes::from_static(b"chunk-zero"));
+        assert_eq!(cache.stats.disk_hits.load(Ordering::SeqCst), 1);
+        // errors are not cached
+        let e = cache
+            .get_or_fetch(id(9), async { Err(TieringError::ShuttingDown) })
+            .await;
+        assert!(e.is_err());
+        let ok = cache
+            .get_or_fetch(id(9), async { Ok(Bytes::from_static(b"x")) })
+            .await
+            .unwrap();
+        assert_eq!(ok, Bytes::from_static(b"x"));
+    }
+}

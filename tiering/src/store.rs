@@ -1,0 +1,145 @@
+//! Building the object store from a URL.
+//!
+//! | URL                        | backend                                                    |
+//! | -------------------------- | ---------------------------------------------------------- |
+//! | `file:///abs/dir`          | local directory (created), with CAS puts (`local_cas.rs`)   |
+//! | `file://./rel/dir`         | same, relative to the working directory                    |
+//! | `s3://bucket/prefix`       | S3 / MinIO / any S3 API, configured from `AWS_*` env vars   |
+//! | `gs://bucket/prefix`       | Google Cloud Storage, `GOOGLE_*` env vars                   |
+//! | `az://container/prefix`    | Azure Blob Storage, `AZURE_*` env vars                      |
+//! | `memory://`                | in-process, for tests                                       |
+//!
+//! Every backend supports `PutMode::Create` and `PutMode::Update`, which the manifest protocol
+//! relies on (S3 uses `If-None-Match` / `If-Match`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+use crate::error::{Result, TieringError};
+use crate::local_cas::LocalConditionalStore;
+
+/// An object store plus the key prefix under which this cluster's remote tier lives.
+#[derive(Debug, Clone)]
+pub struct RemoteStore {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// The URL the store was built from (for messages and `strata tier status`).
+    pub url: String,
+}
+
+impl RemoteStore {
+    /// Wrap an existing store (tests, fault injection).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: impl AsRef<str>,
+        url: impl Into<String>,
+    ) -> Self {
+        Self {
+            store,
+            prefix: Path::from(prefix.as_ref()),
+            url: url.into(),
+        }
+    }
+
+    /// Build a store from `url`; see the module docs for the schemes.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |reason: String| TieringError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        if let Some(rest) = url.strip_prefix("file://") {
+            let dir = PathBuf::from(rest);
+            if rest.is_empty() {
+                return Err(bad("missing directory".into()));
+            }
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()
+                    .map_err(|e| bad(format!("no working directory: {e}")))?
+                    .join(dir)
+            };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| bad(format!("create {}: {e}", dir.display())))?;
+            let dir = dir
+                .canonicalize()
+                .map_err(|e| bad(format!("resolve {}: {e}", dir.display())))?;
+            let fs = LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| bad(e.to_string()))?
+                .with_automatic_cleanup(true);
+            let store = LocalConditionalStore::new(fs, dir);
+            return Ok(Self::new(Arc::new(store), "", url));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let bucket = parsed.host_str().unwrap_or_default().to_string();
+        let prefix = parsed.path().trim_matches('/').to_string();
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "memory" => Arc::new(InMemory::new()),
+            "s3" | "s3a" => {
+                if bucket.is_empty() {
+                    return Err(bad("missing bucket".into()));
+                }
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_conditional_put(S3ConditionalPut::ETagMatch);
+                if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                    let loopback = ["://127.", "://localhost", "://[::1]"]
+                        .iter()
+                        .any(|p| endpoint.contains(p));
+                    b = b
+                        .with_endpoint(&endpoint)
+                        .with_allow_http(endpoint.starts_with("http://") || loopback);
+                    if std::env::var("AWS_REGION").is_err() {
+                        b = b.with_region("us-east-1");
+                    }
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "gs" => {
+                if bucket.is_empty() {
+                    return Err(bad("missing bucket".into()));
+                }
+                let b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let b = MicrosoftAzureBuilder::from_env().with_url(url);
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            other => {
+                return Err(bad(format!(
+                    "unsupported scheme {other:?} (file, s3, gs, az, memory)"
+                )));
+            }
+        };
+        Ok(Self::new(store, prefix, url))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let m = RemoteStore::from_url("memory://").unwrap();
+        assert_eq!(m.prefix.as_ref(), "");
+        let m = RemoteStore::from_url("memory://x/a/b").unwrap();
+        assert_eq!(m.prefix.as_ref(), "a/b");
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/sub", dir.path().display());
+        RemoteStore::from_url(&url).unwrap();
+        assert!(dir.path().join("sub").is_dir());
+        let err = RemoteStore::from_url("ftp://x/y").unwrap_err().to_string();
+        assert!(err.contains("ftp://x/y"), "{err}");
+        assert!(RemoteStore::from_url("s3:///nobucket").is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! Segment upload: local segment file -> one remote segment object -> manifest entry.
+//!
+//! # Protocol (one attempt)
+//!
+//! ```text
+//!  1. manifest: add CopySegmentStarted{upload_id}   (stale Started attempts of the same base
+//!                                                    offset become DeleteSegmentStarted)
+//!  2. object:   stream chunks -> <segments>/<base>-<upload_id>.seg  (multipart when large)
+//!  3. manifest: CopySegmentStarted -> CopySegmentFinished (+ chunk count, footer position, CRC)
+//! ```
+//!
+//! * Idempotent: if a finished entry already covers exactly this segment, nothing is uploaded.
+//! * Crash after 1 or during 2: a Started entry no reader looks at, maybe a partial object or an
+//!   unfinished multipart upload (local staging files are removed on drop). `reconcile` removes
+//!   both once older than the grace period. Every attempt writes a new key, so a retry never
+//!   overwrites or collides with an earlier attempt.
+//! * Failure during 2: the multipart upload is aborted before the error is returned.
+//! * Memory is bounded by one chunk plus `multipart_concurrency + 1` parts, whatever the segment
+//!   size; segments under `multipart_threshold` are buffered and sent with a single PUT.
+//! * The copy quota is charged per stored chunk before it is written.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt, BufReader};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use crate::config::{TieringConfig, backoff};
+use crate::error::{Result, TieringError};
+use crate::keys::{self, SegmentKey};
+use crate::manager::SegmentDescriptor;
+use crate::manifest::{RemoteSegment, SegmentState};
+use crate::manifest_cache::ManifestCache;
+use crate::quota::RateLimiter;
+use crate::retention::complete_deletes;
+use crate::segment_object::{SegmentEncoder, encode_chunk};
+use crate::store::RemoteStore;
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UploadOutcome {
+    /// The segment is now `CopySegmentFinished` under this entry.
+    Uploaded(RemoteSegment),
+    /// A finished entry already covered it (or it is below the remote log start): nothing to do.
+    AlreadyTiered,
+}
+
+/// Shared state of the uploads of one manager.
+#[derive(Debug, Clone)]
+pub(crate) struct Uploader {
+    pub(crate) remote: RemoteStore,
+    pub(crate) manifests: Arc<ManifestCache>,
+    pub(crate) config: Arc<TieringConfig>,
+    pub(crate) quota: Arc<RateLimiter>,
+    /// Upload ids being written by this process: never treated as abandoned.
+    pub(crate) in_flight: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+struct InFlight<'a>(&'a Mutex<HashSet<Uuid>>, Uuid);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
+enum Sink {
+    Buffer(Vec<u8>),
+    Multipart(WriteMultipart),
+}
+
+impl Sink {
+    async fn write(&mut self, bytes: Bytes, concurrency: usize) -> object_store::Result<()> {
+        match self {
+            Sink::Buffer(v) => v.extend_from_slice(&bytes),
+            Sink::Multipart(w) => {
+                w.wait_for_capacity(concurrency).await?;
+                w.put(bytes);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Uploader {
+    /// Upload with retries and exponential backoff on retryable errors.
+    pub(crate) async fn upload_with_retry(
+        &self,
+        desc: &SegmentDescriptor,
+    ) -> Result<UploadOutcome> {
+        let mut attempt = 0;
+        loop {
+            match self.upload_once(desc).await {
+                Ok(o) => return Ok(o),
+                Err(e) if e.is_retryable() && attempt + 1 < self.config.upload_max_attempts => {
+                    let wait = backoff(&self.config, attempt);
+                    tracing::warn!(topic = %desc.topic, partition = desc.partition, base_offset = desc.base_offset,
+                        attempt, error = %e, wait_ms = wait.as_millis() as u64, "segment upload failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt of the protocol in the module docs.
+    pub(crate) async fn upload_once(&self, desc: &SegmentDescriptor) -> Result<UploadOutcome> {
+        let pid = desc.partition_id();
+        let upload_id = Uuid::new_v4();
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(upload_id);
+        let _guard = InFlight(&self.in_flight, upload_id);
+        let key = keys::format_segment(
+            &self.remote.prefix,
+            &SegmentKey {
+                partition: pid.clone(),
+                base_offset: desc.base_offset,
+                upload_id,
+            },
+        );
+        let started = RemoteSegment {
+            base_offset: desc.base_offset,
+            next_offset: desc.next_offset,
+            max_timestamp: desc.max_timestamp,
+            size_bytes: desc.size_bytes,
+            stored_bytes: 0,
+            upload_id,
+            object_key: key.to_string(),
+            state: SegmentState::CopySegmentStarted,
+            chunk_count: 0,
+            footer_crc32c: 0,
+            footer_offset: 0,
+            footer_len: 0,
+            state_changed_ms: crate::now_ms(),
+        };
+
+        // 1. CopySegmentStarted (and retire dead attempts of the same segment).
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = crate::now_ms();
+        let ((is_new, retired), _) = self
+            .manifests
+            .update(&pid, |m| {
+                let dead: Vec<Uuid> = m
+                    .segments
+                    .iter()
+                    .filter(|s| {
+                        s.state == SegmentState::CopySegmentStarted
+                            && s.base_offset == desc.base_offset
+                    })
+                    .filter(|s| !in_flight.contains(&s.upload_id))
+                    .map(|s| s.upload_id)
+                    .collect();
+                m.begin_delete(&dead, now)?;
+                let is_new = m.begin_copy(started.clone())?;
+                Ok((is_new, !dead.is_empty()))
+            })
+            .await?;
+        if retired {
+            if let Err(e) = complete_deletes(&self.remote, &self.manifests, &pid).await {
+                tracing::warn!(partition = %pid, error = %e, "could not remove a dead upload attempt; reconcile will");
+            }
+        }
+        if !is_new {
+            tracing::debug!(partition = %pid, base_offset = desc.base_offset, "segment already tiered");
+            return Ok(UploadOutcome::AlreadyTiered);
+        }
+
+        // 2. The object.
+        let span = tracing::info_span!("upload_segment", partition = %pid, base_offset = desc.base_offset, %upload_id);
+        let done = self
+            .write_object(desc, &key, started)
+            .instrument(span)
+            .await?;
+
+        // 3. CopySegmentFinished.
+        let now = crate::now_ms();
+        self.manifests
+            .update(&pid, |m| m.finish_copy(&done, now))
+            .await?;
+        tracing::info!(partition = %pid, base_offset = desc.base_offset, next_offset = desc.next_offset,
+            bytes = desc.size_bytes, stored = done.stored_bytes, chunks = done.chunk_count, "segment tiered");
+        Ok(UploadOutcome::Uploaded(done))
+    }
+
+    async fn write_object(
+        &self,
+        desc: &SegmentDescriptor,
+        key: &Path,
+        started: RemoteSegment,
+    ) -> Result<RemoteSegment> {
+        let cfg = &self.config;
+        let mut sink = if desc.size_bytes > cfg.multipart_threshold {
+            let up = self
+                .remote
+                .store
+                .put_multipart(key)
+                .await
+                .map_err(|e| TieringError::store("start multipart upload", key, e))?;
+            Sink::Multipart(WriteMultipart::new_with_chunk_size(
+                up,
+                cfg.multipart_part_size,
+            ))
+        } else {
+            Sink::Buffer(Vec::with_capacity(desc.size_bytes as usize / 2))
+        };
+        let body = self.write_body(desc, key, &mut sink).await;
+        match (body, sink) {
+            (Ok((footer, tail, (footer_offset, footer_len, footer_crc32c))), sink) => {
+                let stored_bytes = footer_offset + tail.len() as u64;
+                let put = match sink {
+                    Sink::Buffer(mut v) => {
+                        v.extend_from_slice(&tail);
+                        let opts = PutOptions {
+                            mode: PutMode::Create,
+                            ..Default::default()
+                        };
+                        self.remote
+                            .store
+                            .put_opts(key, PutPayload::from(v), opts)
+                            .await
+                            .map(|_| ())
+                    }
+                    Sink::Multipart(mut w) => {
+                        w.put(tail);
+                        w.finish().await.map(|_| ())
+                    }
+                };
+                put.map_err(|e| TieringError::store("put segment", key, e))?;
+                Ok(RemoteSegment {
+                    stored_bytes,
+                    chunk_count: footer.chunks.len() as u32,
+                    footer_offset,
+                    footer_len,
+                    footer_crc32c,
+                    ..started
+                })
+            }
+            (Err(e), Sink::Multipart(w)) => {
+                if let Err(abort) = w.abort().await {
+                    tracing::warn!(key = %key, error = %abort, "could not abort multipart upload");
+                }
+                Err(e)
+            }
+            (Err(e), Sink::Buffer(_)) => Err(e),
+        }
+    }
+
+    /// Read the segment batch by batch, encode chunks, write them and the index files.
+    async fn write_body(
+        &self,
+        desc: &SegmentDescriptor,
+        key: &Path,
+        sink: &mut Sink,
+    ) -> Result<(crate::segment_object::Footer, Bytes, (u64, u32, u32))> {
+        let cfg = &self.config;
+        let path = &desc.log_path;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| TieringError::io("open segment", path, e))?;
+        let mut reader = BufReader::with_capacity(256 << 10, file);
+        let mut enc = SegmentEncoder::new(desc.base_offset, cfg.chunk_size, cfg.compression);
+        let bad = |d: String| TieringError::corrupt("local segment", path.display(), d);
+        loop {
+            let mut head = [0u8; LOG_OVERHEAD];
+            match reader.read_exact(&mut head).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(TieringError::io("read segment", path, e)),
+            }
+            let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+            if len < (HEADER_LEN - LOG_OVERHEAD) as i32 || len as usize > (1 << 30) {
+                return Err(bad(format!("batch length {len}")));
+            }
+            let mut batch = vec![0u8; LOG_OVERHEAD + len as usize];
+            batch[..LOG_OVERHEAD].copy_from_slice(&head);
+            reader
+                .read_exact(&mut batch[LOG_OVERHEAD..])
+                .await
+                .map_err(|e| TieringError::io("read segment", path, e))?;
+            let h = BatchHeader::parse(&batch).map_err(bad)?;
+            if !h.verify_crc(&batch) {
+                return Err(bad(format!(
+                    "batch at offset {} fails its CRC",
+                    h.base_offset
+                )));
+            }
+            if h.base_offset < desc.base_offset || h.last_offset() >= desc.next_offset {
+                return Err(bad(format!(
+                    "batch [{}, {}] outside segment [{}, {})",
+                    h.base_offset,
+                    h.last_offset(),
+                    desc.base_offset,
+                    desc.next_offset
+                )));
+            }
+            if enc.needs_flush_before(batch.len()) {
+                self.flush_chunk(&mut enc, key, sink).await?;
+            }
+            enc.push_batch(&h, &batch);
+        }
+        self.flush_chunk(&mut enc, key, sink).await?;
+        for index in [&desc.offset_index_path, &desc.time_index_path] {
+            let len = self.copy_file(index, key, sink).await?;
+            enc.index_written(len);
+        }
+        Ok(enc.finish())
+    }
+
+    async fn flush_chunk(
+        &self,
+        enc: &mut SegmentEncoder,
+        key: &Path,
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let Some(raw) = enc.take_chunk() else {
+            return Ok(());
+        };
+        let chunk = tokio::task::spawn_blocking(move || encode_chunk(raw))
+            .await
+            .map_err(|_| TieringError::ShuttingDown)?
+            .map_err(|e| TieringError::io("compress chunk", key.as_ref(), e))?;
+        self.quota.acquire(chunk.bytes.len() as u64).await;
+        enc.chunk_written(chunk.meta);
+        sink.write(chunk.bytes, self.config.multipart_concurrency)
+            .await
+            .map_err(|e| TieringError::store("put segment part", key, e))
+    }
+
+    /// Stream an index file (if present) into the sink; returns its length.
+    async fn copy_file(&self, path: &std::path::Path, key: &Path, sink: &mut Sink) -> Result<u64> {
+        let mut file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(TieringError::io("open index", path, e)),
+        };
+        let mut total = 0u64;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| TieringError::io("read index", path, e))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            buf.truncate(n);
+            total += n as u64;
+            self.quota.acquire(n as u64).await;
+            sink.write(Bytes::from(buf), self.config.multipart_concurrency)
+                .await
+                .map_err(|e| TieringError::store("put segment part", key, e))?;
+        }
+    }
+}
