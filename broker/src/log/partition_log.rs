@@ -854,6 +854,7 @@ pub(crate) mod test_batches {
         Record {
             transactional: false,
             control: false,
+            delete_horizon: false,
             partition_leader_epoch: 0,
             producer_id: producer.0,
             producer_epoch: producer.1,
