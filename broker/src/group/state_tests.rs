@@ -73,8 +73,11 @@ fn second_member_triggers_rebalance_and_heartbeat_says_so() {
     let mut group = Group::new("g".into(), now);
     let (first, mut rx) = join_new(&mut group, now);
     rx.try_recv().unwrap();
-    now_value(group.sync(&first, 1, vec![(first.clone(), Bytes::from_static(b"all"))]));
-    let _ = group.sync(&first, 1, vec![]);
+    let mut sync = later(group.sync(&first, 1, vec![(first.clone(), Bytes::from_static(b"all"))]));
+    assert_eq!(
+        sync.try_recv().unwrap().assignment,
+        Bytes::from_static(b"all")
+    );
 
     let (second, mut rx2) = join_new(&mut group, now);
     assert_eq!(group.state, GroupState::PreparingRebalance);
@@ -140,9 +143,11 @@ fn leave_rebalances_the_rest_and_last_leave_empties_the_group() {
     let rejoined = ra.try_recv().unwrap();
     assert_eq!(rejoined.members.len(), 1);
     assert_eq!(group.leave(&a, now, &timings()), None);
-    assert_eq!(group.state, GroupState::PreparingRebalance);
-    group.tick(now, &timings());
-    assert_eq!(group.state, GroupState::Empty);
+    assert_eq!(
+        group.state,
+        GroupState::Empty,
+        "the round completes at once with nobody left"
+    );
     assert_eq!(
         group.leave("nobody", now, &timings()),
         Some(ResponseError::UnknownMemberId)

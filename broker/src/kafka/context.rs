@@ -18,9 +18,8 @@ use super::metrics::KafkaMetrics;
 pub struct BrokerContextParams {
     pub log: Arc<LogManager>,
     /// Where the server keeps its own durable state (cluster id, broker epoch, producer-id
-    /// block, committed offsets). Give it a directory the log engine does not scan, e.g.
-    /// `<data dir>/kafka-state` is NOT safe if the log treats `<name>-<n>` as a partition; use
-    /// `<data dir>/__strata_kafka` or a sibling of the log directory.
+    /// block, committed offsets), e.g. `<data dir>/kafka`. Safe inside the log's data dir: the
+    /// log engine only ever removes directories that hold a `partition.metadata` file.
     pub state_dir: std::path::PathBuf,
     /// Host and port written into Metadata / FindCoordinator (the address clients dial).
     pub advertised_host: String,

@@ -51,3 +51,8 @@ pub use context::{BrokerContext, BrokerContextParams, ContextError};
 pub use handlers::list_offsets::TierOffsets;
 pub use metrics::KafkaMetrics;
 pub use server::serve;
+
+#[cfg(test)]
+mod loopback_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
