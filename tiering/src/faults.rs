@@ -4,7 +4,8 @@
 //! * `fail_next_puts(n)`: the next `n` single PUTs and multipart parts fail (retryable 503-like);
 //! * `fail_parts_after(bytes)`: multipart parts fail once this many part bytes were accepted
 //!   (one shot: disarmed by the first failure);
-//! * `get_delay(d)`: every GET sleeps `d` first;
+//! * `get_delay(d)` / `put_delay(d)`: every GET / PUT (or part) sleeps `d` first;
+//! * `fail_deletes(true)`: deletes fail until switched off;
 //! * counters of GETs and PUTs for assertions.
 
 use std::fmt;
@@ -29,6 +30,8 @@ pub struct Faults {
     fail_parts_after: AtomicU64,
     parts_bytes: AtomicU64,
     get_delay_ms: AtomicU64,
+    put_delay_ms: AtomicU64,
+    fail_deletes: std::sync::atomic::AtomicBool,
     pub gets: AtomicU64,
     pub puts: AtomicU64,
     pub aborts: AtomicU64,
@@ -45,6 +48,18 @@ impl Faults {
     pub fn get_delay(&self, d: Duration) {
         self.get_delay_ms
             .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+    /// Every PUT and multipart part sleeps `d` first (to cut uploads off midway).
+    pub fn put_delay(&self, d: Duration) {
+        self.put_delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+    /// While set, every delete fails (retryable).
+    pub fn fail_deletes(&self, on: bool) {
+        self.fail_deletes.store(on, Ordering::SeqCst);
+    }
+    fn put_sleep(&self) -> Duration {
+        Duration::from_millis(self.put_delay_ms.load(Ordering::SeqCst))
     }
     fn take_put_failure(&self) -> bool {
         self.fail_puts
@@ -106,7 +121,12 @@ impl MultipartUpload for FaultyUpload {
         if self.faults.take_put_failure() || self.faults.part_fails(data.content_length() as u64) {
             return Box::pin(async { Err(injected("put part")) });
         }
-        self.inner.put_part(data)
+        let delay = self.faults.put_sleep();
+        let part = self.inner.put_part(data);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            part.await
+        })
     }
     async fn complete(&mut self) -> object_store::Result<PutResult> {
         self.inner.complete().await
@@ -129,6 +149,7 @@ impl ObjectStore for FaultyStore {
         if self.faults.take_put_failure() {
             return Err(injected("put"));
         }
+        tokio::time::sleep(self.faults.put_sleep()).await;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -170,6 +191,10 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
+        if self.faults.fail_deletes.load(Ordering::SeqCst) {
+            use futures::StreamExt;
+            return locations.map(|_| Err(injected("delete"))).boxed();
+        }
         self.inner.delete_stream(locations)
     }
 

@@ -51,6 +51,20 @@ impl RemoteStore {
 
     /// Build a store from `url`; see the module docs for the schemes.
     pub fn from_url(url: &str) -> Result<Self> {
+        Self::from_url_with_options(url, std::iter::empty::<(String, String)>())
+    }
+
+    /// Like [`RemoteStore::from_url`], with backend options that override the environment, named
+    /// as `object_store` names them (`aws_endpoint`, `aws_access_key_id`, `aws_region`,
+    /// `aws_allow_http`, `google_service_account`, `azure_storage_account_name`, ...).
+    pub fn from_url_with_options<K: AsRef<str>, V: Into<String>>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let options: Vec<(String, String)> = options
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+            .collect();
         let bad = |reason: String| TieringError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -90,14 +104,29 @@ impl RemoteStore {
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
                     .with_conditional_put(S3ConditionalPut::ETagMatch);
-                if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                for (k, v) in &options {
+                    let key = k
+                        .parse()
+                        .map_err(|e: object_store::Error| bad(e.to_string()))?;
+                    b = b.with_config(key, v.clone());
+                }
+                let endpoint = options
+                    .iter()
+                    .find(|(k, _)| {
+                        k == "aws_endpoint" || k == "aws_endpoint_url" || k == "endpoint"
+                    })
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(endpoint) = endpoint {
                     let loopback = ["://127.", "://localhost", "://[::1]"]
                         .iter()
                         .any(|p| endpoint.contains(p));
                     b = b
                         .with_endpoint(&endpoint)
                         .with_allow_http(endpoint.starts_with("http://") || loopback);
-                    if std::env::var("AWS_REGION").is_err() {
+                    if std::env::var("AWS_REGION").is_err()
+                        && !options.iter().any(|(k, _)| k == "aws_region")
+                    {
                         b = b.with_region("us-east-1");
                     }
                 }
@@ -107,11 +136,23 @@ impl RemoteStore {
                 if bucket.is_empty() {
                     return Err(bad("missing bucket".into()));
                 }
-                let b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                for (k, v) in &options {
+                    let key = k
+                        .parse()
+                        .map_err(|e: object_store::Error| bad(e.to_string()))?;
+                    b = b.with_config(key, v.clone());
+                }
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let b = MicrosoftAzureBuilder::from_env().with_url(url);
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+                for (k, v) in &options {
+                    let key = k
+                        .parse()
+                        .map_err(|e: object_store::Error| bad(e.to_string()))?;
+                    b = b.with_config(key, v.clone());
+                }
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
             other => {
