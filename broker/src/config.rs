@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::log::{LogError, TOPIC_CONFIGS, TopicConfig};
+
 /// Strata's defaults: everything on one machine with nothing else installed.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
@@ -66,8 +68,9 @@ const fn long(min: i64, max: i64) -> ConfigKind {
 const I32: i64 = i32::MAX as i64;
 const I64: i64 = i64::MAX;
 
-/// Every broker config Strata accepts, with Kafka's names, defaults and meaning. Topic-level
-/// configs take their defaults from the `log.*` (and a few other) entries here.
+/// The broker-only configs Strata accepts, with Kafka's names, defaults and meaning. The broker
+/// defaults of topic configs (`log.segment.bytes`, `log.retention.ms`, `message.max.bytes`, ...)
+/// are the synonyms in the log engine's [`TOPIC_CONFIGS`] registry, the one place they are defined.
 pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "node.id", default: "0", kind: long(0, I32), doc: "This broker's id, as clients see it in Metadata." },
     BrokerConfigDef { name: "advertised.listeners", default: "", kind: ConfigKind::Text, doc: "host:port clients are told to connect to; empty means the Kafka listener's bound address." },
@@ -76,25 +79,6 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "default.replication.factor", default: "1", kind: long(1, 1), doc: "Strata is a single node: always 1." },
     BrokerConfigDef { name: "socket.request.max.bytes", default: "104857600", kind: long(1024, I32), doc: "Largest request frame accepted; larger frames close the connection before allocation." },
     BrokerConfigDef { name: "connections.max.idle.ms", default: "600000", kind: long(1000, I64), doc: "Idle connections are closed after this long." },
-    BrokerConfigDef { name: "message.max.bytes", default: "1048588", kind: long(0, I32), doc: "Default max.message.bytes of topics: the largest record batch accepted." },
-    BrokerConfigDef { name: "log.segment.bytes", default: "1073741824", kind: long(14, I32), doc: "Default segment.bytes: roll a segment at this size." },
-    BrokerConfigDef { name: "log.roll.ms", default: "604800000", kind: long(1, I64), doc: "Default segment.ms: roll a segment this old." },
-    BrokerConfigDef { name: "log.roll.jitter.ms", default: "0", kind: long(0, I64), doc: "Default segment.jitter.ms." },
-    BrokerConfigDef { name: "log.index.size.max.bytes", default: "10485760", kind: long(4, I32), doc: "Default segment.index.bytes." },
-    BrokerConfigDef { name: "log.index.interval.bytes", default: "4096", kind: long(0, I32), doc: "Default index.interval.bytes: bytes between offset-index entries." },
-    BrokerConfigDef { name: "log.retention.ms", default: "604800000", kind: long(-1, I64), doc: "Default retention.ms (total retention across both tiers); -1 keeps forever." },
-    BrokerConfigDef { name: "log.retention.bytes", default: "-1", kind: long(-1, I64), doc: "Default retention.bytes per partition (both tiers); -1 means no limit." },
-    BrokerConfigDef { name: "log.local.retention.ms", default: "-2", kind: long(-2, I64), doc: "Default local.retention.ms; -2 means the same as retention.ms." },
-    BrokerConfigDef { name: "log.local.retention.bytes", default: "-2", kind: long(-2, I64), doc: "Default local.retention.bytes; -2 means the same as retention.bytes." },
-    BrokerConfigDef { name: "log.retention.check.interval.ms", default: "300000", kind: long(1, I64), doc: "How often retention runs." },
-    BrokerConfigDef { name: "log.cleanup.policy", default: "delete", kind: ConfigKind::Choice(&["delete", "compact", "compact,delete", "delete,compact"]), doc: "Default cleanup.policy." },
-    BrokerConfigDef { name: "log.flush.interval.messages", default: "9223372036854775807", kind: long(1, I64), doc: "Default flush.messages: fsync after this many messages." },
-    BrokerConfigDef { name: "log.flush.interval.ms", default: "9223372036854775807", kind: long(0, I64), doc: "Default flush.ms: fsync at least this often." },
-    BrokerConfigDef { name: "log.message.timestamp.type", default: "CreateTime", kind: ConfigKind::Choice(&["CreateTime", "LogAppendTime"]), doc: "Default message.timestamp.type." },
-    BrokerConfigDef { name: "log.message.timestamp.before.max.ms", default: "9223372036854775807", kind: long(0, I64), doc: "Default message.timestamp.before.max.ms." },
-    BrokerConfigDef { name: "log.message.timestamp.after.max.ms", default: "9223372036854775807", kind: long(0, I64), doc: "Default message.timestamp.after.max.ms." },
-    BrokerConfigDef { name: "compression.type", default: "producer", kind: ConfigKind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]), doc: "Default compression.type (Strata keeps the producer's compression)." },
-    BrokerConfigDef { name: "min.insync.replicas", default: "1", kind: long(1, 1), doc: "Strata is a single node: always 1." },
     BrokerConfigDef { name: "group.min.session.timeout.ms", default: "6000", kind: long(1, I32), doc: "Smallest session timeout a group member may ask for." },
     BrokerConfigDef { name: "group.max.session.timeout.ms", default: "1800000", kind: long(1, I32), doc: "Largest session timeout a group member may ask for." },
     BrokerConfigDef { name: "group.initial.rebalance.delay.ms", default: "3000", kind: long(0, I32), doc: "Wait this long for more members before the first rebalance of an empty group." },
@@ -113,8 +97,19 @@ pub fn broker_config_def(name: &str) -> Option<&'static BrokerConfigDef> {
     BROKER_CONFIGS.iter().find(|d| d.name == name)
 }
 
-/// Checks one broker config value against its definition.
+/// Whether `name` is the broker-level synonym of a topic config (`log.segment.bytes`, ...).
+pub fn is_topic_config_synonym(name: &str) -> bool {
+    TOPIC_CONFIGS
+        .iter()
+        .any(|def| def.synonyms.iter().any(|s| s.name == name))
+}
+
+/// Checks one broker config value. Broker-only keys are checked here; topic-config synonyms are
+/// checked together by [`validate_topic_defaults`].
 pub fn validate_broker_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    if is_topic_config_synonym(key) {
+        return Ok(());
+    }
     let def = broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey {
         key: key.to_string(),
         hint: unknown_key_hint(key),
@@ -149,10 +144,47 @@ pub fn validate_broker_config(key: &str, value: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Validates the broker defaults of topic configs the way topics will resolve them.
+fn validate_topic_defaults(broker: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    TopicConfig::resolve(broker, &BTreeMap::new())
+        .map(|_| ())
+        .map_err(|error| match error {
+            LogError::InvalidConfig { key, reason } => ConfigError::InvalidValue {
+                value: broker.get(&key).cloned().unwrap_or_default(),
+                key,
+                reason,
+            },
+            other => ConfigError::InvalidValue {
+                key: "broker".into(),
+                value: String::new(),
+                reason: other.to_string(),
+            },
+        })
+}
+
+/// Adds the default of every topic config's first broker synonym, unless some synonym of it was
+/// given (Kafka gives `log.roll.ms` precedence over `log.roll.hours`, so printing a default for
+/// one would hide the other).
+fn fill_topic_defaults(broker: &mut BTreeMap<String, String>) {
+    for def in TOPIC_CONFIGS {
+        let Some(first) = def.synonyms.first() else {
+            continue;
+        };
+        let given = def.synonyms.iter().any(|s| broker.contains_key(s.name));
+        if !given && first.scale == 1 && broker_config_def(first.name).is_none() {
+            broker.insert(first.name.to_string(), def.default.to_string());
+        }
+    }
+}
+
 fn unknown_key_hint(key: &str) -> String {
+    let synonyms = TOPIC_CONFIGS
+        .iter()
+        .flat_map(|def| def.synonyms.iter().map(|s| s.name));
     let close: Vec<&str> = BROKER_CONFIGS
         .iter()
         .map(|d| d.name)
+        .chain(synonyms)
         .filter(|name| {
             let last = key.rsplit('.').next().unwrap_or(key);
             name.ends_with(last) || name.contains(key)
@@ -282,6 +314,8 @@ impl StrataConfig {
             validate_broker_config(&key, &value)?;
             broker.insert(key, value);
         }
+        validate_topic_defaults(&broker)?;
+        fill_topic_defaults(&mut broker);
 
         Ok(Self {
             data_dir,
@@ -309,9 +343,15 @@ impl StrataConfig {
         ));
         for (key, value) in &self.broker {
             let def = broker_config_def(key);
-            let rendered = match def.map(|d| d.kind) {
-                Some(ConfigKind::Long { .. }) | Some(ConfigKind::Bool) => value.clone(),
-                _ => toml_string(value),
+            let numeric_or_bool = match def.map(|d| d.kind) {
+                Some(ConfigKind::Long { .. } | ConfigKind::Bool) => true,
+                Some(_) => false,
+                None => value.parse::<i64>().is_ok() || value == "true" || value == "false",
+            };
+            let rendered = if numeric_or_bool {
+                value.clone()
+            } else {
+                toml_string(value)
             };
             out.push_str(&format!("\"{key}\" = {rendered}\n"));
         }
@@ -452,7 +492,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("`log.segment.bytes`") && err.contains("whole number"), "{err}");
+        assert!(err.contains("`log.segment.bytes`") && err.contains("integer"), "{err}");
 
         let file = write("data_dri = \"x\"\n");
         let err = StrataConfig::load(Some(file.path()), Overrides::default())

@@ -57,7 +57,7 @@ fn a_bad_config_value_is_rejected_at_start_naming_the_key() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("`log.segment.bytes`") && stderr.contains("whole number"),
+        stderr.contains("`log.segment.bytes`") && stderr.contains("not an integer"),
         "{stderr}"
     );
 

@@ -1,15 +1,20 @@
 //! `strata serve`: loads the configuration, binds the listeners, starts every subsystem and
 //! shuts them down in order on SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use tokio::net::TcpListener;
-use tracing::info;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use strata_broker::config::{LogFormat, Overrides, StrataConfig};
+use strata_broker::kafka::{self, BrokerContext, BrokerContextParams};
+use strata_broker::log::{LogManager, LogManagerConfig};
 use strata_broker::{http, metrics};
 
 #[derive(Debug, Args)]
@@ -81,6 +86,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -99,41 +105,99 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP listener to {} (use --http-listen)", config.http_listen))?;
 
-    let registry = metrics::new_registry(started);
+    let log = LogManager::open(log_manager_config(&config)?)
+        .await
+        .with_context(|| format!("opening the log in {}", config.data_dir.display()))?;
+    let (advertised_host, advertised_port) = advertised_address(&config)?;
+    let broker = BrokerContext::open(BrokerContextParams {
+        log: Arc::clone(&log),
+        state_dir: config.data_dir.join("kafka"),
+        advertised_host,
+        advertised_port,
+        broker_configs: config.broker.clone(),
+    })
+    .context("starting the Kafka protocol server")?;
+
+    let mut registry = metrics::new_registry(started);
+    broker.metrics.register(&mut registry);
     let metrics = metrics::MetricsHandle::new(registry);
     let app = http::ops_router(metrics);
 
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let mut http_shutdown = shutdown_rx.clone();
+    let shutdown = CancellationToken::new();
+    let kafka_task = tokio::spawn(kafka::serve(
+        kafka_listener,
+        Arc::clone(&broker),
+        shutdown.clone(),
+    ));
+    let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            })
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
             .await
     });
-    // Until the protocol server is wired in, the Kafka port is bound (so it is reserved and
-    // reported) but accepts nothing.
-    let _kafka_listener = kafka_listener;
 
     info!(
         kafka = %config.kafka_listen,
         http = %config.http_listen,
         data_dir = %config.data_dir.display(),
         remote = %config.remote,
+        topics = log.topics().len(),
         startup_ms = started.elapsed().as_millis() as u64,
         "strata ready"
     );
 
     wait_for_signal().await?;
     info!("shutting down");
-    let _ = shutdown_tx.send(true);
+    // Stop taking requests first, then make the log durable and write its clean-shutdown
+    // checkpoint so that the next start skips recovery.
+    shutdown.cancel();
+    kafka_task
+        .await
+        .context("joining the Kafka server")?
+        .context("serving Kafka")?;
     http_task
         .await
         .context("joining the HTTP server")?
         .context("serving HTTP")?;
+    log.shutdown().await.context("flushing the log")?;
     info!("stopped cleanly");
     Ok(())
+}
+
+fn log_manager_config(config: &StrataConfig) -> anyhow::Result<LogManagerConfig> {
+    let mut log_config = LogManagerConfig::new(&config.data_dir);
+    log_config.broker_defaults = config.broker.clone();
+    if let Some(ms) = config.broker_value("log.retention.check.interval.ms") {
+        let ms: u64 = ms.parse().context("log.retention.check.interval.ms")?;
+        log_config.retention_check_interval = Duration::from_millis(ms);
+    }
+    Ok(log_config)
+}
+
+/// The address clients are told to connect to: `advertised.listeners` (`host:port`, optionally
+/// with Kafka's `PLAINTEXT://` prefix), else the Kafka listener's bound address. A wildcard bind
+/// (0.0.0.0) advertises 127.0.0.1, with a warning, since clients cannot connect to 0.0.0.0.
+fn advertised_address(config: &StrataConfig) -> anyhow::Result<(String, u16)> {
+    let configured = config.broker_value("advertised.listeners").unwrap_or("");
+    if !configured.is_empty() {
+        let first = configured.split(',').next().unwrap_or_default().trim();
+        let address = first.rsplit_once("://").map_or(first, |(_, rest)| rest);
+        let (host, port) = address.rsplit_once(':').with_context(|| {
+            format!("advertised.listeners {configured:?} is not host:port (e.g. PLAINTEXT://broker.example.com:9092)")
+        })?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("advertised.listeners {configured:?} has a bad port"))?;
+        return Ok((host.trim_matches(['[', ']']).to_string(), port));
+    }
+    let bound: SocketAddr = config.kafka_listen;
+    let host = if bound.ip().is_unspecified() {
+        warn!(listen = %bound, "the Kafka listener is bound to a wildcard address; advertising 127.0.0.1 (set advertised.listeners for remote clients)");
+        "127.0.0.1".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Ok((host, bound.port()))
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
