@@ -249,15 +249,10 @@ impl Manifest {
     /// range already exists (idempotent retry: nothing to do).
     pub fn begin_copy(&mut self, seg: RemoteSegment) -> Result<bool> {
         debug_assert!(SegmentState::can_transition(None, seg.state));
-        for s in self
-            .segments
-            .iter()
-            .filter(|s| s.state != SegmentState::CopySegmentStarted)
-        {
-            if s.base_offset == seg.base_offset
-                && s.next_offset == seg.next_offset
-                && s.is_readable()
-            {
+        // Only readable entries count: Started ones are dead attempts (the caller retires them) and
+        // DeleteSegmentStarted ones are already below the log start or on their way out.
+        for s in self.finished() {
+            if s.base_offset == seg.base_offset && s.next_offset == seg.next_offset {
                 return Ok(false);
             }
             if s.base_offset < seg.next_offset && seg.base_offset < s.next_offset {

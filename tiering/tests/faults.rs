@@ -1,0 +1,320 @@
+//! Fault tests: failing and slow stores, crashes mid-upload and mid-retention, corruption,
+//! racing managers. Run on the in-memory store wrapped in `faults::FaultyStore`.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{manager, test_config, wrap, write_segment};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload};
+use strata_tiering::faults::FaultyStore;
+use strata_tiering::manager::UploadOutcome;
+use strata_tiering::manifest::{ManifestStore, SegmentState};
+use strata_tiering::{PartitionId, RemoteStore, TieringConfig, TieringError, keys};
+use uuid::Uuid;
+
+fn faulty() -> (RemoteStore, Arc<FaultyStore>) {
+    let base = RemoteStore::from_url("memory://x/faults").unwrap();
+    let f = Arc::new(FaultyStore::new(base.store.clone()));
+    (wrap(&base, f.clone()), f)
+}
+
+async fn objects(remote: &RemoteStore, p: &PartitionId) -> usize {
+    let dir = keys::format_segments_dir(&remote.prefix, p);
+    let v: Vec<_> = remote.store.list(Some(&dir)).try_collect().await.unwrap();
+    v.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_puts_are_retried_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let small = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 10, 5, false);
+    f.faults.fail_next_puts(2);
+    assert!(matches!(
+        mgr.upload_now(&small.desc).await.unwrap(),
+        UploadOutcome::Uploaded(_)
+    ));
+    assert_eq!(
+        &mgr.read("t", 0, 0, usize::MAX).await.unwrap().unwrap()[..],
+        &small.bytes[..]
+    );
+
+    // multipart: fail once 20 KiB of parts were accepted, then recover
+    let big = write_segment(dir.path(), "t", small.desc.topic_id, 50, 300, 3, true);
+    f.faults.fail_parts_after(20 * 1024);
+    assert!(matches!(
+        mgr.upload_now(&big.desc).await.unwrap(),
+        UploadOutcome::Uploaded(_)
+    ));
+    assert!(
+        f.faults.aborts.load(Ordering::SeqCst) >= 1,
+        "failed multipart upload aborted"
+    );
+    let got = mgr.read("t", 0, 50, usize::MAX).await.unwrap().unwrap();
+    assert_eq!(&got[..], &big.bytes[..]);
+    // the dead attempt left nothing behind: one object per segment, all entries finished
+    let p = small.desc.partition_id();
+    assert_eq!(objects(&remote, &p).await, 2);
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.manifest.segments.len(), 2);
+    assert!(
+        v.manifest
+            .segments
+            .iter()
+            .all(|s| s.state == SegmentState::CopySegmentFinished)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_upload_survives_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let cfg = TieringConfig {
+        upload_max_attempts: 2,
+        ..test_config()
+    };
+    let mgr = manager(&remote, cfg);
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 10, 5, false);
+    f.faults.fail_next_puts(5); // more than one retry round
+    mgr.on_segment_closed(s.desc.clone());
+    mgr.wait_idle().await;
+    assert!(mgr.may_delete_locally("t", 0, 0, 50).await);
+    let st = mgr.partition_status().await.unwrap();
+    assert_eq!(
+        (
+            st[0].remote_segments,
+            st[0].queued_segments,
+            st[0].last_error.clone()
+        ),
+        (1, 0, None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_upload_is_never_read_and_reconcile_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 300, 3, false);
+    let p = s.desc.partition_id();
+    f.faults.put_delay(Duration::from_millis(200));
+    // "crash": the upload future is dropped midway through the multipart upload
+    let cut = tokio::time::timeout(Duration::from_millis(300), mgr.upload_now(&s.desc)).await;
+    assert!(cut.is_err(), "upload was cut off");
+    f.faults.put_delay(Duration::ZERO);
+    // plus an orphan object nobody references (e.g. a crash after an entry was retired)
+    let orphan = keys::format_segment(
+        &remote.prefix,
+        &keys::SegmentKey {
+            partition: p.clone(),
+            base_offset: 999,
+            upload_id: Uuid::new_v4(),
+        },
+    );
+    remote
+        .store
+        .put(&orphan, PutPayload::from_static(b"junk"))
+        .await
+        .unwrap();
+
+    let after = manager(&remote, test_config()); // a restarted broker
+    assert!(
+        !after.may_delete_locally("t", 0, 0, 900).await,
+        "started upload is not tiered"
+    );
+    assert_eq!(after.read("t", 0, 0, 100).await.unwrap(), None);
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        v.manifest.segments[0].state,
+        SegmentState::CopySegmentStarted
+    );
+
+    let report = after.reconcile().await.unwrap();
+    assert_eq!(report.abandoned_uploads, 1);
+    assert!(report.orphans_deleted >= 1);
+    assert_eq!(objects(&remote, &p).await, 0);
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v.manifest.segments.is_empty());
+    // and the segment uploads fine afterwards
+    assert!(matches!(
+        after.upload_now(&s.desc).await.unwrap(),
+        UploadOutcome::Uploaded(_)
+    ));
+    assert_eq!(
+        &after.read("t", 0, 0, usize::MAX).await.unwrap().unwrap()[..],
+        &s.bytes[..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_log_start_advance_and_delete_is_finished_by_reconcile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let id = Uuid::new_v4();
+    let a = write_segment(dir.path(), "t", id, 0, 10, 5, false);
+    let b = write_segment(dir.path(), "t", id, 50, 10, 5, false);
+    mgr.upload_now(&a.desc).await.unwrap();
+    mgr.upload_now(&b.desc).await.unwrap();
+    f.faults.fail_deletes(true);
+    let r = mgr
+        .run_retention("t", 0, -1, b.desc.size_bytes as i64, 0)
+        .await;
+    assert!(r.is_err(), "deletes failed after the manifest moved");
+    // readers already see the new start; the object is still there
+    assert!(matches!(
+        mgr.read("t", 0, 0, 10).await,
+        Err(TieringError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(mgr.remote_log_start_offset("t", 0).await.unwrap(), Some(50));
+    let p = a.desc.partition_id();
+    assert_eq!(objects(&remote, &p).await, 2);
+    f.faults.fail_deletes(false);
+    let report = manager(&remote, test_config()).reconcile().await.unwrap();
+    assert_eq!(report.deletes_finished, 1);
+    assert_eq!(objects(&remote, &p).await, 1);
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.manifest.segments.len(), 1);
+    assert_eq!(v.manifest.log_start_offset, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_chunk_is_an_error_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 40, 5, false);
+    let UploadOutcome::Uploaded(seg) = mgr.upload_now(&s.desc).await.unwrap() else {
+        panic!()
+    };
+    let key = object_store::path::Path::from(seg.object_key.as_str());
+    let mut bytes = remote
+        .store
+        .get(&key)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    bytes[20] ^= 0x55; // inside chunk 0
+    remote
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let cold = manager(&remote, test_config());
+    let err = cold.read("t", 0, 0, 100).await.unwrap_err();
+    assert!(matches!(err, TieringError::Corrupt { .. }), "{err}");
+    assert!(!err.is_retryable());
+    // still an error the second time (not cached as good)
+    assert!(cold.read("t", 0, 0, 100).await.is_err());
+    // other chunks are still served
+    let last = s.batches.last().unwrap().0;
+    assert_eq!(
+        &cold.read("t", 0, last, 1).await.unwrap().unwrap()[..],
+        s.batch_at(last)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_managers_one_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _f) = faulty();
+    let id = Uuid::new_v4();
+    let segs: Vec<_> = (0..6)
+        .map(|i| write_segment(dir.path(), "t", id, i * 50, 10, 5, false))
+        .collect();
+    // same epoch, concurrent writers of different segments: CAS + re-read, no lost update
+    let (m1, m2) = (
+        manager(&remote, test_config()),
+        manager(&remote, test_config()),
+    );
+    let (r1, r2) = tokio::join!(
+        async {
+            for s in segs.iter().step_by(2) {
+                m1.upload_now(&s.desc).await.unwrap();
+            }
+        },
+        async {
+            for s in segs.iter().skip(1).step_by(2) {
+                m2.upload_now(&s.desc).await.unwrap();
+            }
+        }
+    );
+    let _ = (r1, r2);
+    let p = segs[0].desc.partition_id();
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.manifest.finished().count(), 6, "every upload recorded");
+    // a newer epoch takes over; the old writer is fenced, not merged
+    let new = manager(
+        &remote,
+        TieringConfig {
+            writer_epoch: 2,
+            ..test_config()
+        },
+    );
+    let extra = write_segment(dir.path(), "t", id, 300, 10, 5, false);
+    new.upload_now(&extra.desc).await.unwrap();
+    let late = write_segment(dir.path(), "t", id, 350, 10, 5, false);
+    let fresh_old = manager(&remote, test_config());
+    let err = fresh_old.upload_now(&late.desc).await.unwrap_err();
+    assert!(matches!(err, TieringError::Fenced { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_store_concurrent_readers_share_one_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 40, 5, false);
+    mgr.upload_now(&s.desc).await.unwrap();
+    let cold = manager(
+        &remote,
+        TieringConfig {
+            read_ahead_chunks: 0,
+            ..test_config()
+        },
+    );
+    cold.read("t", 0, 199, 1).await.unwrap(); // warm manifest + footer
+    f.faults.get_delay(Duration::from_millis(100));
+    let before = cold.cache_stats().downloads.load(Ordering::SeqCst);
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let c = cold.clone();
+            tokio::spawn(async move { c.read("t", 0, 0, 1).await })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(&r.await.unwrap().unwrap().unwrap()[..], s.batch_at(0));
+    }
+    assert_eq!(
+        cold.cache_stats().downloads.load(Ordering::SeqCst) - before,
+        1
+    );
+}
