@@ -1,0 +1,58 @@
+//! confluent-kafka, kafka-python and kafkajs against a real `strata serve`. The client scripts
+//! (tests/clients/*.py, tests/js/*.js) check content byte for byte and print `OK ...`.
+
+use strata_tests::{Strata, Tool, assert_success, node, python, require};
+
+fn broker() -> Strata {
+    Strata::builder().set("group.initial.rebalance.delay.ms", "0").start()
+}
+
+#[test]
+fn confluent_idempotent_zstd_producer_round_trips_content() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python("confluent_roundtrip.py", &[&strata.kafka_addr(), "ck-roundtrip", "1000"]);
+    assert!(assert_success(&out, "confluent_roundtrip.py").contains("OK 1000"));
+}
+
+#[test]
+fn confluent_admin_creates_alters_and_describes_topic_configs() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python("confluent_admin.py", &[&strata.kafka_addr(), "ck-admin"]);
+    assert!(assert_success(&out, "confluent_admin.py").contains("OK admin"));
+}
+
+#[test]
+fn confluent_group_rebalances_without_loss_or_duplicates() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python("confluent_group.py", &[&strata.kafka_addr(), "ck-group", "ck-group-g"]);
+    assert!(assert_success(&out, "confluent_group.py").contains("OK group"));
+}
+
+#[test]
+fn kafka_python_produces_consumes_in_a_group_and_administers_topics() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python("kafka_python_client.py", &[&strata.kafka_addr(), "kp-topic", "kp-group"]);
+    assert!(assert_success(&out, "kafka_python_client.py").contains("OK kafka-python"));
+}
+
+#[test]
+fn kafkajs_produces_consumes_in_a_group_and_fetches_committed_offsets() {
+    if !require(Tool::Node) {
+        return;
+    }
+    let strata = broker();
+    let out = node("kafkajs_client.js", &[&strata.kafka_addr(), "js-topic", "js-group"]);
+    assert!(assert_success(&out, "kafkajs_client.js").contains("OK kafkajs"));
+}
