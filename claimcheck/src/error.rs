@@ -79,6 +79,12 @@ pub enum ClaimError {
     Io(#[from] std::io::Error),
     #[error("internal: {0}")]
     Internal(String),
+    /// A resumable upload failed after retries; resume it with `upload`.
+    #[error("upload {upload} interrupted (resume it with this id): {source}")]
+    Interrupted {
+        upload: crate::ticket::UploadId,
+        source: Box<ClaimError>,
+    },
 }
 
 pub type Result<T, E = ClaimError> = std::result::Result<T, E>;
@@ -112,6 +118,7 @@ impl ClaimError {
             ClaimError::Reassembly(_) => "reassembly",
             ClaimError::Io(_) => "io",
             ClaimError::Internal(_) => "internal",
+            ClaimError::Interrupted { source, .. } => source.code(),
         }
     }
 
@@ -138,6 +145,7 @@ impl ClaimError {
             ClaimError::HeadersTooLarge { .. } => 431,
             ClaimError::Sink(SinkError::Unavailable(_)) | ClaimError::Store(_) => 503,
             ClaimError::Remote { status, .. } => *status,
+            ClaimError::Interrupted { source, .. } => source.http_status(),
             ClaimError::Sink(SinkError::Other(_))
             | ClaimError::Http(_)
             | ClaimError::Reassembly(_)
@@ -161,6 +169,7 @@ impl ClaimError {
             ),
             ClaimError::Http(e) => e.is_timeout() || e.is_connect() || e.is_request(),
             ClaimError::Remote { status, .. } => *status == 429 || *status >= 500,
+            ClaimError::Interrupted { .. } => true,
             _ => false,
         }
     }
