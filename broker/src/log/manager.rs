@@ -164,7 +164,14 @@ impl LogManager {
             .map_err(storage(format!("creating {}", data_dir.display())))?;
         let lock =
             File::create(data_dir.join(".lock")).map_err(storage("creating the lock file"))?;
-        if lock.try_lock().is_err() {
+        // Retry briefly: a forked child (e.g. `mount` spawned by another thread) may share the
+        // lock's file description for a moment before its exec closes it.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while lock.try_lock().is_err() {
+            if std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
             return Err(LogError::DataDirectory(format!(
                 "{} is in use by another process",
                 data_dir.display()
@@ -246,9 +253,16 @@ impl LogManager {
             manager.config.checkpoint_interval,
         );
         tokio::spawn(async move {
-            let mut roll = tokio::time::interval(roll_every);
-            let mut retention = tokio::time::interval(retention_every);
-            let mut checkpoint = tokio::time::interval(checkpoint_every);
+            let mut roll =
+                tokio::time::interval_at(tokio::time::Instant::now() + roll_every, roll_every);
+            let mut retention = tokio::time::interval_at(
+                tokio::time::Instant::now() + retention_every,
+                retention_every,
+            );
+            let mut checkpoint = tokio::time::interval_at(
+                tokio::time::Instant::now() + checkpoint_every,
+                checkpoint_every,
+            );
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,

@@ -40,6 +40,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod time_index;
+mod validation;
 
 use std::sync::Arc;
 

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use strata_format::{BatchIter, BatchIterEnd, RecordBatch, RecordBatchMut};
+use strata_format::{RecordBatch, RecordBatchMut};
+
+use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
 
 use super::producer_state::{ProducerStateManager, SequenceCheck};
@@ -73,6 +75,10 @@ pub struct PartitionLog {
     pub(super) gate: SharedGate,
     /// This partition's share of `segment.jitter.ms`, drawn once.
     pub(super) roll_jitter_ms: i64,
+    /// Segments closed but not yet fsynced and announced, in roll order.
+    pub(super) pending_closes: Arc<Mutex<std::collections::VecDeque<Arc<Segment>>>>,
+    /// Held by the task announcing closed segments, so events leave in roll order.
+    pub(super) close_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Kafka's rule: offsets inside a segment are stored relative to its base as u32.
@@ -110,6 +116,8 @@ impl PartitionLog {
             events,
             gate,
             roll_jitter_ms,
+            pending_closes: Arc::default(),
+            close_lock: Arc::default(),
         }
     }
 
@@ -131,8 +139,8 @@ impl PartitionLog {
         let config = self.config();
         let batches = validate_batches(&records, &config)?;
         let outcome = self.append_locked(&records, &batches, &config)?;
-        if let Some(closed) = outcome.closed_segment {
-            self.spawn_close(closed);
+        if outcome.closed_segment.is_some() {
+            self.spawn_close();
         }
         let end = outcome.result.last_offset + 1;
         let must_flush = durability == Durability::Fsync || outcome.flush_messages_reached;
@@ -290,6 +298,10 @@ impl PartitionLog {
             .map_err(|e| LogError::storage(format!("creating segment {base}"), e))?;
         state.segments.insert(base, Arc::new(new));
         state.dir_sync_needed = true;
+        self.pending_closes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(old.clone());
         if let Err(error) = state.producers.write_snapshot(&self.dir, base, false) {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "could not write producer snapshot at roll");
         }
@@ -298,45 +310,46 @@ impl PartitionLog {
         Ok(old)
     }
 
-    /// fsyncs a just-closed segment (data, indexes, directory) off the runtime, then publishes
-    /// `SegmentEvent::Closed` so tiering only ever sees durable segments.
-    pub(super) fn spawn_close(&self, segment: Arc<Segment>) {
-        let event = self.closed_segment(&segment);
-        let dir = self.dir.clone();
-        let events = self.events.clone();
+    /// fsyncs just-closed segments (data, indexes, directory) off the runtime, then publishes
+    /// `SegmentEvent::Closed` in roll order, so tiering only ever sees durable segments.
+    pub(super) fn spawn_close(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let (queue, close_lock, events, dir) = (
+            self.pending_closes.clone(),
+            self.close_lock.clone(),
+            self.events.clone(),
+            self.dir.clone(),
+        );
+        let describe = {
+            let (topic, topic_id, partition) = (self.topic.clone(), self.topic_id, self.partition);
+            move |segment: &Segment| closed_segment_event(&topic, topic_id, partition, segment)
+        };
         runtime.spawn(async move {
-            let synced = tokio::task::spawn_blocking(move || {
-                segment.sync_all()?;
-                sync_dir(&dir)
-            })
-            .await;
-            match synced {
-                Ok(Ok(())) => {
-                    let _ = events.send(SegmentEvent::Closed(event));
+            let _announcer = close_lock.lock().await;
+            loop {
+                let Some(segment) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
+                let event = describe(&segment);
+                let dir = dir.clone();
+                let synced = tokio::task::spawn_blocking(move || {
+                    segment.sync_all()?;
+                    sync_dir(&dir)
+                })
+                .await;
+                match synced {
+                    Ok(Ok(())) => {
+                        let _ = events.send(SegmentEvent::Closed(event));
+                    }
+                    Ok(Err(error)) => tracing::error!(%error, log = %event.log_path.display(), "fsync of closed segment failed"),
+                    Err(error) => tracing::error!(%error, "closed-segment fsync task failed"),
                 }
-                Ok(Err(error)) => tracing::error!(%error, log = %event.log_path.display(), "fsync of closed segment failed"),
-                Err(error) => tracing::error!(%error, "closed-segment fsync task failed"),
             }
         });
     }
 
     fn closed_segment(&self, segment: &Segment) -> ClosedSegment {
-        let meta = segment.meta();
-        ClosedSegment {
-            topic: self.topic.clone(),
-            topic_id: self.topic_id,
-            partition: self.partition,
-            base_offset: segment.base_offset,
-            next_offset: meta.next_offset,
-            max_timestamp: meta.max_timestamp,
-            size_bytes: meta.size,
-            log_path: segment.log_path().to_path_buf(),
-            offset_index_path: meta.offset_index.path().to_path_buf(),
-            time_index_path: meta.time_index.path().to_path_buf(),
-        }
+        closed_segment_event(&self.topic, self.topic_id, self.partition, segment)
     }
 
     /// Every closed (immutable) segment still on local disk, oldest first. Tiering uses it to
@@ -509,20 +522,37 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The batch holding the largest timestamp, as (its base offset, timestamp) (ListOffsets -3).
+    /// The record holding the largest timestamp, as (offset, timestamp) (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let state = self.lock_state();
-        let mut best: Option<(i64, i64)> = None;
-        for segment in state.segments.values() {
-            let meta = segment.meta();
-            if meta.max_timestamp >= 0 && best.is_none_or(|(_, ts)| meta.max_timestamp > ts) {
-                best = Some((
-                    meta.offset_of_max_timestamp.max(state.log_start_offset),
-                    meta.max_timestamp,
-                ));
+        let (segment, batch_offset, timestamp) = {
+            let state = self.lock_state();
+            let mut best: Option<(Arc<Segment>, i64, i64)> = None;
+            for segment in state.segments.values() {
+                let meta = segment.meta();
+                if meta.max_timestamp >= 0
+                    && best
+                        .as_ref()
+                        .is_none_or(|(_, _, ts)| meta.max_timestamp > *ts)
+                {
+                    best = Some((
+                        segment.clone(),
+                        meta.offset_of_max_timestamp,
+                        meta.max_timestamp,
+                    ));
+                }
             }
-        }
-        best
+            best?
+        };
+        // Refine from the batch to the record (Kafka returns the record's offset since KIP-734).
+        let record_offset = segment
+            .read(batch_offset, 1)
+            .ok()
+            .flatten()
+            .and_then(|bytes| strata_format::BatchIter::new(bytes).next())
+            .map_or(batch_offset, |batch| {
+                first_record_at_or_after(&batch, timestamp).0
+            });
+        Some((record_offset.max(self.log_start_offset()), timestamp))
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1 = high watermark), durably,
@@ -646,7 +676,8 @@ impl PartitionLog {
             }
             self.roll_locked(&mut state, &config)?
         };
-        self.spawn_close(closed);
+        drop(closed);
+        self.spawn_close();
         Ok(())
     }
 
@@ -701,6 +732,27 @@ impl PartitionLog {
     }
 }
 
+fn closed_segment_event(
+    topic: &str,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    segment: &Segment,
+) -> ClosedSegment {
+    let meta = segment.meta();
+    ClosedSegment {
+        topic: topic.to_string(),
+        topic_id,
+        partition,
+        base_offset: segment.base_offset,
+        next_offset: meta.next_offset,
+        max_timestamp: meta.max_timestamp,
+        size_bytes: meta.size,
+        log_path: segment.log_path().to_path_buf(),
+        offset_index_path: meta.offset_index.path().to_path_buf(),
+        time_index_path: meta.time_index.path().to_path_buf(),
+    }
+}
+
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
 
 struct AppendOutcome {
@@ -735,84 +787,6 @@ fn remove_snapshots_below(dir: &Path, first_base: i64) {
     }
 }
 
-/// Splits and validates an append's batches against the topic config (Kafka's `LogValidator`
-/// checks that do not need record decoding).
-pub(crate) fn validate_batches(
-    records: &Bytes,
-    config: &TopicConfig,
-) -> Result<Vec<RecordBatch>, LogError> {
-    let mut iter = BatchIter::new(records.clone());
-    let batches: Vec<RecordBatch> = iter.by_ref().collect();
-    if let Some(BatchIterEnd::TornTail { error, .. }) = iter.end() {
-        return Err(LogError::CorruptMessage(error.to_string()));
-    }
-    if batches.is_empty() {
-        return Err(LogError::CorruptMessage("no record batch in append".into()));
-    }
-    if records.len() as u64 > config.segment_bytes {
-        return Err(LogError::MessageTooLarge {
-            size: records.len(),
-            max: config.segment_bytes as usize,
-            config: "segment.bytes",
-        });
-    }
-    if batches.len() > 1 && batches.iter().any(RecordBatch::has_producer_id) {
-        return Err(LogError::InvalidRecord(
-            "an idempotent producer must send exactly one batch per partition".into(),
-        ));
-    }
-    let now = now_ms();
-    for batch in &batches {
-        batch
-            .validate()
-            .map_err(|e| LogError::CorruptMessage(e.to_string()))?;
-        if batch.size() > config.max_message_bytes {
-            return Err(LogError::MessageTooLarge {
-                size: batch.size(),
-                max: config.max_message_bytes,
-                config: "max.message.bytes",
-            });
-        }
-        if batch.record_count() == 0 {
-            return Err(LogError::InvalidRecord(
-                "record batch has no records".into(),
-            ));
-        }
-        if i64::from(batch.record_count()) != i64::from(batch.last_offset_delta()) + 1 {
-            return Err(LogError::InvalidRecord(format!(
-                "record count {} does not match last offset delta {}",
-                batch.record_count(),
-                batch.last_offset_delta()
-            )));
-        }
-        if config.message_timestamp_type == TimestampPolicy::CreateTime {
-            for timestamp in [batch.base_timestamp(), batch.max_timestamp()] {
-                check_timestamp(timestamp, now, config)?;
-            }
-        }
-    }
-    Ok(batches)
-}
-
-fn check_timestamp(timestamp: i64, now: i64, config: &TopicConfig) -> Result<(), LogError> {
-    if timestamp == -1 {
-        return Ok(()); // NO_TIMESTAMP is allowed, as in Kafka.
-    }
-    if timestamp < now.saturating_sub(config.message_timestamp_before_max_ms) {
-        return Err(LogError::InvalidTimestamp(format!(
-            "timestamp {timestamp} is more than message.timestamp.before.max.ms={} before now ({now})",
-            config.message_timestamp_before_max_ms
-        )));
-    }
-    if timestamp > now.saturating_add(config.message_timestamp_after_max_ms) {
-        return Err(LogError::InvalidTimestamp(format!(
-            "timestamp {timestamp} is more than message.timestamp.after.max.ms={} after now ({now})",
-            config.message_timestamp_after_max_ms
-        )));
-    }
-    Ok(())
-}
-
 /// Record-level refinement of a timestamp lookup inside one batch.
 fn first_record_at_or_after(batch: &RecordBatch, target: i64) -> (i64, i64) {
     if batch.timestamp_type() == strata_format::TimestampType::LogAppendTime {
@@ -825,81 +799,4 @@ fn first_record_at_or_after(batch: &RecordBatch, target: i64) -> (i64, i64) {
         return (record.offset, record.timestamp);
     }
     (batch.base_offset(), batch.max_timestamp())
-}
-
-#[cfg(test)]
-pub(crate) mod test_batches {
-    //! Real record batches built with `kafka-protocol`'s encoder.
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    use strata_format::RecordBatch;
-
-    pub fn encode(records: &[Record]) -> Bytes {
-        let mut buffer = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buffer,
-            records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        buffer.freeze()
-    }
-
-    pub fn record(offset: i64, producer: (i64, i16, i32), timestamp: i64, value: Bytes) -> Record {
-        Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: producer.2,
-            timestamp,
-            key: None,
-            value: Some(value),
-            headers: Default::default(),
-        }
-    }
-
-    /// `count` records of `value_size` bytes, timestamps starting at `timestamp`.
-    pub fn plain_batch(count: usize, value_size: usize, timestamp: i64) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| {
-                record(
-                    i as i64,
-                    (-1, -1, -1),
-                    timestamp + i as i64,
-                    Bytes::from(vec![i as u8; value_size]),
-                )
-            })
-            .collect();
-        encode(&records)
-    }
-
-    pub fn idempotent_batch(
-        producer_id: i64,
-        epoch: i16,
-        base_sequence: i32,
-        count: usize,
-    ) -> RecordBatch {
-        let records: Vec<Record> = (0..count)
-            .map(|i| {
-                let sequence = strata_format::increment_sequence(base_sequence, i as i32);
-                record(
-                    i as i64,
-                    (producer_id, epoch, sequence),
-                    super::now_ms(),
-                    Bytes::from_static(b"v"),
-                )
-            })
-            .collect();
-        RecordBatch::new(encode(&records)).unwrap()
-    }
 }

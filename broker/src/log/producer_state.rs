@@ -251,7 +251,7 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::partition_log::test_batches::idempotent_batch;
+    use crate::log::validation::test_batches::idempotent_batch;
 
     fn append(
         state: &mut ProducerStateManager,

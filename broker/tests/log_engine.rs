@@ -1,0 +1,716 @@
+//! Log engine behaviour on real files: append/read/roll, restarts (clean and unclean), timestamp
+//! lookups, validation errors, idempotent producers, retention, corruption repair, an
+//! incompatible data directory, a full disk (real tmpfs), and topic administration.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strata_broker::log::{
+    ConfigOp, ConfigSource, Durability, LocalDeletionGate, LogManager, LogManagerConfig,
+    PartitionLog, SegmentEvent,
+};
+use strata_format::BatchIter;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn batch_with(count: usize, value_size: usize, timestamp: i64, producer: (i64, i16, i32)) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka-protocol keeps records in one batch while offset - sequence is constant.
+            sequence: if producer.0 < 0 {
+                i as i32 - 1
+            } else {
+                producer.2 + i as i32
+            },
+            timestamp: timestamp + i as i64,
+            key: None,
+            value: Some(Bytes::from(vec![(i % 251) as u8; value_size])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buffer,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buffer.freeze()
+}
+
+fn batch(count: usize, value_size: usize) -> Bytes {
+    batch_with(count, value_size, now_ms(), (-1, -1, -1))
+}
+
+fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn open(dir: &Path) -> Arc<LogManager> {
+    LogManager::open(LogManagerConfig::new(dir)).await.unwrap()
+}
+
+/// Reads the whole partition, checking dense offsets; returns (base, last) per batch.
+fn read_all(log: &PartitionLog) -> Vec<(i64, i64)> {
+    let mut offset = log.log_start_offset();
+    let mut batches = Vec::new();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 64 * 1024).unwrap();
+        assert!(!read.records.is_empty());
+        for batch in BatchIter::new(read.records) {
+            batch.validate().unwrap();
+            assert_eq!(batch.base_offset(), offset);
+            batches.push((batch.base_offset(), batch.last_offset()));
+            offset = batch.next_offset();
+        }
+    }
+    batches
+}
+
+#[tokio::test]
+async fn append_read_roll_and_segment_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    let mut events = manager.subscribe_segment_events();
+    manager
+        .create_topic(
+            "t",
+            2,
+            overrides(&[("segment.bytes", "4096"), ("index.interval.bytes", "512")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let mut expected_base = 0;
+    for i in 0..200 {
+        let result = log
+            .append(batch(1 + i % 3, 100), Durability::Written)
+            .await
+            .unwrap();
+        assert_eq!(result.base_offset, expected_base);
+        assert!(!result.duplicate);
+        expected_base = result.last_offset + 1;
+    }
+    assert_eq!(log.log_end_offset(), expected_base);
+    assert_eq!(log.high_watermark(), expected_base);
+    // Every offset is found via the sparse index, in the batch that contains it.
+    for offset in 0..expected_base {
+        let read = log.read(offset, 1).unwrap(); // max_bytes below one batch: still one batch
+        let first = BatchIter::new(read.records).next().unwrap();
+        assert!(
+            first.base_offset() <= offset && offset <= first.last_offset(),
+            "offset {offset}"
+        );
+    }
+    assert!(log.read(expected_base, 1024).unwrap().records.is_empty());
+    assert_eq!(
+        log.read(expected_base + 1, 1024)
+            .unwrap_err()
+            .kafka_error_code(),
+        1
+    );
+    let closed = log.closed_segments();
+    assert!(
+        closed.len() > 3,
+        "expected several rolls, got {}",
+        closed.len()
+    );
+    let SegmentEvent::Closed(first) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(first, closed[0]);
+    assert_eq!(first.base_offset, 0);
+    assert!(
+        first.size_bytes <= 4096 && first.log_path.exists() && first.offset_index_path.exists()
+    );
+    assert_eq!(read_all(&log).last().unwrap().1, expected_base - 1);
+}
+
+#[tokio::test]
+async fn restarts_clean_and_unclean_keep_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    let topic = manager
+        .create_topic("t", 1, overrides(&[("segment.bytes", "8192")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..100 {
+        log.append(batch(2, 200), Durability::Fsync).await.unwrap();
+    }
+    let before = read_all(&log);
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+    let manager = open(dir.path()).await;
+    assert_eq!(manager.topic("t").unwrap(), topic);
+    assert_eq!(manager.topic_by_id(topic.topic_id).unwrap().name, "t");
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(read_all(&log), before);
+    for _ in 0..50 {
+        log.append(batch(1, 300), Durability::Written)
+            .await
+            .unwrap();
+    }
+    let before = read_all(&log);
+    drop((log, manager)); // no shutdown: unclean
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(read_all(&log), before);
+    assert_eq!(log.log_end_offset(), 250);
+}
+
+#[tokio::test]
+async fn timestamps_and_log_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("t", 1, overrides(&[("segment.bytes", "2048")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let base = now_ms() - 100_000;
+    for i in 0..50 {
+        // 4 records per batch, timestamps base + 1000*i + 0..4
+        log.append(
+            batch_with(4, 50, base + 1_000 * i, (-1, -1, -1)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(log.offset_for_timestamp(base - 5).unwrap(), Some((0, base)));
+    assert_eq!(
+        log.offset_for_timestamp(base + 10_002).unwrap(),
+        Some((42, base + 10_002))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(base + 10_005).unwrap(),
+        Some((44, base + 11_000))
+    );
+    assert_eq!(log.offset_for_timestamp(base + 1_000_000).unwrap(), None);
+    assert_eq!(log.max_timestamp(), Some((199, base + 49_003)));
+
+    manager
+        .create_topic(
+            "lat",
+            1,
+            overrides(&[("message.timestamp.type", "LogAppendTime")]),
+            false,
+        )
+        .unwrap();
+    let lat = manager.partition("lat", 0).unwrap();
+    let before = now_ms();
+    let result = lat
+        .append(batch_with(2, 10, 5, (-1, -1, -1)), Durability::Written)
+        .await
+        .unwrap();
+    assert!(result.log_append_time >= before);
+    let stored = BatchIter::new(lat.read(0, 1000).unwrap().records)
+        .next()
+        .unwrap();
+    stored.validate().unwrap(); // CRC recomputed
+    assert_eq!(stored.max_timestamp(), result.log_append_time);
+    assert_eq!(
+        stored.timestamp_type(),
+        strata_format::TimestampType::LogAppendTime
+    );
+}
+
+#[tokio::test]
+async fn invalid_appends_are_rejected_with_kafka_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[
+                ("max.message.bytes", "2000"),
+                ("message.timestamp.before.max.ms", "60000"),
+            ]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let mut corrupt = BytesMut::from(&batch(1, 10)[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(
+        log.append(corrupt.freeze(), Durability::Written)
+            .await
+            .unwrap_err()
+            .kafka_error_code(),
+        2
+    );
+    let torn = batch(1, 10).slice(..40);
+    assert_eq!(
+        log.append(torn, Durability::Written)
+            .await
+            .unwrap_err()
+            .kafka_error_code(),
+        2
+    );
+    assert_eq!(
+        log.append(batch(1, 5000), Durability::Written)
+            .await
+            .unwrap_err()
+            .kafka_error_code(),
+        10
+    );
+    let old = batch_with(1, 10, now_ms() - 3_600_000, (-1, -1, -1));
+    assert_eq!(
+        log.append(old, Durability::Written)
+            .await
+            .unwrap_err()
+            .kafka_error_code(),
+        32
+    );
+    let future = batch_with(1, 10, now_ms() + 7_200_000, (-1, -1, -1));
+    assert_eq!(
+        log.append(future, Durability::Written)
+            .await
+            .unwrap_err()
+            .kafka_error_code(),
+        32
+    );
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(
+        log.append(batch(1, 10), Durability::Written)
+            .await
+            .unwrap()
+            .base_offset,
+        0
+    );
+}
+
+#[tokio::test]
+async fn idempotent_producer_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("t", 1, overrides(&[("segment.bytes", "1024")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let mut seq = 0;
+    for _ in 0..20 {
+        log.append(
+            batch_with(3, 50, now_ms(), (42, 0, seq)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+        seq += 3;
+    }
+    let retry = log
+        .append(
+            batch_with(3, 50, now_ms(), (42, 0, seq - 3)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!((retry.base_offset, retry.last_offset), (57, 59));
+    assert_eq!(log.log_end_offset(), 60);
+    let gap = log
+        .append(
+            batch_with(1, 50, now_ms(), (42, 0, seq + 5)),
+            Durability::Written,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(gap.kafka_error_code(), 45);
+    drop((log, manager)); // unclean: state rebuilt from snapshot at last roll + replay
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert!(
+        log.append(
+            batch_with(3, 50, now_ms(), (42, 0, seq - 3)),
+            Durability::Written
+        )
+        .await
+        .unwrap()
+        .duplicate
+    );
+    log.append(
+        batch_with(1, 50, now_ms(), (42, 0, seq)),
+        Durability::Written,
+    )
+    .await
+    .unwrap();
+    let fenced = log
+        .append(
+            batch_with(1, 50, now_ms(), (42, -1, 0)),
+            Durability::Written,
+        )
+        .await;
+    assert!(fenced.is_err());
+    manager.shutdown().await.unwrap();
+    drop((log, manager)); // clean: state from the shutdown snapshot
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert!(
+        log.append(
+            batch_with(1, 50, now_ms(), (42, 0, seq)),
+            Durability::Written
+        )
+        .await
+        .unwrap()
+        .duplicate
+    );
+}
+
+struct DenyAll;
+impl LocalDeletionGate for DenyAll {
+    fn may_delete_locally(&self, _: &str, _: i32, _: i64, _: i64) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn retention_gate_and_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[
+                ("segment.bytes", "1024"),
+                ("retention.bytes", "3000"),
+                ("file.delete.delay.ms", "0"),
+            ]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..60 {
+        log.append(batch(1, 150), Durability::Written)
+            .await
+            .unwrap();
+    }
+    manager.set_local_deletion_gate(Arc::new(DenyAll));
+    assert_eq!(manager.run_retention_now(), 0);
+    manager.set_local_deletion_gate(Arc::new(strata_broker::log::AllowAllDeletions));
+    assert!(manager.run_retention_now() > 0);
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert_eq!(log.read(start - 1, 100).unwrap_err().kafka_error_code(), 1);
+    assert_eq!(read_all(&log).first().unwrap().0, start);
+    let new_start = log.delete_records_before(55).unwrap();
+    assert_eq!(new_start, 55);
+    assert_eq!(log.read(54, 100).unwrap_err().kafka_error_code(), 1);
+    assert_eq!(
+        log.delete_records_before(1000)
+            .unwrap_err()
+            .kafka_error_code(),
+        1
+    );
+    drop((log, manager));
+    let manager = open(dir.path()).await;
+    assert_eq!(manager.partition("t", 0).unwrap().log_start_offset(), 55);
+}
+
+fn segment_files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn corruption_is_repaired_keeping_everything_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[("segment.bytes", "4096"), ("index.interval.bytes", "256")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..100 {
+        log.append(batch(1, 200), Durability::Written)
+            .await
+            .unwrap();
+    }
+    let before = read_all(&log);
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+    let partition_dir = dir.path().join("t-0");
+
+    // Damaged indexes after a clean stop are detected and rebuilt.
+    let indexes = segment_files(&partition_dir, "index");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&indexes[0])
+        .unwrap();
+    file.set_len(file.metadata().unwrap().len() - 3).unwrap();
+    std::fs::write(
+        &segment_files(&partition_dir, "timeindex")[1],
+        b"garbage!garbage!garbage!",
+    )
+    .unwrap();
+    std::fs::write(&indexes[2], [0xffu8; 16]).unwrap();
+    let manager = open(dir.path()).await;
+    assert_eq!(read_all(&manager.partition("t", 0).unwrap()), before);
+    drop(manager); // unclean from here
+
+    // A flipped byte in the second segment: everything before the damaged batch survives.
+    std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).ok();
+    let logs = segment_files(&partition_dir, "log");
+    let mut bytes = std::fs::read(&logs[1]).unwrap();
+    let damaged_at = 1000;
+    bytes[damaged_at] ^= 0x55;
+    std::fs::write(&logs[1], &bytes).unwrap();
+    let second_base: i64 = logs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    let after = read_all(&log);
+    assert!(after.len() < before.len());
+    assert_eq!(&before[..after.len()], &after[..]);
+    assert!(
+        log.log_end_offset() > second_base,
+        "batches of the damaged segment before the damage survive"
+    );
+    // The log works again: new appends continue densely.
+    let next = log.log_end_offset();
+    assert_eq!(
+        log.append(batch(1, 10), Durability::Fsync)
+            .await
+            .unwrap()
+            .base_offset,
+        next
+    );
+    drop((log, manager));
+
+    // A torn tail (truncated .log) is cut at the last whole batch.
+    let logs = segment_files(&partition_dir, "log");
+    let last = logs.last().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len - 7).unwrap();
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(log.log_end_offset(), next);
+    read_all(&log);
+}
+
+#[tokio::test]
+async fn incompatible_or_busy_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    let busy = LogManager::open(LogManagerConfig::new(dir.path()))
+        .await
+        .err()
+        .unwrap();
+    assert!(busy.to_string().contains("in use"), "{busy}");
+    drop(manager);
+    std::fs::write(
+        dir.path().join("meta.properties"),
+        "strata.log.format.version=99\n",
+    )
+    .unwrap();
+    let error = LogManager::open(LogManagerConfig::new(dir.path()))
+        .await
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("version 99"), "{error}");
+    assert_eq!(error.kafka_error_code(), 56);
+}
+
+#[tokio::test]
+async fn topic_administration() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    assert_eq!(
+        manager
+            .create_topic("bad/name", 1, BTreeMap::new(), false)
+            .unwrap_err()
+            .kafka_error_code(),
+        17
+    );
+    assert_eq!(
+        manager
+            .create_topic("t", 0, BTreeMap::new(), false)
+            .unwrap_err()
+            .kafka_error_code(),
+        37
+    );
+    assert_eq!(
+        manager
+            .create_topic("t", 1, overrides(&[("segment.bytes", "x")]), false)
+            .unwrap_err()
+            .kafka_error_code(),
+        40
+    );
+    manager.create_topic("t", 1, BTreeMap::new(), true).unwrap();
+    assert!(
+        manager.topic("t").is_none(),
+        "validate_only must not create"
+    );
+    manager
+        .create_topic("t", 1, overrides(&[("retention.ms", "1000")]), false)
+        .unwrap();
+    assert_eq!(
+        manager
+            .create_topic("t", 1, BTreeMap::new(), false)
+            .unwrap_err()
+            .kafka_error_code(),
+        36
+    );
+    manager
+        .alter_topic_config(
+            "t",
+            vec![
+                ConfigOp::Set("retention.bytes".into(), "5".into()),
+                ConfigOp::Delete("retention.ms".into()),
+            ],
+            false,
+        )
+        .unwrap();
+    let entries = manager.describe_topic_config("t").unwrap();
+    let retention_bytes = entries
+        .iter()
+        .find(|e| e.name == "retention.bytes")
+        .unwrap();
+    assert_eq!(
+        (retention_bytes.value.as_deref(), retention_bytes.source),
+        (Some("5"), ConfigSource::TopicOverride)
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .find(|e| e.name == "retention.ms")
+            .unwrap()
+            .source,
+        ConfigSource::Default
+    );
+    assert_eq!(
+        manager.partition("t", 0).unwrap().config().retention_bytes,
+        5
+    );
+    assert_eq!(
+        manager
+            .alter_topic_config("t", vec![ConfigOp::Set("nope".into(), "1".into())], false)
+            .unwrap_err()
+            .kafka_error_code(),
+        40
+    );
+    manager.create_partitions("t", 3, false).unwrap();
+    assert_eq!(
+        manager
+            .create_partitions("t", 2, false)
+            .unwrap_err()
+            .kafka_error_code(),
+        37
+    );
+    assert!(manager.partition("t", 2).is_some());
+    drop(manager);
+    let manager = open(dir.path()).await;
+    assert_eq!(manager.topic("t").unwrap().partitions, 3);
+    assert_eq!(
+        manager.topic("t").unwrap().overrides,
+        overrides(&[("retention.bytes", "5")])
+    );
+    manager.delete_topic("t").unwrap();
+    assert!(manager.topic("t").is_none() && !dir.path().join("t-0").exists());
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    assert_eq!(manager.partition("t", 0).unwrap().log_end_offset(), 0);
+}
+
+/// A real full disk: a 2 MiB tmpfs (needs root; skipped with a message otherwise).
+#[tokio::test]
+async fn full_disk_fails_appends_without_poisoning_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here");
+        return;
+    }
+    let result = std::panic::AssertUnwindSafe(async {
+        let manager = open(dir.path()).await;
+        manager
+            .create_topic("t", 1, overrides(&[("segment.bytes", "10485760")]), false)
+            .unwrap();
+        let log = manager.partition("t", 0).unwrap();
+        let filler = dir.path().join("filler");
+        std::fs::write(&filler, vec![0u8; 1024 * 1024]).unwrap();
+        let mut error = None;
+        for _ in 0..10_000 {
+            match log.append(batch(1, 4000), Durability::Fsync).await {
+                Ok(_) => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let error = error.expect("the disk should fill up");
+        assert_eq!(error.kafka_error_code(), 56);
+        assert!(error.is_disk_full(), "{error}");
+        let end = log.log_end_offset();
+        assert_eq!(
+            read_all(&log).last().unwrap().1,
+            end - 1,
+            "reads keep working"
+        );
+        std::fs::remove_file(&filler).unwrap();
+        let result = log.append(batch(1, 4000), Durability::Fsync).await.unwrap();
+        assert_eq!(result.base_offset, end, "appends resume with no gap");
+        drop((log, manager));
+        let manager = open(dir.path()).await;
+        assert_eq!(
+            read_all(&manager.partition("t", 0).unwrap()).len() as i64,
+            end + 1
+        );
+    });
+    let outcome = futures::FutureExt::catch_unwind(result).await;
+    let _ = std::process::Command::new("umount")
+        .arg(dir.path())
+        .status();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
