@@ -94,19 +94,19 @@ impl TieringError {
     pub fn is_retryable(&self) -> bool {
         use object_store::Error as E;
         match self {
-            TieringError::Store { source, .. } => match source.as_ref() {
+            TieringError::Store { source, .. } => !matches!(
+                source.as_ref(),
                 E::NotFound { .. }
-                | E::InvalidPath { .. }
-                | E::NotSupported { .. }
-                | E::NotImplemented { .. }
-                | E::PermissionDenied { .. }
-                | E::Unauthenticated { .. }
-                | E::UnknownConfigurationKey { .. }
-                | E::AlreadyExists { .. }
-                | E::Precondition { .. }
-                | E::NotModified { .. } => false,
-                _ => true,
-            },
+                    | E::InvalidPath { .. }
+                    | E::NotSupported { .. }
+                    | E::NotImplemented { .. }
+                    | E::PermissionDenied { .. }
+                    | E::Unauthenticated { .. }
+                    | E::UnknownConfigurationKey { .. }
+                    | E::AlreadyExists { .. }
+                    | E::Precondition { .. }
+                    | E::NotModified { .. }
+            ),
             TieringError::Conflict { .. } => true,
             TieringError::Io { .. } => false,
             TieringError::InvalidUrl { .. }

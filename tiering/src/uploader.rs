@@ -169,10 +169,8 @@ impl Uploader {
                 Ok((is_new, !dead.is_empty()))
             })
             .await?;
-        if retired {
-            if let Err(e) = complete_deletes(&self.remote, &self.manifests, &pid).await {
-                tracing::warn!(partition = %pid, error = %e, "could not remove a dead upload attempt; reconcile will");
-            }
+        if retired && let Err(e) = complete_deletes(&self.remote, &self.manifests, &pid).await {
+            tracing::warn!(partition = %pid, error = %e, "could not remove a dead upload attempt; reconcile will");
         }
         if !is_new {
             tracing::debug!(partition = %pid, base_offset = desc.base_offset, "segment already tiered");
