@@ -127,21 +127,6 @@ pub(crate) mod test_batches {
         }
     }
 
-    /// `count` records of `value_size` bytes, timestamps starting at `timestamp`.
-    pub fn plain_batch(count: usize, value_size: usize, timestamp: i64) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| {
-                record(
-                    i as i64,
-                    (-1, -1, -1),
-                    timestamp + i as i64,
-                    Bytes::from(vec![i as u8; value_size]),
-                )
-            })
-            .collect();
-        encode(&records)
-    }
-
     pub fn idempotent_batch(
         producer_id: i64,
         epoch: i16,
