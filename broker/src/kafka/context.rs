@@ -11,7 +11,9 @@ use crate::log::LogManager;
 
 use super::broker_state::{BrokerIdentity, ProducerIdAllocator};
 use super::codec::DEFAULT_MAX_REQUEST_BYTES;
+use super::handlers::fetch::ColdReader;
 use super::handlers::list_offsets::{LocalOnly, TierOffsets};
+use super::handlers::produce::AppendAdmission;
 use super::metrics::KafkaMetrics;
 
 /// What the binary hands the Kafka server at start.
@@ -50,6 +52,8 @@ pub struct BrokerContext {
     /// them in memory (not persisted: the config file stays the source of truth at restart).
     pub broker_configs: RwLock<BTreeMap<String, String>>,
     tier_offsets: RwLock<Arc<dyn TierOffsets>>,
+    cold_reader: RwLock<Option<Arc<dyn ColdReader>>>,
+    append_admission: RwLock<Option<Arc<dyn AppendAdmission>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,8 @@ impl BrokerContext {
             metrics: KafkaMetrics::default(),
             broker_configs: RwLock::new(configs),
             tier_offsets: RwLock::new(Arc::new(LocalOnly)),
+            cold_reader: RwLock::new(None),
+            append_admission: RwLock::new(None),
         }))
     }
 
@@ -126,6 +132,30 @@ impl BrokerContext {
 
     pub fn tier_offsets(&self) -> Arc<dyn TierOffsets> {
         Arc::clone(&self.tier_offsets.read().expect("tier offsets lock"))
+    }
+
+    /// Plugs the remote tier into Fetch below the local log start and ListOffsets by timestamp.
+    pub fn set_cold_reader(&self, reader: Arc<dyn ColdReader>) {
+        *self.cold_reader.write().expect("cold reader lock") = Some(reader);
+    }
+
+    pub fn cold_reader(&self) -> Option<Arc<dyn ColdReader>> {
+        self.cold_reader.read().expect("cold reader lock").clone()
+    }
+
+    /// Lets the remote tier refuse appends (e.g. uploads stalled too long).
+    pub fn set_append_admission(&self, admission: Arc<dyn AppendAdmission>) {
+        *self
+            .append_admission
+            .write()
+            .expect("append admission lock") = Some(admission);
+    }
+
+    pub fn append_admission(&self) -> Option<Arc<dyn AppendAdmission>> {
+        self.append_admission
+            .read()
+            .expect("append admission lock")
+            .clone()
     }
 
     pub fn node_id(&self) -> i32 {

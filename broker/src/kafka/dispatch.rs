@@ -46,7 +46,7 @@ pub async fn dispatch(
         },
         RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(ctx, req, version).await),
         RequestKind::ListOffsets(req) => {
-            ResponseKind::ListOffsets(list_offsets::handle(ctx, req, version))
+            ResponseKind::ListOffsets(list_offsets::handle(ctx, req, version).await)
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(producer_ids::init_producer_id(ctx, req))

@@ -11,6 +11,10 @@
 //! when the limit is smaller than the batch), so a consumer can never get stuck on a big batch.
 //! Fetch sessions (KIP-227) are not kept: we answer `session_id = 0`, which tells the client to
 //! send full fetch requests.
+//!
+//! Cold reads: a fetch offset below a partition's local log start goes to the [`ColdReader`]
+//! (the remote tier, set with `BrokerContext::set_cold_reader`) once, before the long poll, bounded
+//! by `max_wait_ms`: a slow object store answers with no records rather than an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,25 @@ struct Target {
     fetch_offset: i64,
     partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, ResponseError>,
+    /// The remote tier's answer when `fetch_offset` is below the local log start.
+    cold: Option<ColdRead>,
+}
+
+/// A cold read's outcome: whole batches (`None`: nothing ready in time) or a Kafka error code.
+pub type ColdRead = Result<Option<Bytes>, i16>;
+
+/// Serves offsets below the local log start from the remote tier.
+#[async_trait::async_trait]
+pub trait ColdReader: Send + Sync {
+    /// Whole batches from `offset`, up to `max_bytes` (at least one batch), byte-identical to
+    /// what the producer sent. OFFSET_OUT_OF_RANGE below the log start.
+    async fn read(&self, log: Arc<PartitionLog>, offset: i64, max_bytes: usize) -> ColdRead;
+    /// The first remote record with timestamp >= `timestamp`, as `(offset, timestamp)`.
+    async fn offset_for_timestamp(
+        &self,
+        log: Arc<PartitionLog>,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, i16>;
 }
 
 pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> FetchResponse {
@@ -68,6 +91,7 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 log,
+                cold: None,
             });
         }
     }
@@ -81,6 +105,9 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
         watch.borrow_and_update();
     }
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    if let Some(cold) = ctx.cold_reader() {
+        read_cold(cold.as_ref(), &mut targets, deadline).await;
+    }
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if version >= 3 && request.max_bytes > 0 {
         request.max_bytes as usize
@@ -117,6 +144,23 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
         responses[target.topic_slot].partitions.push(partition);
     }
     FetchResponse::default().with_responses(responses)
+}
+
+/// Reads every target below its local log start from the remote tier, concurrently, until
+/// `deadline`; a read still running then is answered with no records (it keeps warming the cache).
+async fn read_cold(cold: &dyn ColdReader, targets: &mut [Target], deadline: Instant) {
+    let reads = targets.iter_mut().filter_map(|t| {
+        let log = t.log.as_ref().ok()?.clone();
+        (t.fetch_offset < log.local_log_start_offset()).then(|| async move {
+            let read = cold.read(log, t.fetch_offset, t.partition_max_bytes.max(1));
+            t.cold = Some(
+                tokio::time::timeout_at(deadline, read)
+                    .await
+                    .unwrap_or(Ok(None)),
+            );
+        })
+    });
+    futures::future::join_all(reads).await;
 }
 
 /// One pass over every target: `(partition answers, bytes of records, whether any errored)`.
@@ -156,18 +200,23 @@ fn read_one(
     let limit = target.partition_max_bytes.min(*remaining);
     let read = if limit == 0 && !first_with_data {
         Ok(None)
+    } else if let Some(cold) = &target.cold {
+        let (high_watermark, log_start_offset) = (log.high_watermark(), log.log_start_offset());
+        return match cold {
+            Ok(records) => {
+                let records = records.clone().unwrap_or_default();
+                *remaining = remaining.saturating_sub(records.len());
+                with_log_offsets(answer, high_watermark, log_start_offset, version)
+                    .with_records(Some(records))
+            }
+            Err(code) => with_log_offsets(answer, high_watermark, log_start_offset, version)
+                .with_error_code(*code),
+        };
     } else {
         log.read(target.fetch_offset, limit.max(1)).map(Some)
     };
     let with_offsets = |answer: PartitionData, high_watermark: i64, log_start_offset: i64| {
-        let answer = answer
-            .with_high_watermark(high_watermark)
-            .with_last_stable_offset(high_watermark);
-        if version >= 5 {
-            answer.with_log_start_offset(log_start_offset)
-        } else {
-            answer
-        }
+        with_log_offsets(answer, high_watermark, log_start_offset, version)
     };
     match read {
         Ok(Some(result)) => {
@@ -194,5 +243,21 @@ fn read_one(
             with_offsets(answer, log.high_watermark(), log.log_start_offset())
                 .with_error_code(err.kafka_error_code())
         }
+    }
+}
+
+fn with_log_offsets(
+    answer: PartitionData,
+    high_watermark: i64,
+    log_start_offset: i64,
+    version: i16,
+) -> PartitionData {
+    let answer = answer
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark);
+    if version >= 5 {
+        answer.with_log_start_offset(log_start_offset)
+    } else {
+        answer
     }
 }

@@ -5,6 +5,8 @@
 //! ([`crate::kafka::BrokerContext::set_tier_offsets`]). Until it does, [`LocalOnly`] answers
 //! from local data: the earliest local offset is the log start offset, and nothing is tiered
 //! (-5 answers offset -1, as Kafka does for a topic without remote storage).
+//! A timestamp lookup on a partition whose log starts before its local data asks the remote tier
+//! first ([`super::fetch::ColdReader::offset_for_timestamp`]), as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -42,44 +44,59 @@ impl TierOffsets for LocalOnly {
     }
 }
 
-pub fn handle(
+pub async fn handle(
     ctx: &BrokerContext,
     request: &ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
     let tier = ctx.tier_offsets();
-    let topics = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let answer = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    let Some(log) = ctx.log.partition(&topic.name, p.partition_index) else {
-                        return answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                    };
-                    match resolve(&log, tier.as_ref(), p.timestamp) {
-                        Ok((offset, timestamp)) => {
-                            let answer = answer.with_offset(offset).with_timestamp(timestamp);
-                            if version >= 4 && offset >= 0 {
-                                answer.with_leader_epoch(ctx.leader_epoch())
-                            } else {
-                                answer
-                            }
-                        }
-                        Err(code) => answer.with_error_code(code),
+    let cold = ctx.cold_reader();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let response = {
+                let answer =
+                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let Some(log) = ctx.log.partition(&topic.name, p.partition_index) else {
+                    partitions.push(
+                        answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    );
+                    continue;
+                };
+                let remote = match (&cold, p.timestamp) {
+                    (Some(cold), ts)
+                        if ts >= 0 && log.log_start_offset() < log.local_log_start_offset() =>
+                    {
+                        cold.offset_for_timestamp(log.clone(), ts).await
                     }
-                })
-                .collect();
+                    _ => Ok(None),
+                };
+                let resolved = match remote {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => resolve(&log, tier.as_ref(), p.timestamp),
+                    Err(code) => Err(code),
+                };
+                match resolved {
+                    Ok((offset, timestamp)) => {
+                        let answer = answer.with_offset(offset).with_timestamp(timestamp);
+                        if version >= 4 && offset >= 0 {
+                            answer.with_leader_epoch(ctx.leader_epoch())
+                        } else {
+                            answer
+                        }
+                    }
+                    Err(code) => answer.with_error_code(code),
+                }
+            };
+            partitions.push(response);
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(topic.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     ListOffsetsResponse::default().with_topics(topics)
 }
 

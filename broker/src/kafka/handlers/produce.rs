@@ -16,6 +16,12 @@ use super::str_bytes;
 use crate::kafka::context::BrokerContext;
 use crate::log::Durability;
 
+/// Refuses appends a subsystem cannot absorb (the remote tier when uploads stall).
+pub trait AppendAdmission: Send + Sync {
+    /// `Err((kafka error code, message))` to refuse an append to `log`.
+    fn admit(&self, log: &crate::log::PartitionLog) -> Result<(), (i16, String)>;
+}
+
 /// Produce v8+ carries per-partition error messages.
 const ERROR_MESSAGE_VERSION: i16 = 8;
 
@@ -51,6 +57,15 @@ pub async fn handle(
             let Some(records) = partition_data.records.clone() else {
                 return response.with_error_code(ResponseError::InvalidRecord.code());
             };
+            if let Some(Err((code, message))) = ctx.append_admission().map(|a| a.admit(&log)) {
+                tracing::debug!(topic = %topic.name.as_str(), partition = index, %message, "append refused by admission");
+                let response = response.with_error_code(code);
+                return if version >= ERROR_MESSAGE_VERSION {
+                    response.with_error_message(Some(str_bytes(&message)))
+                } else {
+                    response
+                };
+            }
             let bytes = records.len();
             match log.append(records, durability).await {
                 Ok(appended) => {
