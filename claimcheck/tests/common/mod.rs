@@ -101,7 +101,7 @@ impl MemorySink {
             }
             state.last_csv_line = line;
         }
-        let keep = self.sample_every <= 1 || line.is_none() || state.count % self.sample_every == 0;
+        let keep = self.sample_every <= 1 || line.is_none() || state.count.is_multiple_of(self.sample_every);
         if keep {
             state.records.push(Stored {
                 topic: topic.to_string(),
@@ -335,7 +335,7 @@ pub async fn payload_sha256(seed: u64, len: u64) -> String {
     let mut hasher = Sha256::new();
     let mut s = Box::pin(payload_stream(seed, len, 1 << 20));
     while let Some(chunk) = s.next().await {
-        hasher.update(&chunk.unwrap());
+        hasher.update(chunk.unwrap());
     }
     hex::encode(hasher.finalize())
 }
