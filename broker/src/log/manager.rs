@@ -352,6 +352,17 @@ impl LogManager {
                 .map_err(storage(format!("clearing stale {}", dir.display())))?;
         }
         std::fs::create_dir_all(&dir).map_err(storage(format!("creating {}", dir.display())))?;
+        self.open_new_partition_in(metadata, partition, config)
+    }
+
+    /// Opens a new partition in its (existing, fresh) directory.
+    fn open_new_partition_in(
+        &self,
+        metadata: &TopicMetadata,
+        partition: i32,
+        config: &Arc<TopicConfig>,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let dir = partition_dir(&self.config.data_dir, &metadata.name, partition);
         write_partition_metadata(&dir, metadata.topic_id, true)?;
         let recovered = load_partition(&dir, config, 0, true)?;
         sync_dir(&dir).map_err(storage("fsyncing partition directory"))?;
@@ -423,6 +434,67 @@ impl LogManager {
         }
         tracing::info!(topic = name, topic_id = %metadata.topic_id, partitions, "created topic");
         Ok(metadata)
+    }
+
+    /// Restore from the remote tier: recreates a topic with its original id and configs, each
+    /// partition's empty local log starting at `next_offsets[partition]` (the offset after the
+    /// last remote record). Errors as [`Self::create_topic`].
+    pub fn restore_topic(
+        &self,
+        metadata: TopicMetadata,
+        next_offsets: &[i64],
+    ) -> Result<(), LogError> {
+        validate_topic_name(&metadata.name)?;
+        let config = Arc::new(TopicConfig::resolve(
+            &self.config.broker_defaults,
+            &metadata.overrides,
+        )?);
+        let _guard = self.metadata_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let name = metadata.name.clone();
+        {
+            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+            if topics.contains_key(&name)
+                || topics
+                    .values()
+                    .any(|t| t.metadata.topic_id == metadata.topic_id)
+            {
+                return Err(LogError::TopicAlreadyExists(name));
+            }
+        }
+        let mut logs = Vec::new();
+        for partition in 0..metadata.partitions {
+            let dir = partition_dir(&self.config.data_dir, &name, partition);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(storage(format!("creating {}", dir.display())))?;
+            let start = next_offsets
+                .get(partition as usize)
+                .copied()
+                .unwrap_or(0)
+                .max(0);
+            write_atomically(
+                &dir.join(super::partition_log::LOG_START_FILE),
+                start.to_string().as_bytes(),
+                true,
+            )
+            .map_err(storage("persisting the log start offset"))?;
+            logs.push(self.open_new_partition_in(&metadata, partition, &config)?);
+        }
+        sync_dir(&self.config.data_dir).map_err(storage("fsyncing the data directory"))?;
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        topics.insert(
+            name.clone(),
+            TopicEntry {
+                metadata: metadata.clone(),
+                partitions: logs,
+            },
+        );
+        if let Err(error) = self.persist_topics(&topics) {
+            topics.remove(&name);
+            return Err(error);
+        }
+        tracing::info!(topic = %name, topic_id = %metadata.topic_id, partitions = metadata.partitions, "restored topic");
+        Ok(())
     }
 
     /// DeleteTopics: unpublishes the topic durably, then removes its directories.
@@ -704,5 +776,49 @@ fn remove_orphan_dirs(data_dir: &Path, known: &std::collections::HashSet<PathBuf
             tracing::warn!(dir = %path.display(), "removing partition directory of no current topic");
             let _ = std::fs::remove_dir_all(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn restored_topic_keeps_its_id_and_starts_at_the_given_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let metadata = TopicMetadata {
+            name: "restored".into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partitions: 2,
+            overrides: BTreeMap::from([("remote.storage.enable".into(), "true".into())]),
+        };
+        manager.restore_topic(metadata.clone(), &[1000, 7]).unwrap();
+        assert!(matches!(
+            manager.restore_topic(metadata.clone(), &[0, 0]),
+            Err(LogError::TopicAlreadyExists(_))
+        ));
+        let check = |manager: &LogManager| {
+            assert_eq!(manager.topic("restored"), Some(metadata.clone()));
+            let p0 = manager.partition("restored", 0).unwrap();
+            assert_eq!(p0.log_end_offset(), 1000);
+            assert_eq!(p0.local_log_start_offset(), 1000);
+            assert_eq!(
+                manager.partition("restored", 1).unwrap().log_end_offset(),
+                7
+            );
+            assert_eq!(p0.expose_remote_log_start(10), 10);
+            assert_eq!(p0.log_start_offset(), 10);
+            assert_eq!(p0.local_log_start_offset(), 1000);
+        };
+        check(&manager);
+        manager.shutdown().await.unwrap();
+        drop(manager);
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        check(&manager);
     }
 }

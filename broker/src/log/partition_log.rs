@@ -591,6 +591,19 @@ impl PartitionLog {
         Ok(new_start)
     }
 
+    /// Tiered storage: moves the (in-memory) log start offset down to `offset`, the remote log
+    /// start, when the remote tier holds every offset from there up to the local log start. Not
+    /// persisted (recovery clamps the log start to local data): the remote tier re-applies it at
+    /// every start. Returns the log start offset in effect.
+    pub fn expose_remote_log_start(&self, offset: i64) -> i64 {
+        let mut state = self.lock_state();
+        if offset >= 0 && offset < state.log_start_offset {
+            state.log_start_offset = offset;
+            tracing::info!(topic = %self.topic, partition = self.partition, log_start_offset = offset, "log start offset set to the remote log start");
+        }
+        state.log_start_offset
+    }
+
     /// Removes closed segments whose every offset is below `offset` from the log.
     pub(super) fn take_segments_below(
         &self,
