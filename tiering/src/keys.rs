@@ -1,6 +1,7 @@
 //! Every object key the remote tier writes, and nothing else, is formatted here.
 //!
 //! ```text
+//! <prefix>/topics/<topic>-<topic_id>/topic.json              (topic metadata, for restore)
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/manifest.json
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/segments/<base_offset:020>-<upload_id>.seg
 //! ```
@@ -115,6 +116,23 @@ pub fn format_segment(prefix: &Path, k: &SegmentKey) -> Path {
             k.upload_id.as_hyphenated()
         ),
     )
+}
+
+/// The topic's metadata object (name, id, partition count, configs) written by the broker so a
+/// broker on an empty data directory can recreate the topic from the bucket.
+pub fn format_topic_meta(prefix: &Path, topic: &str, topic_id: Uuid) -> Path {
+    join(
+        prefix,
+        &format!("topics/{topic}-{}/topic.json", topic_id.as_hyphenated()),
+    )
+}
+
+/// Inverse of [`format_topic_meta`]: `(topic, topic_id)`.
+pub fn parse_topic_meta(prefix: &Path, key: &Path) -> Option<(String, Uuid)> {
+    match relative_parts(prefix, key.as_ref())?.as_slice() {
+        [topic_dir, "topic.json"] => parse_topic_dir(topic_dir),
+        _ => None,
+    }
 }
 
 /// Strip `<prefix>/topics/` and split the rest into parts, or `None`.
@@ -232,6 +250,23 @@ mod tests {
                 )
                 .as_ref()
                 .starts_with(format_segments_dir(&prefix, &p).as_ref())
+            );
+        }
+    }
+
+    #[test]
+    fn topic_meta_round_trips() {
+        for prefix in [Path::from(""), Path::from("cluster-a/tier")] {
+            let p = pid();
+            let key = format_topic_meta(&prefix, &p.topic, p.topic_id);
+            assert_eq!(
+                parse_topic_meta(&prefix, &key),
+                Some((p.topic.clone(), p.topic_id))
+            );
+            assert_eq!(parse_manifest(&prefix, &key), None);
+            assert_eq!(
+                parse_topic_meta(&prefix, &format_manifest(&prefix, &p)),
+                None
             );
         }
     }
