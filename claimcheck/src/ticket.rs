@@ -308,6 +308,34 @@ mod tests {
     }
 
     #[test]
+    fn json_value_matches_the_published_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/claim-ticket.schema.json")).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut fields: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        required.sort();
+        fields.sort();
+        assert_eq!(required, fields);
+        assert_eq!(schema["properties"]["version"]["const"], TICKET_VERSION);
+        // Every header name is documented in the contract page.
+        let page = include_str!("../../docs/claim-ticket.md");
+        for (name, _) in sample().to_headers() {
+            assert!(page.contains(&name), "{name} undocumented");
+        }
+    }
+
+    #[test]
     fn unknown_version_rejected() {
         let mut t = sample();
         t.version = 2;

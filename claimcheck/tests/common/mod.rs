@@ -101,7 +101,9 @@ impl MemorySink {
             }
             state.last_csv_line = line;
         }
-        let keep = self.sample_every <= 1 || line.is_none() || state.count.is_multiple_of(self.sample_every);
+        let keep = self.sample_every <= 1
+            || line.is_none()
+            || state.count.is_multiple_of(self.sample_every);
         if keep {
             state.records.push(Stored {
                 topic: topic.to_string(),
