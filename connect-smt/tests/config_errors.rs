@@ -307,3 +307,29 @@ fn empty_transforms_is_an_empty_chain() {
     assert!(chain.is_empty());
     assert!(chain.to_properties().is_empty());
 }
+
+/// The examples in `docs/transforms.md` build as written.
+#[test]
+fn documented_examples_build() {
+    let doc = include_str!("../../docs/transforms.md");
+    let blocks: Vec<&str> = doc
+        .split("```properties\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2);
+    for block in blocks {
+        let chain = TransformChain::from_properties_text(block, &store_ctx())
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert!(!chain.is_empty());
+    }
+    let first = TransformChain::from_properties_text(
+        doc.split("```properties\n").nth(1).unwrap(),
+        &store_ctx(),
+    )
+    .unwrap();
+    assert_eq!(
+        first.to_properties()["predicates.isAudit.pattern"],
+        "audit\\..*"
+    );
+}
