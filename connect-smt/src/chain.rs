@@ -239,3 +239,20 @@ fn build_stage(
         guard,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The broker shares one chain across connection tasks and awaits `apply` on them.
+    #[test]
+    fn chain_and_apply_future_can_cross_tasks() {
+        let chain = TransformChain::empty();
+        assert_send_sync(&chain);
+        let apply = chain.apply(ConnectRecord::new("t", None));
+        assert_send(&apply);
+    }
+}

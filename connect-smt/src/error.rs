@@ -67,7 +67,7 @@ pub enum ConfigError {
 
 fn hint_suffix(known: &[String]) -> String {
     if known.is_empty() {
-        " (this type takes no settings)".to_string()
+        String::new()
     } else {
         format!(" (known settings: {})", known.join(", "))
     }

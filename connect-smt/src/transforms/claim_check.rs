@@ -15,7 +15,9 @@
 //! With `field=key` the key becomes the ticket JSON and the headers are named
 //! `claimcheck.key.version`, `claimcheck.key.id`, ... so a record can carry a key ticket and a
 //! value ticket at once. Replacing the key changes the partition a key-hashing partitioner picks;
-//! on the broker's produce path the partition is chosen before the chain runs.
+//! on the broker's produce path the partition is chosen before the chain runs. The claim GC's
+//! live set (`strata_claimcheck::LiveClaims`) must count `claimcheck.key.id` as well as
+//! `claimcheck.id`, or key payloads are collected while their tickets live.
 //!
 //! # Store layout and lifecycle
 //! The payload goes to `<prefix>/claims/<id>/payload` and a `meta.json` sidecar without a ticket

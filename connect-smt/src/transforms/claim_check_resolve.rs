@@ -41,6 +41,8 @@ pub struct ClaimCheckResolve {
     alias: String,
     pub field: TicketField,
     pub max_bytes: u64,
+    /// `transforms.<alias>.max.bytes`, for error messages.
+    max_bytes_key: String,
     store: ClaimStore,
 }
 
@@ -58,12 +60,9 @@ impl ClaimCheckResolve {
             alias: settings.alias().to_string(),
             field,
             max_bytes,
+            max_bytes_key: settings.key("max.bytes"),
             store: ctx.require_claim_store(settings)?,
         })
-    }
-
-    fn max_bytes_key(&self) -> String {
-        format!("transforms.{}.max.bytes", self.alias)
     }
 
     fn invalid_ticket(&self, reason: impl Into<String>) -> TransformError {
@@ -105,7 +104,7 @@ impl ClaimCheckResolve {
             claim,
             size,
             limit: self.max_bytes,
-            setting: self.max_bytes_key(),
+            setting: self.max_bytes_key.clone(),
         };
         if ticket.size > self.max_bytes {
             return Err(too_large(ticket.size));
