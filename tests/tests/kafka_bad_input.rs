@@ -22,7 +22,9 @@ fn api_versions(version: i16, correlation_id: i32) -> Vec<u8> {
 
 fn connect(strata: &Strata) -> TcpStream {
     let stream = TcpStream::connect(strata.kafka_addr()).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
 }
 
@@ -38,14 +40,24 @@ fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
 fn assert_api_versions_ok(stream: &mut TcpStream, correlation_id: i32) {
     stream.write_all(&api_versions(0, correlation_id)).unwrap();
     let body = read_frame(stream).expect("ApiVersions answered");
-    assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), correlation_id);
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 0, "error code");
+    assert_eq!(
+        i32::from_be_bytes(body[0..4].try_into().unwrap()),
+        correlation_id
+    );
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        0,
+        "error code"
+    );
 }
 
 fn assert_closed(strata: &Strata, bytes: &[u8], what: &str) {
     let mut stream = connect(strata);
     let _ = stream.write_all(bytes);
-    assert!(read_frame(&mut stream).is_none(), "{what}: expected the broker to close the connection");
+    assert!(
+        read_frame(&mut stream).is_none(),
+        "{what}: expected the broker to close the connection"
+    );
 }
 
 #[test]
@@ -55,7 +67,11 @@ fn bad_frames_close_only_their_connection_and_the_broker_keeps_serving() {
     assert_api_versions_ok(&mut healthy, 1);
 
     assert_closed(&strata, &i32::MAX.to_be_bytes(), "2 GiB length prefix");
-    assert_closed(&strata, &(104_857_601i32).to_be_bytes(), "one byte over socket.request.max.bytes");
+    assert_closed(
+        &strata,
+        &(104_857_601i32).to_be_bytes(),
+        "one byte over socket.request.max.bytes",
+    );
     assert_closed(&strata, &(-7i32).to_be_bytes(), "negative length");
     let mut garbage = 16i32.to_be_bytes().to_vec();
     garbage.extend(b"\xff\xfe\x00\x09garbage!\x01\x02\x03\x04");
@@ -79,8 +95,15 @@ fn bad_frames_close_only_their_connection_and_the_broker_keeps_serving() {
     downgrading.write_all(&api_versions(127, 9)).unwrap();
     let body = read_frame(&mut downgrading).expect("answered");
     assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 9);
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 35, "UNSUPPORTED_VERSION");
-    assert!(i32::from_be_bytes(body[6..10].try_into().unwrap()) > 10, "the api version table");
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+    assert!(
+        i32::from_be_bytes(body[6..10].try_into().unwrap()) > 10,
+        "the api version table"
+    );
     assert_api_versions_ok(&mut downgrading, 10);
 
     assert_api_versions_ok(&mut healthy, 2);

@@ -4,7 +4,9 @@
 use strata_tests::{Strata, Tool, assert_success, node, python, require};
 
 fn broker() -> Strata {
-    Strata::builder().set("group.initial.rebalance.delay.ms", "0").start()
+    Strata::builder()
+        .set("group.initial.rebalance.delay.ms", "0")
+        .start()
 }
 
 #[test]
@@ -13,7 +15,10 @@ fn confluent_idempotent_zstd_producer_round_trips_content() {
         return;
     }
     let strata = broker();
-    let out = python("confluent_roundtrip.py", &[&strata.kafka_addr(), "ck-roundtrip", "1000"]);
+    let out = python(
+        "confluent_roundtrip.py",
+        &[&strata.kafka_addr(), "ck-roundtrip", "1000"],
+    );
     assert!(assert_success(&out, "confluent_roundtrip.py").contains("OK 1000"));
 }
 
@@ -33,7 +38,10 @@ fn confluent_group_rebalances_without_loss_or_duplicates() {
         return;
     }
     let strata = broker();
-    let out = python("confluent_group.py", &[&strata.kafka_addr(), "ck-group", "ck-group-g"]);
+    let out = python(
+        "confluent_group.py",
+        &[&strata.kafka_addr(), "ck-group", "ck-group-g"],
+    );
     assert!(assert_success(&out, "confluent_group.py").contains("OK group"));
 }
 
@@ -43,7 +51,10 @@ fn kafka_python_produces_consumes_in_a_group_and_administers_topics() {
         return;
     }
     let strata = broker();
-    let out = python("kafka_python_client.py", &[&strata.kafka_addr(), "kp-topic", "kp-group"]);
+    let out = python(
+        "kafka_python_client.py",
+        &[&strata.kafka_addr(), "kp-topic", "kp-group"],
+    );
     assert!(assert_success(&out, "kafka_python_client.py").contains("OK kafka-python"));
 }
 
@@ -53,6 +64,9 @@ fn kafkajs_produces_consumes_in_a_group_and_fetches_committed_offsets() {
         return;
     }
     let strata = broker();
-    let out = node("kafkajs_client.js", &[&strata.kafka_addr(), "js-topic", "js-group"]);
+    let out = node(
+        "kafkajs_client.js",
+        &[&strata.kafka_addr(), "js-topic", "js-group"],
+    );
     assert!(assert_success(&out, "kafkajs_client.js").contains("OK kafkajs"));
 }

@@ -7,13 +7,29 @@ use strata_tests::{Strata, Tool, assert_success, kcat, require};
 const CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 
 fn lines(n: usize, tag: &str) -> String {
-    (0..n).map(|i| format!("{tag}-key-{i}:{tag}-value-{i}-{}\n", "x".repeat(i % 50))).collect()
+    (0..n)
+        .map(|i| format!("{tag}-key-{i}:{tag}-value-{i}-{}\n", "x".repeat(i % 50)))
+        .collect()
 }
 
 fn produce(strata: &Strata, topic: &str, codec: &str, input: &str) {
     let addr = strata.kafka_addr();
     let out = kcat(
-        &["-b", &addr, "-P", "-t", topic, "-K", ":", "-z", codec, "-H", "origin=kcat", "-H", "codec=".to_owned().as_str()],
+        &[
+            "-b",
+            &addr,
+            "-P",
+            "-t",
+            topic,
+            "-K",
+            ":",
+            "-z",
+            codec,
+            "-H",
+            "origin=kcat",
+            "-H",
+            "codec=".to_owned().as_str(),
+        ],
         input.as_bytes(),
     );
     assert_success(&out, &format!("kcat produce ({codec})"));
@@ -21,7 +37,21 @@ fn produce(strata: &Strata, topic: &str, codec: &str, input: &str) {
 
 fn consume_all(strata: &Strata, topic: &str) -> String {
     let addr = strata.kafka_addr();
-    let out = kcat(&["-b", &addr, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%k:%s|%h\n"], b"");
+    let out = kcat(
+        &[
+            "-b",
+            &addr,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k:%s|%h\n",
+        ],
+        b"",
+    );
     assert_success(&out, "kcat consume")
 }
 
@@ -35,7 +65,10 @@ fn every_codec_round_trips_keys_values_and_headers() {
         let topic = format!("kcat-{codec}");
         let input = lines(300, codec);
         produce(&strata, &topic, codec, &input);
-        let expected: String = input.lines().map(|l| format!("{l}|origin=kcat,codec=\n")).collect();
+        let expected: String = input
+            .lines()
+            .map(|l| format!("{l}|origin=kcat,codec=\n"))
+            .collect();
         assert_eq!(consume_all(&strata, &topic), expected, "codec {codec}");
     }
 }
@@ -61,13 +94,28 @@ fn consumer_group_resumes_from_committed_offset_after_restart() {
     if !require(Tool::Kcat) {
         return;
     }
-    let mut strata = Strata::builder().set("group.initial.rebalance.delay.ms", "0").start();
+    let mut strata = Strata::builder()
+        .set("group.initial.rebalance.delay.ms", "0")
+        .start();
     produce(&strata, "resume", "lz4", &lines(20, "first"));
 
     let consume_group = |strata: &Strata| {
         let addr = strata.kafka_addr();
         let out = kcat(
-            &["-b", &addr, "-G", "resume-group", "-X", "auto.offset.reset=earliest", "-e", "-f", "%k\n", "-X", "auto.commit.interval.ms=100", "resume"],
+            &[
+                "-b",
+                &addr,
+                "-G",
+                "resume-group",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-e",
+                "-f",
+                "%k\n",
+                "-X",
+                "auto.commit.interval.ms=100",
+                "resume",
+            ],
             b"",
         );
         assert_success(&out, "kcat -G")
@@ -79,11 +127,21 @@ fn consumer_group_resumes_from_committed_offset_after_restart() {
     produce(&strata, "resume", "lz4", &lines(5, "second"));
     let second = consume_group(&strata);
     let keys: Vec<&str> = second.lines().collect();
-    assert_eq!(keys, (0..5).map(|i| format!("second-key-{i}")).collect::<Vec<_>>(), "{second}");
+    assert_eq!(
+        keys,
+        (0..5)
+            .map(|i| format!("second-key-{i}"))
+            .collect::<Vec<_>>(),
+        "{second}"
+    );
 
     // And after a kill -9 too: commits were fsynced before they were acknowledged.
     strata.kill9();
     strata.restart();
     let third = consume_group(&strata);
-    assert_eq!(third.lines().count(), 0, "nothing new to consume, got:\n{third}");
+    assert_eq!(
+        third.lines().count(),
+        0,
+        "nothing new to consume, got:\n{third}"
+    );
 }

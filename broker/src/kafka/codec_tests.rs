@@ -159,3 +159,24 @@ fn responses_carry_length_and_flexible_headers() {
     assert_eq!(decoded, api_versions_body(0));
     assert!(rest.is_empty());
 }
+
+/// Probe for allocation amplification in the crate's decoders: an array count of i32::MAX in
+/// a 30-byte frame. Run alone with `--ignored`: if the process aborts, see the report.
+#[test]
+#[ignore]
+fn huge_array_count_probe() {
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::Produce as i16);
+    frame.put_i16(7);
+    frame.put_i32(1);
+    frame.put_i16(-1); // client id null
+    frame.put_i16(-1); // transactional id null
+    frame.put_i16(1); // acks
+    frame.put_i32(1000); // timeout
+    frame.put_i32(i32::MAX); // topic_data count
+    let result = decode_request(frame.freeze());
+    assert!(
+        matches!(result, Err(CodecError::Malformed { .. })),
+        "{result:?}"
+    );
+}

@@ -16,7 +16,7 @@ use super::metrics::ApiLabels;
 /// What the connection does with a request.
 #[derive(Debug)]
 pub enum Dispatched {
-    Respond(ResponseKind),
+    Respond(Box<ResponseKind>),
     /// acks=0 Produce: nothing is sent back.
     NoResponse,
     /// The codec accepted a request no handler serves (a bug in the version table): close.
@@ -121,7 +121,7 @@ pub async fn dispatch(
         }
     };
     record(ctx, request, started);
-    Dispatched::Respond(response)
+    Dispatched::Respond(Box::new(response))
 }
 
 fn record(ctx: &BrokerContext, request: &DecodedRequest, started: Instant) {

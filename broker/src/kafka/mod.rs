@@ -53,6 +53,8 @@ pub use metrics::KafkaMetrics;
 pub use server::serve;
 
 #[cfg(test)]
+mod codec_proptests;
+#[cfg(test)]
 mod loopback_tests;
 #[cfg(test)]
 pub(crate) mod test_support;

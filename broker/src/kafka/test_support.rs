@@ -14,7 +14,7 @@ pub struct TestBroker {
     pub ctx: Arc<BrokerContext>,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 impl TestBroker {
@@ -46,7 +46,7 @@ impl TestBroker {
             ctx,
             shutdown,
             server,
-            dir,
+            _dir: dir,
         }
     }
 

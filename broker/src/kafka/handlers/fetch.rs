@@ -151,7 +151,7 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
 async fn read_cold(cold: &dyn ColdReader, targets: &mut [Target], deadline: Instant) {
     let reads = targets.iter_mut().filter_map(|t| {
         let log = t.log.as_ref().ok()?.clone();
-        (t.fetch_offset < log.local_log_start_offset()).then(|| async move {
+        (t.fetch_offset < log.local_log_start_offset()).then_some(async move {
             let read = cold.read(log, t.fetch_offset, t.partition_max_bytes.max(1));
             t.cold = Some(
                 tokio::time::timeout_at(deadline, read)
