@@ -90,6 +90,20 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "remote.log.reader.threads", default: "4", kind: long(1, 1024), doc: "Cold reads run at most this many at a time." },
     BrokerConfigDef { name: "remote.log.manager.task.interval.ms", default: "30000", kind: long(1, I64), doc: "How often remote retention and upload catch-up run." },
     BrokerConfigDef { name: "remote.log.index.file.cache.total.size.bytes", default: "1073741824", kind: long(1, I64), doc: "Disk budget of the cold-read chunk cache." },
+    // The claim-check gateway (defaults = strata_claimcheck::ClaimCheckConfig::default(); checked by a test in claims/settings.rs).
+    BrokerConfigDef { name: "claimcheck.enable", default: "true", kind: ConfigKind::Bool, doc: "Serve the claim-check API (/v1/topics/{t}/claims, /v1/claims/{id}, /v1/uploads) and run its payload GC." },
+    BrokerConfigDef { name: "claimcheck.max.upload.bytes", default: "68719476736", kind: long(0, I64), doc: "Largest payload accepted by any claim upload (reference, chunked, CSV, resumable total)." },
+    BrokerConfigDef { name: "claimcheck.multipart.part.bytes", default: "8388608", kind: long(5_242_880, I32), doc: "Object-store multipart part size of claim uploads; memory per upload is about (concurrency + 1) parts." },
+    BrokerConfigDef { name: "claimcheck.multipart.concurrency", default: "2", kind: long(1, 64), doc: "Multipart parts of one claim upload in flight at once." },
+    BrokerConfigDef { name: "claimcheck.chunk.bytes", default: "524288", kind: long(1, I32), doc: "Record value size of chunk-mode uploads (?mode=chunked)." },
+    BrokerConfigDef { name: "claimcheck.upload.expiry", default: "24h", kind: ConfigKind::Text, doc: "Resumable uploads not completed within this time (e.g. 30m, 24h) are removed." },
+    BrokerConfigDef { name: "claimcheck.upload.max.part.bytes", default: "1073741824", kind: long(1, I64), doc: "Largest part of a resumable upload." },
+    BrokerConfigDef { name: "claimcheck.gc.grace", default: "1h", kind: ConfigKind::Text, doc: "A claim payload without a live ticket is deleted only once older than this (e.g. 10s, 1h)." },
+    BrokerConfigDef { name: "claimcheck.gc.interval.ms", default: "300000", kind: long(100, I64), doc: "How often the claim GC runs (expired tickets' payloads, abandoned uploads)." },
+    BrokerConfigDef { name: "claimcheck.max.concurrent.requests", default: "32", kind: long(1, 100_000), doc: "Claim-check requests handled at once; more get 429." },
+    BrokerConfigDef { name: "claimcheck.max.header.bytes", default: "16384", kind: long(256, I32), doc: "Total request header size accepted by the claim-check API; more get 431." },
+    BrokerConfigDef { name: "claimcheck.spool.dir", default: "", kind: ConfigKind::Text, doc: "Where CSV uploads are spooled before they are split; empty means <data-dir>/claims-spool." },
+    BrokerConfigDef { name: "claimcheck.public.url", default: "", kind: ConfigKind::Text, doc: "Base URL written into tickets' uri (<url>/v1/claims/<id>); empty means the HTTP listener's address." },
 ];
 
 /// Looks up a broker config definition by its Kafka name.

@@ -1,7 +1,7 @@
 //! [`ClaimCheckService`]: the shared state behind the HTTP router and the background tasks.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -23,6 +23,8 @@ struct Inner {
     config: ClaimCheckConfig,
     request_slots: Arc<Semaphore>,
     uploads_completing: Mutex<HashSet<UploadId>>,
+    /// The OpenAPI document with the host's routes merged in ([`ClaimCheckService::extend_openapi`]).
+    openapi: OnceLock<String>,
 }
 
 impl ClaimCheckService {
@@ -35,6 +37,7 @@ impl ClaimCheckService {
                 config,
                 request_slots: Arc::new(Semaphore::new(slots)),
                 uploads_completing: Mutex::new(HashSet::new()),
+                openapi: OnceLock::new(),
             }),
         }
     }
@@ -49,6 +52,25 @@ impl ClaimCheckService {
 
     pub fn config(&self) -> &ClaimCheckConfig {
         &self.inner.config
+    }
+
+    /// Documents routes the host (the broker) serves next to this router: `paths` is an OpenAPI
+    /// `paths` object merged into the document served at `GET /v1/openapi.json`. Call it before
+    /// serving; a second call is refused.
+    pub fn extend_openapi(&self, paths: serde_json::Value) -> Result<()> {
+        let document = crate::http::openapi::merged_document(paths)?;
+        self.inner
+            .openapi
+            .set(document)
+            .map_err(|_| ClaimError::Internal("the OpenAPI document was already extended".into()))
+    }
+
+    /// The OpenAPI document served at `GET /v1/openapi.json`.
+    pub fn openapi_document(&self) -> &str {
+        self.inner
+            .openapi
+            .get()
+            .map_or(crate::http::openapi::OPENAPI_JSON, String::as_str)
     }
 
     /// The axum router with every `/v1` route; mount it on the broker's HTTP listener.

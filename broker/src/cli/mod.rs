@@ -1,5 +1,9 @@
 //! The command line: one subcommand per job, each in its own file.
 
+mod claim;
+mod claim_get;
+mod claim_put;
+mod claims_gc;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +25,17 @@ pub enum Command {
     /// Run the broker: Kafka listener, HTTP listener (health, metrics, claim-check API),
     /// log engine and remote tier.
     Serve(serve::ServeArgs),
+    /// Upload a file as a claim (`put`) or download a claimed payload (`get`) through the
+    /// claim-check gateway of a running broker.
+    Claim(claim::ClaimArgs),
+    /// Claim maintenance on a running broker: `gc [--dry-run]`.
+    Claims(claims_gc::ClaimsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Claim(args) => claim::run(args),
+        Command::Claims(args) => claims_gc::run(args),
     }
 }

@@ -16,6 +16,7 @@ use strata_broker::config::{LogFormat, Overrides, StrataConfig};
 use strata_broker::kafka::{self, BrokerContext, BrokerContextParams};
 use strata_broker::log::{LogManager, LogManagerConfig};
 use strata_broker::{http, metrics};
+use strata_broker::claims::ClaimGateway;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -122,6 +123,12 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     broker.metrics.register(&mut registry);
     let metrics = metrics::MetricsHandle::new(registry);
     let app = http::ops_router(metrics);
+    let claims = ClaimGateway::build(&config, Arc::clone(&log))
+        .context("starting the claim-check gateway")?;
+    let app = match &claims {
+        Some(gateway) => app.merge(gateway.router()),
+        None => app,
+    };
 
     let shutdown = CancellationToken::new();
     let kafka_task = tokio::spawn(kafka::serve(
@@ -136,6 +143,10 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
             .await
     });
 
+    // The claim GC trusts the logical log starts: start it after the remote tier exposed them.
+    if let Some(gateway) = &claims {
+        gateway.start_maintenance();
+    }
     info!(
         kafka = %config.kafka_listen,
         http = %config.http_listen,
@@ -151,6 +162,9 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     // Stop taking requests first, then make the log durable and write its clean-shutdown
     // checkpoint so that the next start skips recovery.
     shutdown.cancel();
+    if let Some(gateway) = &claims {
+        gateway.shutdown();
+    }
     kafka_task
         .await
         .context("joining the Kafka server")?

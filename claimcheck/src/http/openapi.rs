@@ -7,8 +7,34 @@ use axum::response::IntoResponse;
 /// The OpenAPI document (JSON text).
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-pub(crate) async fn serve_openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+pub(crate) async fn serve_openapi(
+    axum::extract::State(service): axum::extract::State<crate::ClaimCheckService>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        service.openapi_document().to_string(),
+    )
+}
+
+/// [`OPENAPI_JSON`] with `extra_paths` (an OpenAPI `paths` object) added; a path the gateway
+/// already documents is refused.
+pub fn merged_document(extra_paths: serde_json::Value) -> crate::Result<String> {
+    use crate::ClaimError;
+    let mut doc: serde_json::Value =
+        serde_json::from_str(OPENAPI_JSON).map_err(|e| ClaimError::Internal(e.to_string()))?;
+    let serde_json::Value::Object(extra) = extra_paths else {
+        return Err(ClaimError::Internal("OpenAPI paths must be an object".into()));
+    };
+    let paths = doc["paths"]
+        .as_object_mut()
+        .ok_or_else(|| ClaimError::Internal("openapi.json has no paths".into()))?;
+    for (path, item) in extra {
+        if paths.contains_key(&path) {
+            return Err(ClaimError::Internal(format!("{path} is already documented")));
+        }
+        paths.insert(path, item);
+    }
+    serde_json::to_string(&doc).map_err(|e| ClaimError::Internal(e.to_string()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! The claim-check gateway inside `strata serve`: the `strata-claimcheck` service over the
+//! broker's log and the remote tier's object store.
+//!
+//! ```text
+//!  HTTP listener ──► ops_router + ClaimCheckService::router (/v1 gateway routes)
+//!                              + http.rs (ticket at an offset, POST /v1/admin/claims/gc)
+//!  ClaimCheckService ── TicketSink ──► sink.rs: LogTicketSink ──► PartitionLog::append (Fsync)
+//!                    ── ClaimStore ──► object store of `remote` (strata_tiering::RemoteStore)
+//!                                      under `<remote prefix>/claimcheck/`
+//!  maintenance task (every claimcheck.gc.interval.ms) ──► lifecycle::collect_garbage
+//!                    ── LiveClaims ──► live.rs: position.json per ticket + logical log start
+//! ```
+//!
+//! Files: `settings.rs` (the `claimcheck.*` broker configs), `sink.rs`, `live.rs`, `http.rs`.
+//!
+//! # Invariant: a payload is deleted only after its ticket left the log in both tiers
+//! The gateway's GC deletes a claim only when [`LiveClaims`] leaves it out and it is older than
+//! `claimcheck.gc.grace`; `live.rs` keeps every ticket at or above its partition's logical log
+//! start (the remote log start with tiering), and tiering moves that start before it deletes
+//! remote segments. `serve.rs` starts the maintenance task after the remote tier has restored
+//! the logical log starts (see `live.rs`, "Limits").
+//!
+//! # Bucket layout
+//! The claims share the remote tier's bucket and prefix (same URL, same credentials) under
+//! their own sub-prefix: `<prefix>/claimcheck/claims/<id>/{payload,meta.json,position.json}` and
+//! `<prefix>/claimcheck/uploads/<id>/...`; the remote tier's keys are under `<prefix>/topics/`.
+
+pub mod http;
+pub mod live;
+pub mod settings;
+pub mod sink;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use strata_claimcheck::{ClaimCheckService, ClaimStore, LiveClaims, lifecycle};
+use strata_tiering::RemoteStore;
+use tracing::info;
+
+use crate::config::StrataConfig;
+use crate::log::LogManager;
+pub use live::{LogLiveClaims, PositionBook};
+pub use settings::ClaimSettings;
+pub use sink::LogTicketSink;
+
+/// Sub-prefix of the claim objects under the remote tier's prefix.
+pub const CLAIMS_PREFIX: &str = "claimcheck";
+
+/// The running gateway: service, live-claims answer and (once started) the maintenance task.
+pub struct ClaimGateway {
+    pub service: ClaimCheckService,
+    pub live: Arc<dyn LiveClaims>,
+    pub settings: ClaimSettings,
+    log: Arc<LogManager>,
+    maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl ClaimGateway {
+    /// Builds the gateway from the effective configuration; `None` when `claimcheck.enable`
+    /// is false.
+    pub fn build(config: &StrataConfig, log: Arc<LogManager>) -> anyhow::Result<Option<Self>> {
+        let settings =
+            ClaimSettings::from_broker_configs(&config.broker, &config.data_dir, config.http_listen)
+                .context("invalid claimcheck.* setting")?;
+        if !settings.enabled {
+            info!("claim-check gateway disabled (claimcheck.enable=false)");
+            return Ok(None);
+        }
+        if let Some(spool) = &settings.gateway.spool_dir {
+            std::fs::create_dir_all(spool)
+                .with_context(|| format!("creating the CSV spool directory {}", spool.display()))?;
+        }
+        let remote = RemoteStore::from_url(&config.remote)
+            .with_context(|| format!("opening the object store {}", config.remote))?;
+        let prefix = remote.prefix.clone().join(CLAIMS_PREFIX);
+        let store = ClaimStore::new(remote.store.clone(), prefix.as_ref())
+            .context("opening the claim store")?;
+        let book = Arc::new(PositionBook::new(&store));
+        let sink = LogTicketSink::new(
+            log.clone(),
+            settings.auto_create_topics,
+            settings.num_partitions,
+            Some(book.clone()),
+        );
+        let service = ClaimCheckService::new(store, Arc::new(sink), settings.gateway.clone());
+        let paths: serde_json::Value =
+            serde_json::from_str(http::OPENAPI_PATHS).context("broker OpenAPI paths")?;
+        service
+            .extend_openapi(paths)
+            .context("extending the OpenAPI document")?;
+        let live: Arc<dyn LiveClaims> = Arc::new(LogLiveClaims {
+            book,
+            log: log.clone(),
+        });
+        info!(remote = %config.remote, prefix = %prefix, gc_grace = ?settings.gateway.gc_grace,
+              gc_interval = ?settings.gc_interval, "claim-check gateway ready");
+        Ok(Some(Self {
+            service,
+            live,
+            settings,
+            log,
+            maintenance: std::sync::Mutex::default(),
+        }))
+    }
+
+    /// Every claim route: the gateway's `/v1` routes and the broker's (`http.rs`).
+    pub fn router(&self) -> Router {
+        self.service.router().merge(http::router(
+            self.service.clone(),
+            self.live.clone(),
+            self.log.clone(),
+        ))
+    }
+
+    /// Starts the GC task (payloads of expired tickets, abandoned uploads). Call it after the
+    /// remote tier has exposed the remote log starts.
+    pub fn start_maintenance(&self) {
+        let handle = lifecycle::spawn_maintenance(
+            self.service.clone(),
+            Some(self.live.clone()),
+            self.settings.gc_interval,
+        );
+        let mut slot = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = slot.replace(handle) {
+            old.abort();
+        }
+    }
+
+    /// Stops the GC task (a pass in progress is abandoned; every pass is safe to interrupt).
+    pub fn shutdown(&self) {
+        if let Some(task) = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}

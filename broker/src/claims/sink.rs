@@ -1,0 +1,272 @@
+//! [`LogTicketSink`]: the claim-check gateway's [`TicketSink`] over the broker's own log engine.
+//!
+//! ```text
+//!  gateway ──append(topic, partition?, key, value, headers)──► choose partition
+//!     ──► (ticket record?) PositionBook::record_pending     (bucket: claims/<id>/position.json)
+//!     ──► RecordBatchEncoder (Kafka record batch v2, one batch per call)
+//!     ──► PartitionLog::append(.., Durability::Fsync)       (= acks=all: fsynced before return)
+//!     ──► (ticket record?) PositionBook::record_appended     (position.json gets the offset)
+//! ```
+//!
+//! * **Durability**: every append is [`Durability::Fsync`], the log engine's acks=all.
+//! * **Topics**: a missing topic is created with `num.partitions` partitions when
+//!   `auto.create.topics.enable` is true (as a Kafka Metadata request would); otherwise
+//!   [`TicketSink::partition_count`] answers `None` and the gateway answers 404 `not_found`
+//!   naming the topic.
+//! * **Partition choice** when the caller gives none: with a key, `crc32c(key) & 0x7fffffff`
+//!   modulo the partition count (stable across restarts and brokers; note it is not the Java
+//!   client's murmur2, so a keyed Kafka producer may pick another partition for the same key);
+//!   without a key, round robin.
+//! * **Batches**: [`TicketSink::append_batch`] writes its records as one record batch, so a chunk
+//!   run or a block of CSV rows is atomic and contiguous in the partition.
+//! * **Headers**: Kafka record headers are encoded from an ordered map, so a repeated header name
+//!   keeps only its last value (ticket headers are unique by contract).
+//! * Appends go straight to the log, not through the Kafka produce path: tiering's upload-lag
+//!   admission does not apply to them (a claim ticket is a few hundred bytes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record,
+    RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strata_claimcheck::ticket::header;
+use strata_claimcheck::{ClaimId, OutRecord, RecordPosition, SinkError, TicketSink};
+use tracing::{debug, info, warn};
+
+use super::live::PositionBook;
+use crate::log::{Durability, LogError, LogManager, PartitionLog};
+
+/// Appends gateway records to the broker's log with acks=all semantics.
+pub struct LogTicketSink {
+    log: Arc<LogManager>,
+    auto_create: bool,
+    num_partitions: i32,
+    positions: Option<Arc<PositionBook>>,
+    round_robin: AtomicU32,
+}
+
+impl LogTicketSink {
+    /// `positions`: where ticket positions are recorded for [`super::live::LogLiveClaims`]
+    /// (`None` only in tests that do not collect garbage).
+    pub fn new(
+        log: Arc<LogManager>,
+        auto_create: bool,
+        num_partitions: i32,
+        positions: Option<Arc<PositionBook>>,
+    ) -> Self {
+        Self {
+            log,
+            auto_create,
+            num_partitions: num_partitions.max(1),
+            positions,
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    fn partition_log(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, SinkError> {
+        self.partition_count(topic)
+            .ok_or_else(|| SinkError::UnknownTopic(topic.to_string()))?;
+        self.log
+            .partition(topic, partition)
+            .ok_or_else(|| SinkError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })
+    }
+
+    fn choose_partition(
+        &self,
+        topic: &str,
+        requested: Option<i32>,
+        key: Option<&Bytes>,
+    ) -> Result<i32, SinkError> {
+        if let Some(p) = requested {
+            return Ok(p);
+        }
+        let count = self
+            .partition_count(topic)
+            .ok_or_else(|| SinkError::UnknownTopic(topic.to_string()))?;
+        Ok(match key {
+            Some(key) => key_partition(key, count),
+            None => (self.round_robin.fetch_add(1, Ordering::Relaxed) % count as u32) as i32,
+        })
+    }
+
+    async fn append_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<RecordPosition>, SinkError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = self.partition_log(topic, partition)?;
+        let count = records.len();
+        let batch = encode_batch(records)?;
+        let result = log
+            .append(batch, Durability::Fsync)
+            .await
+            .map_err(sink_error)?;
+        debug!(topic, partition, base_offset = result.base_offset, count, "gateway records appended");
+        Ok((0..count as i64)
+            .map(|i| RecordPosition {
+                partition,
+                offset: result.base_offset + i,
+            })
+            .collect())
+    }
+}
+
+/// The partition of a keyed record: `crc32c(key) & 0x7fffffff` modulo `partitions`.
+pub fn key_partition(key: &[u8], partitions: i32) -> i32 {
+    ((crc32c::crc32c(key) & 0x7fff_ffff) % partitions.max(1) as u32) as i32
+}
+
+/// The claim id of a reference-mode ticket record (header `claimcheck.id`), if it is one.
+fn ticket_id(headers: &[(String, Bytes)]) -> Option<ClaimId> {
+    let (_, value) = headers.iter().rev().find(|(k, _)| k == header::ID)?;
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One Kafka record batch (magic v2, uncompressed, no producer id) holding `records` in order.
+pub fn encode_batch(records: Vec<OutRecord>) -> Result<Bytes, SinkError> {
+    let timestamp = now_ms();
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: NO_SEQUENCE,
+            timestamp,
+            key: r.key,
+            value: Some(r.value),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (StrBytes::from_string(k), Some(v)))
+                .collect(),
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buffer,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| SinkError::Other(format!("encoding a record batch: {e}")))?;
+    Ok(buffer.freeze())
+}
+
+fn sink_error(error: LogError) -> SinkError {
+    match error {
+        LogError::UnknownTopicOrPartition { topic, partition } => {
+            SinkError::UnknownPartition { topic, partition }
+        }
+        LogError::MessageTooLarge { .. } => SinkError::RecordTooLarge(error.to_string()),
+        LogError::Storage { .. } | LogError::ShuttingDown => {
+            SinkError::Unavailable(error.to_string())
+        }
+        other => SinkError::Other(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl TicketSink for LogTicketSink {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Bytes,
+        headers: Vec<(String, Bytes)>,
+    ) -> Result<RecordPosition, SinkError> {
+        let partition = self.choose_partition(topic, partition, key.as_ref())?;
+        let claim = ticket_id(&headers);
+        let book = self.positions.as_ref().zip(claim);
+        if let Some((book, id)) = book {
+            let log = self.partition_log(topic, partition)?;
+            book.record_pending(id, &log).await?;
+        }
+        let record = OutRecord {
+            key,
+            value,
+            headers,
+        };
+        let appended = self.append_records(topic, partition, vec![record]).await;
+        let position = match (appended, book) {
+            (Ok(mut positions), book) => {
+                let position = positions.pop().expect("one record appended");
+                if let Some((book, id)) = book {
+                    let log = self.partition_log(topic, partition)?;
+                    book.record_appended(id, &log, position.offset).await;
+                }
+                position
+            }
+            (Err(error), Some((book, id))) => {
+                // Nothing was appended: the pending marker would only pin the payload.
+                warn!(claim = %id, topic, partition, %error, "ticket append failed");
+                book.forget(id).await;
+                return Err(error);
+            }
+            (Err(error), None) => return Err(error),
+        };
+        Ok(position)
+    }
+
+    async fn append_batch(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<RecordPosition>, SinkError> {
+        let key = records.first().and_then(|r| r.key.clone());
+        let partition = self.choose_partition(topic, partition, key.as_ref())?;
+        self.append_records(topic, partition, records).await
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        if let Some(meta) = self.log.topic(topic) {
+            return Some(meta.partitions);
+        }
+        if !self.auto_create {
+            return None;
+        }
+        match self
+            .log
+            .create_topic(topic, self.num_partitions, Default::default(), false)
+        {
+            Ok(meta) => {
+                info!(topic, partitions = meta.partitions, "topic auto-created by the claim-check gateway");
+                Some(meta.partitions)
+            }
+            Err(LogError::TopicAlreadyExists(_)) => self.log.topic(topic).map(|m| m.partitions),
+            Err(error) => {
+                warn!(topic, %error, "topic auto-creation refused");
+                None
+            }
+        }
+    }
+}
