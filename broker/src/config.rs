@@ -83,6 +83,7 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "group.max.session.timeout.ms", default: "1800000", kind: long(1, I32), doc: "Largest session timeout a group member may ask for." },
     BrokerConfigDef { name: "group.initial.rebalance.delay.ms", default: "3000", kind: long(0, I32), doc: "Wait this long for more members before the first rebalance of an empty group." },
     BrokerConfigDef { name: "offsets.retention.minutes", default: "10080", kind: long(1, I32), doc: "Committed offsets of an empty group are kept this long." },
+    BrokerConfigDef { name: "log.retention.check.interval.ms", default: "300000", kind: long(1, I64), doc: "How often the log engine looks for segments to delete under retention." },
     BrokerConfigDef { name: "remote.log.storage.system.enable", default: "true", kind: ConfigKind::Bool, doc: "Master switch of the remote tier; topics opt in with remote.storage.enable." },
     BrokerConfigDef { name: "remote.log.manager.copier.thread.pool.size", default: "2", kind: long(1, 1024), doc: "Segment uploads run at most this many at a time." },
     BrokerConfigDef { name: "remote.log.manager.copy.max.bytes.per.second", default: "9223372036854775807", kind: long(1, I64), doc: "Upload byte-rate quota." },

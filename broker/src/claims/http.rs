@@ -25,7 +25,10 @@ use crate::log::{LogError, LogManager};
 
 /// Every `(method, path)` served here, in OpenAPI syntax (checked against the document).
 pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/v1/topics/{topic}/partitions/{partition}/records/{offset}/claim"),
+    (
+        "get",
+        "/v1/topics/{topic}/partitions/{partition}/records/{offset}/claim",
+    ),
     ("post", "/v1/admin/claims/gc"),
 ];
 
@@ -40,7 +43,11 @@ struct RouteState {
 }
 
 /// The broker-side routes; merge with the gateway's router.
-pub fn router(service: ClaimCheckService, live: Arc<dyn LiveClaims>, log: Arc<LogManager>) -> Router {
+pub fn router(
+    service: ClaimCheckService,
+    live: Arc<dyn LiveClaims>,
+    log: Arc<LogManager>,
+) -> Router {
     Router::new()
         .route(ROUTES[0].1, get(ticket_at_offset))
         .route(ROUTES[1].1, post(run_gc))

@@ -109,7 +109,10 @@ impl PositionBook {
 
     /// `<claims prefix>/claims/<id>/position.json`.
     pub fn path(&self, id: ClaimId) -> Path {
-        self.claims_dir.clone().join(id.to_string()).join(POSITION_FILE)
+        self.claims_dir
+            .clone()
+            .join(id.to_string())
+            .join(POSITION_FILE)
     }
 
     /// The claim id of a `position.json` path, `None` for any other object.

@@ -60,9 +60,12 @@ impl ClaimGateway {
     /// Builds the gateway from the effective configuration; `None` when `claimcheck.enable`
     /// is false.
     pub fn build(config: &StrataConfig, log: Arc<LogManager>) -> anyhow::Result<Option<Self>> {
-        let settings =
-            ClaimSettings::from_broker_configs(&config.broker, &config.data_dir, config.http_listen)
-                .context("invalid claimcheck.* setting")?;
+        let settings = ClaimSettings::from_broker_configs(
+            &config.broker,
+            &config.data_dir,
+            config.http_listen,
+        )
+        .context("invalid claimcheck.* setting")?;
         if !settings.enabled {
             info!("claim-check gateway disabled (claimcheck.enable=false)");
             return Ok(None);

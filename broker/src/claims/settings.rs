@@ -26,10 +26,7 @@ pub struct ClaimSettings {
 }
 
 fn get<'a>(configs: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    configs
-        .get(key)
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
+    configs.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 fn number<T: std::str::FromStr>(
@@ -100,7 +97,11 @@ impl ClaimSettings {
             )?,
             chunk_bytes: number(configs, "claimcheck.chunk.bytes", d.chunk_bytes)?,
             upload_expiry: duration(configs, "claimcheck.upload.expiry", d.upload_expiry)?,
-            max_part_bytes: number(configs, "claimcheck.upload.max.part.bytes", d.max_part_bytes)?,
+            max_part_bytes: number(
+                configs,
+                "claimcheck.upload.max.part.bytes",
+                d.max_part_bytes,
+            )?,
             gc_grace: duration(configs, "claimcheck.gc.grace", d.gc_grace)?,
             max_concurrent_requests: number(
                 configs,
@@ -113,7 +114,11 @@ impl ClaimSettings {
         };
         Ok(Self {
             enabled: get(configs, "claimcheck.enable") != Some("false"),
-            gc_interval: Duration::from_millis(number(configs, "claimcheck.gc.interval.ms", 300_000)?),
+            gc_interval: Duration::from_millis(number(
+                configs,
+                "claimcheck.gc.interval.ms",
+                300_000,
+            )?),
             auto_create_topics: get(configs, "auto.create.topics.enable") != Some("false"),
             num_partitions: number(configs, "num.partitions", 1)?,
             gateway,
@@ -160,6 +165,9 @@ mod tests {
         assert_eq!(s.gateway.public_url.as_deref(), Some("https://gw.example"));
         c.insert("claimcheck.upload.expiry".into(), "soon".into());
         let err = ClaimSettings::from_broker_configs(&c, Path::new("/d"), listen).unwrap_err();
-        assert!(format!("{err:#}").contains("claimcheck.upload.expiry"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("claimcheck.upload.expiry"),
+            "{err:#}"
+        );
     }
 }

@@ -114,7 +114,13 @@ impl LogTicketSink {
             .append(batch, Durability::Fsync)
             .await
             .map_err(sink_error)?;
-        debug!(topic, partition, base_offset = result.base_offset, count, "gateway records appended");
+        debug!(
+            topic,
+            partition,
+            base_offset = result.base_offset,
+            count,
+            "gateway records appended"
+        );
         Ok((0..count as i64)
             .map(|i| RecordPosition {
                 partition,
@@ -259,7 +265,11 @@ impl TicketSink for LogTicketSink {
             .create_topic(topic, self.num_partitions, Default::default(), false)
         {
             Ok(meta) => {
-                info!(topic, partitions = meta.partitions, "topic auto-created by the claim-check gateway");
+                info!(
+                    topic,
+                    partitions = meta.partitions,
+                    "topic auto-created by the claim-check gateway"
+                );
                 Some(meta.partitions)
             }
             Err(LogError::TopicAlreadyExists(_)) => self.log.topic(topic).map(|m| m.partitions),

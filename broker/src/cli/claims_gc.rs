@@ -47,7 +47,8 @@ pub fn run(args: ClaimsArgs) -> anyhow::Result<()> {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         anyhow::ensure!(status.is_success(), "POST {url}: {status}: {body}");
-        let report: serde_json::Value = serde_json::from_str(&body).context("reading the report")?;
+        let report: serde_json::Value =
+            serde_json::from_str(&body).context("reading the report")?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         Ok(())
     })
