@@ -1,0 +1,227 @@
+//! Log engine throughput against the machine's own limits: 1 KiB records in 16 KiB batches,
+//! appended without fsync, with an fsync per batch, and by 8 concurrent acks=all writers (group
+//! commit); and sequential reads. Each scenario first prints its MB/s next to a plain `std::fs`
+//! sequential write/read of the same size, as a ratio, then runs under criterion.
+//!
+//! `cargo bench -p strata-broker --bench log -- --quick`
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strata_broker::log::{Durability, LogManager, LogManagerConfig, PartitionLog};
+
+const RECORD: usize = 1024;
+const RECORDS_PER_BATCH: usize = 16;
+
+fn batch() -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: None,
+            value: Some(Bytes::from(vec![7u8; RECORD])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buffer,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buffer.freeze()
+}
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    log: Arc<PartitionLog>,
+    _manager: Arc<LogManager>,
+}
+
+fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var("STRATA_BENCH_DIR").unwrap_or_else(|_| "target".into()))
+            .unwrap();
+    let (manager, log) = runtime.block_on(async {
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        manager
+            .create_topic(
+                "bench",
+                1,
+                BTreeMap::from([("segment.bytes".into(), "268435456".into())]),
+                false,
+            )
+            .unwrap();
+        let log = manager.partition("bench", 0).unwrap();
+        (manager, log)
+    });
+    Fixture {
+        runtime,
+        _dir: dir,
+        log,
+        _manager: manager,
+    }
+}
+
+fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64() / 1e6
+}
+
+/// Plain std::fs: `batches` sequential writes of `size` bytes, optionally fdatasync after each.
+fn std_write(batches: usize, size: usize, sync_each: bool) -> Duration {
+    let dir = tempfile::tempdir_in("target").unwrap();
+    let mut file = std::fs::File::create(dir.path().join("plain")).unwrap();
+    let buffer = vec![7u8; size];
+    let started = Instant::now();
+    for _ in 0..batches {
+        file.write_all(&buffer).unwrap();
+        if sync_each {
+            file.sync_data().unwrap();
+        }
+    }
+    started.elapsed()
+}
+
+fn engine_append(
+    fixture: &Fixture,
+    batches: usize,
+    durability: Durability,
+    writers: usize,
+) -> Duration {
+    let records = batch();
+    let started = Instant::now();
+    fixture.runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let (log, records) = (fixture.log.clone(), records.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..batches / writers {
+                    log.append(records.clone(), durability).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    started.elapsed()
+}
+
+fn report(name: &str, bytes: usize, engine: Duration, plain: Duration) {
+    let (engine, plain) = (mb_per_s(bytes, engine), mb_per_s(bytes, plain));
+    println!(
+        "{name:<40} engine {engine:>9.1} MB/s   std::fs {plain:>9.1} MB/s   ratio {:.2}",
+        engine / plain
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let size = batch().len();
+    let fixture = fixture();
+
+    // Side-by-side ratios (one timed pass each, same sizes).
+    let n = 256; // 4 MiB
+    report(
+        "append, no fsync (acks=1)",
+        n * size,
+        engine_append(&fixture, n, Durability::Written, 1),
+        std_write(n, size, false),
+    );
+    let n = 64;
+    report(
+        "append, fsync per batch (acks=all)",
+        n * size,
+        engine_append(&fixture, n, Durability::Fsync, 1),
+        std_write(n, size, true),
+    );
+    report(
+        "8 writers acks=all (group commit)",
+        n * size,
+        engine_append(&fixture, n, Durability::Fsync, 8),
+        std_write(n, size, true),
+    );
+    let end = fixture.log.log_end_offset();
+    let started = Instant::now();
+    let mut offset = fixture.log.log_start_offset();
+    let mut read_bytes = 0;
+    while offset < end {
+        let read = fixture.log.read(offset, 1 << 20).unwrap();
+        read_bytes += read.records.len();
+        offset = strata_format::BatchIter::new(read.records)
+            .last()
+            .unwrap()
+            .next_offset();
+    }
+    let engine_read = started.elapsed();
+    let plain_path = fixture._dir.path().join("plain-read");
+    std::fs::write(&plain_path, vec![1u8; read_bytes]).unwrap();
+    let started = Instant::now();
+    let mut file = std::fs::File::open(&plain_path).unwrap();
+    let mut buffer = vec![0u8; 1 << 20];
+    while std::io::Read::read(&mut file, &mut buffer).unwrap() > 0 {}
+    report(
+        "sequential read (1 MiB fetches)",
+        read_bytes,
+        engine_read,
+        started.elapsed(),
+    );
+
+    let mut group = c.benchmark_group("log");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Bytes((16 * size) as u64));
+    group.bench_function("append_16_batches_written", |b| {
+        b.iter(|| engine_append(&fixture, 16, Durability::Written, 1))
+    });
+    group.bench_function("append_16_batches_fsync_each", |b| {
+        b.iter(|| engine_append(&fixture, 16, Durability::Fsync, 1))
+    });
+    group.bench_function("append_16_batches_8_writers_fsync", |b| {
+        b.iter(|| engine_append(&fixture, 16, Durability::Fsync, 8))
+    });
+    group.throughput(Throughput::Bytes(1 << 20));
+    group.bench_function("read_1mib", |b| {
+        b.iter(|| {
+            fixture
+                .log
+                .read(fixture.log.log_start_offset(), 1 << 20)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(log, benches);
+criterion_main!(log);
