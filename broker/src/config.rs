@@ -90,6 +90,9 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     BrokerConfigDef { name: "remote.log.manager.fetch.max.bytes.per.second", default: "9223372036854775807", kind: long(1, I64), doc: "Cold-read byte-rate quota." },
     BrokerConfigDef { name: "remote.log.reader.threads", default: "4", kind: long(1, 1024), doc: "Cold reads run at most this many at a time." },
     BrokerConfigDef { name: "remote.log.manager.task.interval.ms", default: "30000", kind: long(1, I64), doc: "How often remote retention and upload catch-up run." },
+    BrokerConfigDef { name: "log.retention.check.interval.ms", default: "300000", kind: long(1, I64), doc: "How often local retention runs." },
+    BrokerConfigDef { name: "remote.log.manager.max.upload.lag.bytes", default: "10737418240", kind: long(1, I64), doc: "Produce to a tiered partition fails (KAFKA_STORAGE_ERROR) while more than this many bytes of its closed segments wait for upload: a stalled object store cannot fill the disk." },
+    BrokerConfigDef { name: "remote.log.manager.reconcile.interval.ms", default: "3600000", kind: long(1000, I64), doc: "How often the remote tier is checked for orphaned objects and unfinished deletes (also at start)." },
     BrokerConfigDef { name: "remote.log.index.file.cache.total.size.bytes", default: "1073741824", kind: long(1, I64), doc: "Disk budget of the cold-read chunk cache." },
     // The claim-check gateway (defaults = strata_claimcheck::ClaimCheckConfig::default(); checked by a test in claims/settings.rs).
     BrokerConfigDef { name: "claimcheck.enable", default: "true", kind: ConfigKind::Bool, doc: "Serve the claim-check API (/v1/topics/{t}/claims, /v1/claims/{id}, /v1/uploads) and run its payload GC." },

@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod log;
 pub mod group;
 pub mod kafka;
+pub mod tiered;

@@ -5,6 +5,7 @@ mod claim_get;
 mod claim_put;
 mod claims_gc;
 mod serve;
+mod tier;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ pub enum Command {
     /// Run the broker: Kafka listener, HTTP listener (health, metrics, claim-check API),
     /// log engine and remote tier.
     Serve(serve::ServeArgs),
+    /// Tiered storage of a running broker: `status` (local/remote bytes, offsets, upload lag).
+    Tier(tier::TierArgs),
     /// Upload a file as a claim (`put`) or download a claimed payload (`get`) through the
     /// claim-check gateway of a running broker.
     Claim(claim::ClaimArgs),
@@ -35,6 +38,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Tier(args) => tier::run(args),
         Command::Claim(args) => claim::run(args),
         Command::Claims(args) => claims_gc::run(args),
     }

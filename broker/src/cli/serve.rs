@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use strata_broker::config::{LogFormat, Overrides, StrataConfig};
 use strata_broker::kafka::{self, BrokerContext, BrokerContextParams};
 use strata_broker::log::{LogManager, LogManagerConfig};
+use strata_broker::tiered::{TierSettings, TieredStorage};
 use strata_broker::{http, metrics};
 use strata_broker::claims::ClaimGateway;
 
@@ -121,12 +122,21 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
 
     let mut registry = metrics::new_registry(started);
     broker.metrics.register(&mut registry);
+    let tiered = start_tiered(&config, &log, &broker).await?;
+    if let Some(tiered) = &tiered {
+        tiered.register_metrics(&mut registry);
+    }
     let metrics = metrics::MetricsHandle::new(registry);
     let app = http::ops_router(metrics);
     let claims = ClaimGateway::build(&config, Arc::clone(&log))
         .context("starting the claim-check gateway")?;
     let app = match &claims {
         Some(gateway) => app.merge(gateway.router()),
+        None => app,
+    };
+
+    let app = match &tiered {
+        Some(tiered) => app.merge(tiered.router()),
         None => app,
     };
 
@@ -173,9 +183,48 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         .await
         .context("joining the HTTP server")?
         .context("serving HTTP")?;
+    if let Some(tiered) = &tiered {
+        tiered.shutdown().await;
+    }
     log.shutdown().await.context("flushing the log")?;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// The remote tier (`None` when `remote.log.storage.system.enable=false`): built from
+/// `config.remote` and the `remote.log.*` broker configs, fenced with a writer epoch above both
+/// this start's broker epoch and any epoch already in the bucket.
+async fn start_tiered(
+    config: &StrataConfig,
+    log: &Arc<LogManager>,
+    broker: &BrokerContext,
+) -> anyhow::Result<Option<Arc<TieredStorage>>> {
+    let settings = TierSettings::from_broker_configs(&config.broker);
+    if !settings.enabled {
+        info!("remote.log.storage.system.enable=false: no remote tier");
+        TieredStorage::install_disabled(log);
+        return Ok(None);
+    }
+    let remote = strata_tiering::RemoteStore::from_url(&config.remote)
+        .with_context(|| format!("opening the remote tier {}", config.remote))?;
+    let bucket_epoch = strata_broker::tiered::restore::highest_writer_epoch(&remote)
+        .await
+        .with_context(|| format!("reading manifests in {}", config.remote))?;
+    let mut tiering =
+        TierSettings::tiering_config(&config.broker, config.data_dir.join("tier-cache"));
+    tiering.writer_epoch = (broker.identity.broker_epoch.max(0) as u64).max(bucket_epoch + 1);
+    let rlm = strata_tiering::RemoteLogManager::with_remote(remote, tiering)
+        .context("starting the remote tier")?;
+    let tiered = TieredStorage::start(
+        rlm,
+        Arc::clone(log),
+        broker,
+        settings,
+        config.data_dir.clone(),
+    )
+    .await
+    .context("starting tiered storage")?;
+    Ok(Some(tiered))
 }
 
 fn log_manager_config(config: &StrataConfig) -> anyhow::Result<LogManagerConfig> {

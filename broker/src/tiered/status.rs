@@ -1,0 +1,180 @@
+//! Visibility: per-partition tiering status as Prometheus gauges (collected at scrape time from
+//! the refresh task's snapshot), as JSON on `GET /v1/tier/status`, and as a file
+//! (`<data_dir>/tier-status.json`) that `strata tier status --data-dir` reads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::TierState;
+
+/// One partition as `strata tier status` and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionTierStatus {
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: Uuid,
+    /// `remote.storage.enable`.
+    pub tiered: bool,
+    /// Tiered and `remote.log.copy.disable=false`.
+    pub copy_enabled: bool,
+    /// Bytes of local segment files (closed and active).
+    pub local_bytes: u64,
+    /// Local bytes not (yet) in the remote tier.
+    pub local_only_bytes: u64,
+    /// The log start offset clients see (ListOffsets -2).
+    pub log_start_offset: i64,
+    /// Oldest offset on local disk (ListOffsets -4).
+    pub local_log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub remote_bytes: u64,
+    pub remote_segments: u64,
+    /// Oldest offset in the remote tier, -1 when it holds nothing.
+    pub remote_log_start_offset: i64,
+    /// ListOffsets -5, -1 when nothing is tiered.
+    pub highest_tiered_offset: i64,
+    /// Bytes of closed local segments waiting for upload.
+    pub upload_lag_bytes: u64,
+    pub upload_lag_offsets: i64,
+    pub queued_segments: u64,
+    pub last_error: Option<String>,
+    pub last_upload_ms: Option<i64>,
+    #[serde(skip)]
+    pub(crate) remote: strata_tiering::PartitionStatus,
+}
+
+/// The JSON document of `GET /v1/tier/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TierStatusReport {
+    /// The remote tier's URL; empty when `remote.log.storage.system.enable=false`.
+    pub remote: String,
+    pub partitions: Vec<PartitionTierStatus>,
+}
+
+/// Where the broker keeps the latest report for offline readers.
+pub fn status_file(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("tier-status.json")
+}
+
+#[derive(Clone)]
+struct StatusSource {
+    state: Arc<TierState>,
+    remote: String,
+}
+
+impl StatusSource {
+    fn report(&self) -> TierStatusReport {
+        TierStatusReport {
+            remote: self.remote.clone(),
+            partitions: self.state.snapshot(),
+        }
+    }
+}
+
+/// `GET /v1/tier/status`.
+pub(crate) fn router(state: Arc<TierState>, remote: String) -> Router {
+    Router::new()
+        .route("/v1/tier/status", get(status_json))
+        .with_state(StatusSource { state, remote })
+}
+
+async fn status_json(State(source): State<StatusSource>) -> axum::Json<TierStatusReport> {
+    axum::Json(source.report())
+}
+
+/// Writes the report to `<data_dir>/tier-status.json` (atomically: temp + rename).
+pub(crate) fn write_status_file(state: &TierState, remote: &str, data_dir: &std::path::Path) {
+    let report = TierStatusReport {
+        remote: remote.to_string(),
+        partitions: state.snapshot(),
+    };
+    let path = status_file(data_dir);
+    let temp = path.with_extension("json.tmp");
+    let written = serde_json::to_vec_pretty(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temp, bytes))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(error) = written {
+        tracing::debug!(%error, path = %path.display(), "writing the tier status file failed");
+    }
+}
+
+/// Prometheus collector: one gauge family per figure, labelled by topic and partition.
+#[derive(Debug)]
+pub(crate) struct TierCollector {
+    pub state: Arc<TierState>,
+}
+
+type Figure = (&'static str, &'static str, fn(&PartitionTierStatus) -> i64);
+
+const FIGURES: &[Figure] = &[
+    ("tier_local_bytes", "Bytes of local segment files", |s| {
+        s.local_bytes as i64
+    }),
+    (
+        "tier_remote_bytes",
+        "Bytes of record batches in the remote tier",
+        |s| s.remote_bytes as i64,
+    ),
+    (
+        "tier_upload_lag_bytes",
+        "Bytes of closed local segments waiting for upload",
+        |s| s.upload_lag_bytes as i64,
+    ),
+    (
+        "tier_upload_lag_offsets",
+        "Offsets closed locally but not yet in the remote tier",
+        |s| s.upload_lag_offsets,
+    ),
+    (
+        "tier_local_log_start_offset",
+        "Oldest offset on local disk",
+        |s| s.local_log_start_offset,
+    ),
+    (
+        "tier_remote_log_start_offset",
+        "Oldest offset in the remote tier (-1: none)",
+        |s| s.remote_log_start_offset,
+    ),
+    (
+        "tier_highest_tiered_offset",
+        "Last offset copied to the remote tier (-1: none)",
+        |s| s.highest_tiered_offset,
+    ),
+    (
+        "tier_upload_failing",
+        "1 while the last upload attempt of the partition failed",
+        |s| i64::from(s.last_error.is_some()),
+    ),
+];
+
+impl Collector for TierCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let partitions = self.state.snapshot();
+        for (name, help, value) in FIGURES {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for status in &partitions {
+                let labels = [
+                    ("topic", status.topic.clone()),
+                    ("partition", status.partition.to_string()),
+                ];
+                let gauge = ConstGauge::new(value(status));
+                gauge.encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The claim-check gateway on an S3 remote (moto from the README test command, or any S3 server
+//! named by `STRATA_TEST_S3_ENDPOINT`): a large streamed round trip with bounded broker memory,
+//! a confluent-kafka consumer resolving the ticket, a truncated multipart upload that leaves no
+//! object in the bucket, and GC of an expired ticket's payload.
+//!
+//! Size: 512 MiB here, 2 GiB on the local backend (`claims_gateway.rs`). moto keeps every
+//! object and multipart part in its own memory and copies parts on completion, so 2 GiB through
+//! moto takes minutes and several GiB of its RAM; the broker-side path (multipart streaming,
+//! bounded parts in flight) is the same for every size.
+
+#[path = "claims_support.rs"]
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use strata_tests::s3::S3Target;
+use strata_tests::{Strata, Tool, assert_success, python, require};
+use support::*;
+
+const MIB: u64 = 1 << 20;
+
+fn start(target: &S3Target, name: &str, sets: &[(&str, &str)]) -> (Strata, String) {
+    let url = target.unique_url(name);
+    let mut builder = Strata::builder().arg("--remote").arg(url.clone());
+    for (k, v) in target.env() {
+        builder = builder.env(&k, &v);
+    }
+    for (k, v) in sets {
+        builder = builder.set(k, v);
+    }
+    let prefix = url
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .map(|(_, p)| p.to_string())
+        .unwrap();
+    (builder.start(), format!("{prefix}/claimcheck/"))
+}
+
+#[test]
+fn s3_large_round_trip_consumer_resolve_and_bounded_memory() {
+    let Some(target) = S3Target::from_env() else {
+        return;
+    };
+    let (strata, prefix) = start(&target, "claims-big", &[]);
+    let size = 512 * MIB;
+    let pid = strata.pid().unwrap();
+    let expected = generated_sha256(size, 9);
+    let (status, receipt) = upload_generated(&strata, "big", "", size, 9);
+    assert_eq!(status, 201, "{receipt}\n{}", strata.logs());
+    assert_eq!(receipt["sha256"], expected.as_str());
+    let (got, sha) = download_sha256(receipt["uri"].as_str().unwrap());
+    assert_eq!((got, sha.as_str()), (size, expected.as_str()));
+    let peak = peak_rss_kib(pid);
+    eprintln!("peak broker RSS {peak} KiB");
+    assert!(peak < 128 * 1024, "broker peak RSS {peak} KiB >= 128 MiB");
+    let keys = list_s3(&target.endpoint, &target.bucket, &prefix);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    if require(Tool::Python) {
+        let out = python(
+            "claims_resolve.py",
+            &[
+                &strata.kafka_addr(),
+                "big",
+                &receipt["partition"].to_string(),
+                &receipt["offset"].to_string(),
+                &expected,
+            ],
+        );
+        assert_success(&out, "claims_resolve.py");
+    }
+}
+
+#[test]
+fn s3_truncated_upload_leaves_no_object_and_expired_payloads_are_collected() {
+    let Some(target) = S3Target::from_env() else {
+        return;
+    };
+    let (strata, prefix) = start(
+        &target,
+        "claims-cut",
+        &[
+            ("claimcheck.gc.grace", "1s"),
+            ("log.segment.bytes", "1024"),
+            ("log.retention.ms", "4000"),
+            ("log.retention.check.interval.ms", "300"),
+        ],
+    );
+    let (status, first) = upload_bytes(&strata, "cut", "?partition=0", vec![7u8; 3000]);
+    assert_eq!(status, 201, "{first}");
+    // A multipart upload (parts already sent) cut off mid-body.
+    let address = strata.http_url().trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/topics/cut/claims HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        64 * MIB
+    )
+    .unwrap();
+    std::io::copy(&mut Generated::new(24 * MIB, 1), &mut stream).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    std::thread::sleep(Duration::from_millis(2000));
+    let keys = list_s3(&target.endpoint, &target.bucket, &prefix);
+    let first_dir = format!("{prefix}claims/{}/", first["id"].as_str().unwrap());
+    assert!(keys.iter().all(|k| k.starts_with(&first_dir)), "{keys:?}");
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    // ...and no multipart upload left open (aborted, not abandoned).
+    let open = http()
+        .get(format!(
+            "{}/{}?uploads&prefix={prefix}",
+            target.endpoint, target.bucket
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!open.contains("<UploadId>"), "{open}");
+    // Retention removes the first ticket (after newer tickets roll its segment); GC its payload.
+    std::thread::sleep(Duration::from_millis(3000));
+    for i in 0..2u8 {
+        let (status, r) = upload_bytes(&strata, "cut", "?partition=0", vec![i; 10]);
+        assert_eq!(status, 201, "{r}");
+    }
+    let first_record = format!(
+        "{}/v1/topics/cut/partitions/0/records/0/claim",
+        strata.http_url()
+    );
+    wait_until("retention", Duration::from_secs(20), || {
+        http().get(&first_record).send().unwrap().status().as_u16() == 404
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    let report = run_gc(&strata, false);
+    let actions = report["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{report}");
+    assert_eq!(actions[0]["id"], first["id"]);
+    let keys = list_s3(&target.endpoint, &target.bucket, &first_dir);
+    // position.json goes on the next pass.
+    assert!(
+        keys.iter().all(|k| k.ends_with("position.json")),
+        "{keys:?}"
+    );
+    run_gc(&strata, false);
+    assert!(list_s3(&target.endpoint, &target.bucket, &first_dir).is_empty());
+}
