@@ -35,7 +35,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1usize..5, 1usize..400, any::<bool>()).prop_map(|(records, size, fsync)| Op::Append { records, size, fsync }),
+        6 => (1usize..5, 1usize..300, any::<bool>()).prop_map(|(records, size, fsync)| Op::Append { records, size, fsync }),
         3 => (any::<prop::sample::Index>(), 1usize..3000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         1 => Just(Op::Retention),
         1 => any::<prop::sample::Index>().prop_map(|at| Op::DeleteRecords { at }),
@@ -86,7 +86,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         runtime.block_on(async {
             let overrides = BTreeMap::from([
-                ("segment.bytes".to_string(), "1500".to_string()),
+                ("segment.bytes".to_string(), "2000".to_string()),
                 ("index.interval.bytes".to_string(), "300".to_string()),
                 ("retention.bytes".to_string(), "4000".to_string()),
                 ("file.delete.delay.ms".to_string(), "0".to_string()),
