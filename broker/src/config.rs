@@ -45,7 +45,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigKind {
     /// A whole number within `[min, max]`.
-    Long { min: i64, max: i64 },
+    Long {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
@@ -72,42 +75,211 @@ const I64: i64 = i64::MAX;
 /// defaults of topic configs (`log.segment.bytes`, `log.retention.ms`, `message.max.bytes`, ...)
 /// are the synonyms in the log engine's [`TOPIC_CONFIGS`] registry, the one place they are defined.
 pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
-    BrokerConfigDef { name: "node.id", default: "0", kind: long(0, I32), doc: "This broker's id, as clients see it in Metadata." },
-    BrokerConfigDef { name: "advertised.listeners", default: "", kind: ConfigKind::Text, doc: "host:port clients are told to connect to; empty means the Kafka listener's bound address." },
-    BrokerConfigDef { name: "auto.create.topics.enable", default: "true", kind: ConfigKind::Bool, doc: "Create a topic when a client asks for metadata of an unknown one." },
-    BrokerConfigDef { name: "num.partitions", default: "1", kind: long(1, 100_000), doc: "Partitions of an auto-created topic." },
-    BrokerConfigDef { name: "default.replication.factor", default: "1", kind: long(1, 1), doc: "Strata is a single node: always 1." },
-    BrokerConfigDef { name: "socket.request.max.bytes", default: "104857600", kind: long(1024, I32), doc: "Largest request frame accepted; larger frames close the connection before allocation." },
-    BrokerConfigDef { name: "connections.max.idle.ms", default: "600000", kind: long(1000, I64), doc: "Idle connections are closed after this long." },
-    BrokerConfigDef { name: "group.min.session.timeout.ms", default: "6000", kind: long(1, I32), doc: "Smallest session timeout a group member may ask for." },
-    BrokerConfigDef { name: "group.max.session.timeout.ms", default: "1800000", kind: long(1, I32), doc: "Largest session timeout a group member may ask for." },
-    BrokerConfigDef { name: "group.initial.rebalance.delay.ms", default: "3000", kind: long(0, I32), doc: "Wait this long for more members before the first rebalance of an empty group." },
-    BrokerConfigDef { name: "offsets.retention.minutes", default: "10080", kind: long(1, I32), doc: "Committed offsets of an empty group are kept this long." },
-    BrokerConfigDef { name: "log.retention.check.interval.ms", default: "300000", kind: long(1, I64), doc: "How often the log engine looks for segments to delete under retention." },
-    BrokerConfigDef { name: "remote.log.storage.system.enable", default: "true", kind: ConfigKind::Bool, doc: "Master switch of the remote tier; topics opt in with remote.storage.enable." },
-    BrokerConfigDef { name: "remote.log.manager.copier.thread.pool.size", default: "2", kind: long(1, 1024), doc: "Segment uploads run at most this many at a time." },
-    BrokerConfigDef { name: "remote.log.manager.copy.max.bytes.per.second", default: "9223372036854775807", kind: long(1, I64), doc: "Upload byte-rate quota." },
-    BrokerConfigDef { name: "remote.log.manager.fetch.max.bytes.per.second", default: "9223372036854775807", kind: long(1, I64), doc: "Cold-read byte-rate quota." },
-    BrokerConfigDef { name: "remote.log.reader.threads", default: "4", kind: long(1, 1024), doc: "Cold reads run at most this many at a time." },
-    BrokerConfigDef { name: "remote.log.manager.task.interval.ms", default: "30000", kind: long(1, I64), doc: "How often remote retention and upload catch-up run." },
-    BrokerConfigDef { name: "log.retention.check.interval.ms", default: "300000", kind: long(1, I64), doc: "How often local retention runs." },
-    BrokerConfigDef { name: "remote.log.manager.max.upload.lag.bytes", default: "10737418240", kind: long(1, I64), doc: "Produce to a tiered partition fails (KAFKA_STORAGE_ERROR) while more than this many bytes of its closed segments wait for upload: a stalled object store cannot fill the disk." },
-    BrokerConfigDef { name: "remote.log.manager.reconcile.interval.ms", default: "3600000", kind: long(1000, I64), doc: "How often the remote tier is checked for orphaned objects and unfinished deletes (also at start)." },
-    BrokerConfigDef { name: "remote.log.index.file.cache.total.size.bytes", default: "1073741824", kind: long(1, I64), doc: "Disk budget of the cold-read chunk cache." },
+    BrokerConfigDef {
+        name: "node.id",
+        default: "0",
+        kind: long(0, I32),
+        doc: "This broker's id, as clients see it in Metadata.",
+    },
+    BrokerConfigDef {
+        name: "advertised.listeners",
+        default: "",
+        kind: ConfigKind::Text,
+        doc: "host:port clients are told to connect to; empty means the Kafka listener's bound address.",
+    },
+    BrokerConfigDef {
+        name: "auto.create.topics.enable",
+        default: "true",
+        kind: ConfigKind::Bool,
+        doc: "Create a topic when a client asks for metadata of an unknown one.",
+    },
+    BrokerConfigDef {
+        name: "num.partitions",
+        default: "1",
+        kind: long(1, 100_000),
+        doc: "Partitions of an auto-created topic.",
+    },
+    BrokerConfigDef {
+        name: "default.replication.factor",
+        default: "1",
+        kind: long(1, 1),
+        doc: "Strata is a single node: always 1.",
+    },
+    BrokerConfigDef {
+        name: "socket.request.max.bytes",
+        default: "104857600",
+        kind: long(1024, I32),
+        doc: "Largest request frame accepted; larger frames close the connection before allocation.",
+    },
+    BrokerConfigDef {
+        name: "connections.max.idle.ms",
+        default: "600000",
+        kind: long(1000, I64),
+        doc: "Idle connections are closed after this long.",
+    },
+    BrokerConfigDef {
+        name: "group.min.session.timeout.ms",
+        default: "6000",
+        kind: long(1, I32),
+        doc: "Smallest session timeout a group member may ask for.",
+    },
+    BrokerConfigDef {
+        name: "group.max.session.timeout.ms",
+        default: "1800000",
+        kind: long(1, I32),
+        doc: "Largest session timeout a group member may ask for.",
+    },
+    BrokerConfigDef {
+        name: "group.initial.rebalance.delay.ms",
+        default: "3000",
+        kind: long(0, I32),
+        doc: "Wait this long for more members before the first rebalance of an empty group.",
+    },
+    BrokerConfigDef {
+        name: "offsets.retention.minutes",
+        default: "10080",
+        kind: long(1, I32),
+        doc: "Committed offsets of an empty group are kept this long.",
+    },
+    BrokerConfigDef {
+        name: "log.retention.check.interval.ms",
+        default: "300000",
+        kind: long(1, I64),
+        doc: "How often the log engine looks for segments to delete under retention.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.storage.system.enable",
+        default: "true",
+        kind: ConfigKind::Bool,
+        doc: "Master switch of the remote tier; topics opt in with remote.storage.enable.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.copier.thread.pool.size",
+        default: "2",
+        kind: long(1, 1024),
+        doc: "Segment uploads run at most this many at a time.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.copy.max.bytes.per.second",
+        default: "9223372036854775807",
+        kind: long(1, I64),
+        doc: "Upload byte-rate quota.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.fetch.max.bytes.per.second",
+        default: "9223372036854775807",
+        kind: long(1, I64),
+        doc: "Cold-read byte-rate quota.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.reader.threads",
+        default: "4",
+        kind: long(1, 1024),
+        doc: "Cold reads run at most this many at a time.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.task.interval.ms",
+        default: "30000",
+        kind: long(1, I64),
+        doc: "How often remote retention and upload catch-up run.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.max.upload.lag.bytes",
+        default: "10737418240",
+        kind: long(1, I64),
+        doc: "Produce to a tiered partition fails (KAFKA_STORAGE_ERROR) while more than this many bytes of its closed segments wait for upload: a stalled object store cannot fill the disk.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.manager.reconcile.interval.ms",
+        default: "3600000",
+        kind: long(1000, I64),
+        doc: "How often the remote tier is checked for orphaned objects and unfinished deletes (also at start).",
+    },
+    BrokerConfigDef {
+        name: "remote.log.index.file.cache.total.size.bytes",
+        default: "1073741824",
+        kind: long(1, I64),
+        doc: "Disk budget of the cold-read chunk cache.",
+    },
     // The claim-check gateway (defaults = strata_claimcheck::ClaimCheckConfig::default(); checked by a test in claims/settings.rs).
-    BrokerConfigDef { name: "claimcheck.enable", default: "true", kind: ConfigKind::Bool, doc: "Serve the claim-check API (/v1/topics/{t}/claims, /v1/claims/{id}, /v1/uploads) and run its payload GC." },
-    BrokerConfigDef { name: "claimcheck.max.upload.bytes", default: "68719476736", kind: long(0, I64), doc: "Largest payload accepted by any claim upload (reference, chunked, CSV, resumable total)." },
-    BrokerConfigDef { name: "claimcheck.multipart.part.bytes", default: "8388608", kind: long(5_242_880, I32), doc: "Object-store multipart part size of claim uploads; memory per upload is about (concurrency + 1) parts." },
-    BrokerConfigDef { name: "claimcheck.multipart.concurrency", default: "2", kind: long(1, 64), doc: "Multipart parts of one claim upload in flight at once." },
-    BrokerConfigDef { name: "claimcheck.chunk.bytes", default: "524288", kind: long(1, I32), doc: "Record value size of chunk-mode uploads (?mode=chunked)." },
-    BrokerConfigDef { name: "claimcheck.upload.expiry", default: "24h", kind: ConfigKind::Text, doc: "Resumable uploads not completed within this time (e.g. 30m, 24h) are removed." },
-    BrokerConfigDef { name: "claimcheck.upload.max.part.bytes", default: "1073741824", kind: long(1, I64), doc: "Largest part of a resumable upload." },
-    BrokerConfigDef { name: "claimcheck.gc.grace", default: "1h", kind: ConfigKind::Text, doc: "A claim payload without a live ticket is deleted only once older than this (e.g. 10s, 1h)." },
-    BrokerConfigDef { name: "claimcheck.gc.interval.ms", default: "300000", kind: long(100, I64), doc: "How often the claim GC runs (expired tickets' payloads, abandoned uploads)." },
-    BrokerConfigDef { name: "claimcheck.max.concurrent.requests", default: "32", kind: long(1, 100_000), doc: "Claim-check requests handled at once; more get 429." },
-    BrokerConfigDef { name: "claimcheck.max.header.bytes", default: "16384", kind: long(256, I32), doc: "Total request header size accepted by the claim-check API; more get 431." },
-    BrokerConfigDef { name: "claimcheck.spool.dir", default: "", kind: ConfigKind::Text, doc: "Where CSV uploads are spooled before they are split; empty means <data-dir>/claims-spool." },
-    BrokerConfigDef { name: "claimcheck.public.url", default: "", kind: ConfigKind::Text, doc: "Base URL written into tickets' uri (<url>/v1/claims/<id>); empty means the HTTP listener's address." },
+    BrokerConfigDef {
+        name: "claimcheck.enable",
+        default: "true",
+        kind: ConfigKind::Bool,
+        doc: "Serve the claim-check API (/v1/topics/{t}/claims, /v1/claims/{id}, /v1/uploads) and run its payload GC.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.max.upload.bytes",
+        default: "68719476736",
+        kind: long(0, I64),
+        doc: "Largest payload accepted by any claim upload (reference, chunked, CSV, resumable total).",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.multipart.part.bytes",
+        default: "8388608",
+        kind: long(5_242_880, I32),
+        doc: "Object-store multipart part size of claim uploads; memory per upload is about (concurrency + 1) parts.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.multipart.concurrency",
+        default: "2",
+        kind: long(1, 64),
+        doc: "Multipart parts of one claim upload in flight at once.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.chunk.bytes",
+        default: "524288",
+        kind: long(1, I32),
+        doc: "Record value size of chunk-mode uploads (?mode=chunked).",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.upload.expiry",
+        default: "24h",
+        kind: ConfigKind::Text,
+        doc: "Resumable uploads not completed within this time (e.g. 30m, 24h) are removed.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.upload.max.part.bytes",
+        default: "1073741824",
+        kind: long(1, I64),
+        doc: "Largest part of a resumable upload.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.gc.grace",
+        default: "1h",
+        kind: ConfigKind::Text,
+        doc: "A claim payload without a live ticket is deleted only once older than this (e.g. 10s, 1h).",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.gc.interval.ms",
+        default: "300000",
+        kind: long(100, I64),
+        doc: "How often the claim GC runs (expired tickets' payloads, abandoned uploads).",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.max.concurrent.requests",
+        default: "32",
+        kind: long(1, 100_000),
+        doc: "Claim-check requests handled at once; more get 429.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.max.header.bytes",
+        default: "16384",
+        kind: long(256, I32),
+        doc: "Total request header size accepted by the claim-check API; more get 431.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.spool.dir",
+        default: "",
+        kind: ConfigKind::Text,
+        doc: "Where CSV uploads are spooled before they are split; empty means <data-dir>/claims-spool.",
+    },
+    BrokerConfigDef {
+        name: "claimcheck.public.url",
+        default: "",
+        kind: ConfigKind::Text,
+        doc: "Base URL written into tickets' uri (<url>/v1/claims/<id>); empty means the HTTP listener's address.",
+    },
 ];
 
 /// Looks up a broker config definition by its Kafka name.
@@ -321,11 +493,13 @@ impl StrataConfig {
         let mut given = BTreeMap::new();
         flatten_table("", &file_config.broker, &mut given)?;
         for pair in &overrides.set {
-            let (key, value) = pair.split_once('=').ok_or_else(|| ConfigError::InvalidValue {
-                key: "--set".into(),
-                value: pair.clone(),
-                reason: "expected KEY=VALUE, e.g. --set log.segment.bytes=1048576".into(),
-            })?;
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError::InvalidValue {
+                    key: "--set".into(),
+                    value: pair.clone(),
+                    reason: "expected KEY=VALUE, e.g. --set log.segment.bytes=1048576".into(),
+                })?;
             given.insert(key.trim().to_string(), value.trim().to_string());
         }
         for (key, value) in given {
@@ -510,7 +684,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("`log.segment.bytes`") && err.contains("integer"), "{err}");
+        assert!(
+            err.contains("`log.segment.bytes`") && err.contains("integer"),
+            "{err}"
+        );
 
         let file = write("data_dri = \"x\"\n");
         let err = StrataConfig::load(Some(file.path()), Overrides::default())
