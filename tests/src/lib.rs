@@ -41,13 +41,20 @@ pub fn strata_bin() -> PathBuf {
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("target"));
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build
-            .current_dir(repo_root())
-            .args(["build", "-q", "-p", "strata-broker", "--bin", "strata"]);
+        build.current_dir(repo_root()).args([
+            "build",
+            "-q",
+            "-p",
+            "strata-broker",
+            "--bin",
+            "strata",
+        ]);
         if profile == "release" {
             build.arg("--release");
         }
-        let status = build.status().expect("running cargo build for the strata binary");
+        let status = build
+            .status()
+            .expect("running cargo build for the strata binary");
         assert!(status.success(), "cargo build of the strata binary failed");
         target_dir.join(profile).join("strata")
     })
@@ -178,8 +185,12 @@ fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
     };
     Output {
         status,
-        stdout: stdout.map(|h| h.join().unwrap_or_default()).unwrap_or_default(),
-        stderr: stderr.map(|h| h.join().unwrap_or_default()).unwrap_or_default(),
+        stdout: stdout
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default(),
+        stderr: stderr
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default(),
     }
 }
 
@@ -241,7 +252,10 @@ impl StrataBuilder {
             .prefix("strata-e2e-")
             .tempdir()
             .expect("creating a temp dir");
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| temp.path().join("data"));
         let mut strata = Strata {
             child: None,
             kafka_port: free_port(),
@@ -312,7 +326,10 @@ impl Strata {
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{}", self.http_port))
             .args(&self.builder.args)
-            .env("RUST_LOG", std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log);
@@ -330,8 +347,15 @@ impl Strata {
             .build()
             .expect("building an HTTP client");
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("strata exited during start-up with {status}\n{}", self.logs());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "strata exited during start-up with {status}\n{}",
+                    self.logs()
+                );
             }
             let healthy = client
                 .get(format!("{}/healthz", self.http_url()))

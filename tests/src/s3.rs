@@ -51,7 +51,10 @@ impl S3Target {
             ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
             ("AWS_REGION".into(), self.region.clone()),
             ("AWS_ACCESS_KEY_ID".into(), self.access_key_id.clone()),
-            ("AWS_SECRET_ACCESS_KEY".into(), self.secret_access_key.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                self.secret_access_key.clone(),
+            ),
             ("AWS_ALLOW_HTTP".into(), "true".into()),
         ]
     }

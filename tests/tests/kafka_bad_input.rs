@@ -109,3 +109,48 @@ fn bad_frames_close_only_their_connection_and_the_broker_keeps_serving() {
     assert_api_versions_ok(&mut healthy, 2);
     assert_api_versions_ok(&mut connect(&strata), 3);
 }
+
+/// A frame of a few dozen bytes that claims an array of 2^31 elements (classic Int32 count) or
+/// 2^32-2 elements (flexible-version compact count). The decoder reserves capacity for the count
+/// before reading an element; the broker must reject the frame and keep running, not abort.
+#[test]
+fn huge_array_counts_in_tiny_frames_do_not_crash_the_broker() {
+    let mut strata = Strata::start();
+    let frames: Vec<(&str, Vec<u8>)> = vec![
+        ("Produce v7, Int32 topic count i32::MAX", {
+            let mut body = Vec::new();
+            body.extend(0i16.to_be_bytes()); // api key 0 = Produce
+            body.extend(7i16.to_be_bytes());
+            body.extend(1i32.to_be_bytes()); // correlation id
+            body.extend((-1i16).to_be_bytes()); // client id: null
+            body.extend((-1i16).to_be_bytes()); // transactional id: null
+            body.extend(1i16.to_be_bytes()); // acks
+            body.extend(1000i32.to_be_bytes()); // timeout
+            body.extend(i32::MAX.to_be_bytes()); // topic count
+            body
+        }),
+        ("Metadata v9, compact topic count u32::MAX", {
+            let mut body = Vec::new();
+            body.extend(3i16.to_be_bytes()); // api key 3 = Metadata
+            body.extend(9i16.to_be_bytes());
+            body.extend(2i32.to_be_bytes()); // correlation id
+            body.extend((-1i16).to_be_bytes()); // client id: null
+            body.push(0); // header tagged fields
+            body.extend([0xff, 0xff, 0xff, 0xff, 0x0f]); // unsigned varint u32::MAX
+            body
+        }),
+    ];
+    for (what, body) in frames {
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend(body);
+        assert_closed(&strata, &frame, what);
+        let mut fresh = connect(&strata);
+        assert_api_versions_ok(&mut fresh, 9);
+    }
+    let status = strata.stop();
+    assert!(
+        status.success(),
+        "broker exited with {status}\n{}",
+        strata.logs()
+    );
+}

@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use strata_tests::{Strata, Tool, assert_success, repo_root, require, run_with_timeout, strata_bin};
+use strata_tests::{
+    Strata, Tool, assert_success, repo_root, require, run_with_timeout, strata_bin,
+};
 
 fn get(url: &str) -> (u16, String, String) {
     let response = reqwest::blocking::Client::new()
@@ -18,7 +20,11 @@ fn get(url: &str) -> (u16, String, String) {
         .get("content-type")
         .map(|v| v.to_str().unwrap_or_default().to_string())
         .unwrap_or_default();
-    (status, content_type, response.text().expect("reading the body"))
+    (
+        status,
+        content_type,
+        response.text().expect("reading the body"),
+    )
 }
 
 #[test]
@@ -41,7 +47,11 @@ fn serves_health_and_prometheus_metrics_then_stops_cleanly_on_sigterm() {
 
     let status = strata.stop();
     assert!(status.success(), "exit status {status}\n{}", strata.logs());
-    assert!(strata.logs().contains("stopped cleanly"), "{}", strata.logs());
+    assert!(
+        strata.logs().contains("stopped cleanly"),
+        "{}",
+        strata.logs()
+    );
 }
 
 #[test]
@@ -73,15 +83,26 @@ fn a_bad_config_value_is_rejected_at_start_naming_the_key() {
     );
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown config key `log.retention.mss`"), "{stderr}");
-    assert!(!data.path().join("data").exists(), "nothing is created on a bad start");
+    assert!(
+        stderr.contains("unknown config key `log.retention.mss`"),
+        "{stderr}"
+    );
+    assert!(
+        !data.path().join("data").exists(),
+        "nothing is created on a bad start"
+    );
 }
 
 #[test]
 fn print_config_shows_the_effective_configuration_with_env_and_flag_precedence() {
     let output = run_with_timeout(
         Command::new(strata_bin())
-            .args(["serve", "--print-config", "--kafka-listen", "127.0.0.1:19999"])
+            .args([
+                "serve",
+                "--print-config",
+                "--kafka-listen",
+                "127.0.0.1:19999",
+            ])
             .env("STRATA_KAFKA_LISTEN", "127.0.0.1:18888")
             .env("STRATA_HTTP_LISTEN", "127.0.0.1:18080")
             .env("STRATA_SET", "log.retention.ms=1234,num.partitions=3"),
@@ -89,8 +110,16 @@ fn print_config_shows_the_effective_configuration_with_env_and_flag_precedence()
     );
     let text = assert_success(&output, "strata serve --print-config");
     let printed: toml::Table = toml::from_str(&text).expect("--print-config prints TOML");
-    assert_eq!(printed["kafka_listen"].as_str(), Some("127.0.0.1:19999"), "flag beats env");
-    assert_eq!(printed["http_listen"].as_str(), Some("127.0.0.1:18080"), "env beats default");
+    assert_eq!(
+        printed["kafka_listen"].as_str(),
+        Some("127.0.0.1:19999"),
+        "flag beats env"
+    );
+    assert_eq!(
+        printed["http_listen"].as_str(),
+        Some("127.0.0.1:18080"),
+        "env beats default"
+    );
     let broker = printed["broker"].as_table().unwrap();
     assert_eq!(broker["log.retention.ms"].as_integer(), Some(1234));
     assert_eq!(broker["num.partitions"].as_integer(), Some(3));
@@ -163,6 +192,12 @@ print(json.dumps(doc))
     }
     let output = run_with_timeout(&mut command, Duration::from_secs(30));
     let printed = assert_success(&output, "the compose file's strata command line");
-    assert!(printed.contains("remote = \"s3://strata/cluster\""), "{printed}");
-    assert!(printed.contains("\"advertised.listeners\" = \"localhost:9092\""), "{printed}");
+    assert!(
+        printed.contains("remote = \"s3://strata/cluster\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"advertised.listeners\" = \"localhost:9092\""),
+        "{printed}"
+    );
 }

@@ -23,14 +23,18 @@ pub fn merged_document(extra_paths: serde_json::Value) -> crate::Result<String> 
     let mut doc: serde_json::Value =
         serde_json::from_str(OPENAPI_JSON).map_err(|e| ClaimError::Internal(e.to_string()))?;
     let serde_json::Value::Object(extra) = extra_paths else {
-        return Err(ClaimError::Internal("OpenAPI paths must be an object".into()));
+        return Err(ClaimError::Internal(
+            "OpenAPI paths must be an object".into(),
+        ));
     };
     let paths = doc["paths"]
         .as_object_mut()
         .ok_or_else(|| ClaimError::Internal("openapi.json has no paths".into()))?;
     for (path, item) in extra {
         if paths.contains_key(&path) {
-            return Err(ClaimError::Internal(format!("{path} is already documented")));
+            return Err(ClaimError::Internal(format!(
+                "{path} is already documented"
+            )));
         }
         paths.insert(path, item);
     }
