@@ -196,6 +196,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "How often the remote tier is checked for orphaned objects and unfinished deletes (also at start).",
     },
     BrokerConfigDef {
+        name: "remote.log.manager.orphan.grace.ms",
+        default: "3600000",
+        kind: long(0, I64),
+        doc: "Remote objects no manifest references (abandoned uploads) are deleted by reconcile once older than this.",
+    },
+    BrokerConfigDef {
         name: "remote.log.index.file.cache.total.size.bytes",
         default: "1073741824",
         kind: long(1, I64),

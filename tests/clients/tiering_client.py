@@ -56,7 +56,7 @@ elif cmd == "produce":
     start = int(rest[2]) if len(rest) > 2 else 0
     errors = []
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                         "batch.num.messages": 50, "message.timeout.ms": 60000})
+                         "batch.num.messages": 50, "message.timeout.ms": 180000})
     for r in records_for(n, tag, start):
         while True:
             try:
@@ -66,7 +66,7 @@ elif cmd == "produce":
             except BufferError:
                 producer.poll(0.1)
         producer.poll(0)
-    left = producer.flush(60)
+    left = producer.flush(200)
     assert left == 0 and not errors, f"{left} undelivered, errors: {errors[:3]}"
     print(f"OK produced {n}")
 elif cmd == "consume":
@@ -92,6 +92,26 @@ elif cmd == "consume":
     assert not problems, problems[:5]
     assert digest(expected) == digest(got)
     print(f"OK consumed {n} sha256={digest(got)}")
+elif cmd == "consume-prefix":
+    # Reads for SECONDS and checks that whatever arrived is the right prefix; prints the count.
+    n, tag, group, seconds = int(rest[0]), rest[1], rest[2], float(rest[3])
+    expected = make_records(n, tag)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got, deadline, errors = [], time.time() + seconds, []
+    while len(got) < n and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            errors.append(str(m.error()))
+            continue
+        got.append({"key": m.key(), "value": m.value(), "headers": m.headers() or [], "timestamp": m.timestamp()[1]})
+    consumer.close()
+    problems = [p for i, (e, g) in enumerate(zip(expected, got)) for p in check_same(e, g, f"record {i}")]
+    assert not problems, problems[:5]
+    print(f"OK prefix {len(got)} errors={len(errors)}")
 elif cmd == "offsets":
     admin = AdminClient({"bootstrap.servers": bootstrap})
     tp = TopicPartition(topic, 0)

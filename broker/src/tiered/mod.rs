@@ -119,6 +119,9 @@ impl TierSettings {
         if let Some(n) = get("remote.log.index.file.cache.total.size.bytes") {
             config.cache_disk_bytes = n;
         }
+        if let Some(ms) = get("remote.log.manager.orphan.grace.ms") {
+            config.orphan_grace = Duration::from_millis(ms);
+        }
         config.cache_dir = Some(cache_dir);
         config
     }

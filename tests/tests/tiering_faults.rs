@@ -1,0 +1,318 @@
+//! Tiered storage under faults, with real processes: the S3 server stops and comes back (our own
+//! moto server), `kill -9` of strata during uploads and remote deletion, a corrupted remote
+//! chunk, and tiering turned off and on again.
+
+#[path = "tiering_e2e.rs"]
+#[allow(dead_code)]
+mod e2e;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::{
+    client, create_tiered_topic, list_offset, partition_status, tiered_builder, wait_tiered,
+    wait_until,
+};
+use strata_tests::{Tool, free_port, kcat, repo_root, require};
+
+/// Every `.seg` object under `dir` and every object key the manifests reference.
+fn objects_and_references(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut objects, mut referenced) = (Vec::new(), Vec::new());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if rel.ends_with(".seg") {
+                objects.push(rel);
+            } else if rel.ends_with("manifest.json") {
+                let m: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                for s in m["segments"].as_array().unwrap() {
+                    referenced.push(s["object_key"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    objects.sort();
+    referenced.sort();
+    (objects, referenced)
+}
+
+fn assert_no_orphans(dir: &Path) {
+    let (objects, referenced) = objects_and_references(dir);
+    assert_eq!(
+        objects, referenced,
+        "objects in the bucket vs manifest entries"
+    );
+}
+
+#[test]
+fn tiering_kill9_during_upload_and_remote_deletion_leaves_no_orphan_or_dangling_entry() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", remote.path().display());
+    let builder = tiered_builder(&url, &[]).set("remote.log.manager.orphan.grace.ms", "0");
+    let mut strata = builder.start();
+    let topic = "kill9";
+    create_tiered_topic(&strata, topic);
+    client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
+    // Uploads are in flight now: crash.
+    strata.kill9();
+    strata.restart();
+    wait_tiered(&strata, topic, 2999);
+    let out = client(&["consume", &strata.kafka_addr(), topic, "3000", "a", "g1"]);
+    assert!(out.contains("OK consumed 3000"), "{out}");
+    assert_no_orphans(remote.path());
+
+    // Remote retention deletes: crash in the middle, then check the bucket is consistent.
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "retention.bytes=60000",
+        "local.retention.bytes=1",
+    ]);
+    std::thread::sleep(Duration::from_millis(1300));
+    strata.kill9();
+    strata.restart();
+    wait_until(
+        "remote retention moved the log start",
+        Duration::from_secs(60),
+        || list_offset(&strata, topic, -2) > 0,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_no_orphans(remote.path());
+    let start = list_offset(&strata, topic, -2);
+    let remote_start = partition_status(&strata, topic)["remote_log_start_offset"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        remote_start <= start,
+        "remote start {remote_start} > log start {start}"
+    );
+}
+
+#[test]
+fn tiering_corrupt_remote_chunk_is_an_error_never_bad_bytes() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
+    let topic = "corrupt";
+    create_tiered_topic(&strata, topic);
+    client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
+    wait_tiered(&strata, topic, 2999);
+    // Flip bytes in the middle of the first segment object (inside its first chunk).
+    let (objects, _) = objects_and_references(remote.path());
+    let first: PathBuf = remote.path().join(&objects[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 16] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&first, bytes).unwrap();
+    let out = client(&[
+        "consume-prefix",
+        &strata.kafka_addr(),
+        topic,
+        "3000",
+        "a",
+        "corrupt-g",
+        "15",
+    ]);
+    let got: usize = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(got < 3000, "a corrupt chunk must not be served: {out}");
+    assert!(
+        strata.logs().contains("corrupt remote data"),
+        "{}",
+        strata.logs()
+    );
+}
+
+#[test]
+fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_bucket() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
+    let topic = "offon";
+    create_tiered_topic(&strata, topic);
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
+    wait_tiered(&strata, topic, 999);
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.storage.enable=false",
+    ]);
+    // Segments closed while tiering is off stay local (retention.ms=-1, retention.bytes=-1) ...
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a", "1000"]);
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.storage.enable=true",
+    ]);
+    // ... and are uploaded once it is back on.
+    wait_tiered(&strata, topic, 1999);
+    let out = client(&[
+        "consume",
+        &strata.kafka_addr(),
+        topic,
+        "2000",
+        "a",
+        "offon-g",
+    ]);
+    assert!(out.contains("OK consumed 2000"), "{out}");
+    assert_no_orphans(remote.path());
+
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.storage.enable=false",
+        "remote.log.delete.on.disable=true",
+    ]);
+    wait_until("remote data deleted", Duration::from_secs(60), || {
+        objects_and_references(remote.path()).0.is_empty()
+    });
+    assert_eq!(
+        list_offset(&strata, topic, -2),
+        list_offset(&strata, topic, -4)
+    );
+}
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start(port: u16) -> Self {
+        let child = Command::new(repo_root().join(".venv/bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let moto = Self { child, port };
+        wait_until("moto is up", Duration::from_secs(30), || {
+            reqwest::blocking::get(moto.endpoint()).is_ok()
+        });
+        let put = reqwest::blocking::Client::new()
+            .put(format!("{}/tier-faults", moto.endpoint()))
+            .send()
+            .expect("creating the bucket");
+        assert!(put.status().is_success(), "{put:?}");
+        moto
+    }
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    if !repo_root().join(".venv/bin/moto_server").exists() {
+        eprintln!("SKIPPED: no moto_server in .venv");
+        return;
+    }
+    let port = free_port();
+    let mut moto = Moto::start(port);
+    let env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), moto.endpoint()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+    ];
+    let strata = tiered_builder("s3://tier-faults/outage", &env)
+        .set("remote.log.manager.max.upload.lag.bytes", "100000")
+        .start();
+    let topic = "outage";
+    create_tiered_topic(&strata, topic);
+    moto.stop();
+    let bootstrap = strata.kafka_addr();
+    let producer = std::thread::spawn(move || {
+        strata_tests::python(
+            "tiering_client.py",
+            &["produce", &bootstrap, "outage", "3000", "a"],
+        )
+    });
+    wait_until("upload lag over the bound", Duration::from_secs(90), || {
+        let s = partition_status(&strata, topic);
+        s["upload_lag_bytes"].as_u64().unwrap_or(0) > 100_000 && !s["last_error"].is_null()
+    });
+    // Local data is kept, and a producer that does not retry sees the storage error.
+    assert!(e2e::local_segments(strata.data_dir(), topic) > 5);
+    let out = kcat(
+        &[
+            "-P",
+            "-b",
+            &strata.kafka_addr(),
+            "-t",
+            topic,
+            "-X",
+            "message.send.max.retries=0",
+            "-X",
+            "enable.idempotence=false",
+            "-X",
+            "message.timeout.ms=10000",
+        ],
+        b"refused\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Disk error") || stderr.contains("storage"),
+        "{stderr}"
+    );
+    let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("strata_tier_upload_failing{topic=\"outage\",partition=\"0\"} 1"),
+        "{metrics}"
+    );
+
+    // The store comes back (a fresh moto: same port, bucket recreated): uploads resume, the
+    // producer's retries go through, nothing is lost.
+    let _moto = Moto::start(port);
+    let produced = producer.join().unwrap();
+    strata_tests::assert_success(&produced, "producing through the outage");
+    wait_tiered(&strata, topic, 2999);
+    let out = client(&[
+        "consume",
+        &strata.kafka_addr(),
+        topic,
+        "3000",
+        "a",
+        "outage-g",
+    ]);
+    assert!(out.contains("OK consumed 3000"), "{out}");
+}
