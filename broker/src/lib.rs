@@ -8,6 +8,7 @@ pub mod http;
 pub mod kafka;
 pub mod log;
 pub mod metrics;
+pub mod smt;
 pub mod tiered;
 
 /// Unit tests run with the binary's allocator so that codec tests see what production sees

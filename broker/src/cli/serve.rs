@@ -130,6 +130,14 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     let app = http::ops_router(metrics);
     let claims = ClaimGateway::build(&config, Arc::clone(&log))
         .context("starting the claim-check gateway")?;
+    // Transform chains on produce/fetch share the gateway's claim store (smt/).
+    broker.set_smt(Arc::new(match &claims {
+        Some(gateway) => strata_broker::smt::SmtEngine::with_claims(
+            gateway.service.store().clone(),
+            gateway.service.config().clone(),
+        ),
+        None => strata_broker::smt::SmtEngine::without_claims(),
+    }));
     let app = match &claims {
         Some(gateway) => app.merge(gateway.router()),
         None => app,

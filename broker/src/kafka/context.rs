@@ -54,6 +54,8 @@ pub struct BrokerContext {
     tier_offsets: RwLock<Arc<dyn TierOffsets>>,
     cold_reader: RwLock<Option<Arc<dyn ColdReader>>>,
     append_admission: RwLock<Option<Arc<dyn AppendAdmission>>>,
+    /// Per-topic transform chains on produce and fetch (`crate::smt`).
+    smt: RwLock<Option<Arc<crate::smt::SmtEngine>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,7 @@ impl BrokerContext {
             tier_offsets: RwLock::new(Arc::new(LocalOnly)),
             cold_reader: RwLock::new(None),
             append_admission: RwLock::new(None),
+            smt: RwLock::new(None),
         }))
     }
 
@@ -156,6 +159,15 @@ impl BrokerContext {
             .read()
             .expect("append admission lock")
             .clone()
+    }
+
+    /// Plugs the Single Message Transform engine into Produce and Fetch.
+    pub fn set_smt(&self, engine: Arc<crate::smt::SmtEngine>) {
+        *self.smt.write().expect("smt lock") = Some(engine);
+    }
+
+    pub fn smt(&self) -> Option<Arc<crate::smt::SmtEngine>> {
+        self.smt.read().expect("smt lock").clone()
     }
 
     pub fn node_id(&self) -> i32 {

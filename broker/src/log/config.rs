@@ -523,10 +523,13 @@ fn validate_value(def: &ConfigDef, value: &str) -> Result<(), LogError> {
 /// Validates topic overrides alone: every key must be a known topic config with a valid value.
 pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), LogError> {
     for (key, value) in overrides {
+        if crate::smt::is_smt_config_key(key) {
+            continue; // transforms / predicates / claimcheck.fetch.*: checked below
+        }
         let def = config_def(key).ok_or_else(|| invalid(key, "unknown topic config"))?;
         validate_value(def, value)?;
     }
-    Ok(())
+    crate::smt::validate_topic_overrides(overrides)
 }
 
 impl TopicConfig {
@@ -564,6 +567,10 @@ impl TopicConfig {
                 (def.default.to_string(), ConfigSource::Default)
             };
             resolved.insert(def.name.to_string(), (value, source));
+        }
+        // Transform chain keys (smt/) are kept as set, for DescribeConfigs and the produce path.
+        for (key, value) in overrides.iter().filter(|(k, _)| crate::smt::is_smt_config_key(k)) {
+            resolved.insert(key.clone(), (value.trim().to_string(), ConfigSource::TopicOverride));
         }
         let text = |key: &str| resolved[key].0.clone();
         let long = |key: &str| -> i64 { resolved[key].0.parse().expect("validated") };
@@ -656,6 +663,20 @@ impl TopicConfig {
                     kind: def.kind,
                 }
             })
+            .chain(
+                self.resolved
+                    .iter()
+                    .filter(|(key, _)| config_def(key).is_none())
+                    .map(|(key, (value, source))| ConfigEntry {
+                        name: key.clone(),
+                        value: Some(value.clone()),
+                        source: *source,
+                        read_only: false,
+                        sensitive: false,
+                        doc: "Single Message Transform setting (docs/transforms.md).".into(),
+                        kind: ConfigType::String,
+                    }),
+            )
             .collect()
     }
 }
@@ -672,7 +693,7 @@ pub fn apply_config_ops(
                 next.insert(key.clone(), value.clone());
             }
             ConfigOp::Delete(key) => {
-                if config_def(key).is_none() {
+                if config_def(key).is_none() && !crate::smt::is_smt_config_key(key) {
                     return Err(invalid(key, "unknown topic config"));
                 }
                 next.remove(key);

@@ -67,7 +67,7 @@ pub async fn handle(
                 };
             }
             let bytes = records.len();
-            match log.append(records, durability).await {
+            match crate::smt::append(ctx.smt().as_ref(), &log, records, durability).await {
                 Ok(appended) => {
                     tracing::trace!(topic = %topic.name.as_str(), partition = index, base_offset = appended.base_offset,
                         bytes, duplicate = appended.duplicate, "produced");

@@ -1,0 +1,478 @@
+//! Record batches through a transform chain: split the produce records into batches, decode
+//! each with `kafka_protocol::records::RecordBatchDecoder`, apply the chain per record,
+//! re-encode with `RecordBatchEncoder`.
+//!
+//! What a re-encoded batch keeps: magic v2, the batch's compression codec, producer id and
+//! epoch, base sequence, the record count (unless records were dropped, see below), each
+//! record's offset delta, timestamp and sequence. Keys, values and headers are what the chain
+//! returned. A batch whose records all come back unchanged (same key/value buffers, same
+//! headers) is kept byte for byte, so a ClaimCheck topic costs nothing for small records.
+//!
+//! Memory: keys and values of uncompressed batches are slices of the request buffer (no copy);
+//! a record externalized by ClaimCheck is uploaded from that slice and dropped, the output
+//! batch holds only the ticket.
+//!
+//! Dropped records: a batch with a producer id (idempotent) may not lose records (see the
+//! module docs of `smt`); a batch without one is re-numbered densely; a batch that loses every
+//! record disappears.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
+};
+use strata_claimcheck::ClaimId;
+use strata_claimcheck::ticket::header;
+use strata_connect_smt::{ConnectRecord, TransformChain, TransformError};
+use strata_format::{BatchIter, BatchIterEnd, RecordBatch};
+
+/// Why a batch could not be transformed.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    #[error(
+        "record batch of {size} bytes exceeds max.message.bytes={max} (checked before the transform)"
+    )]
+    TooLarge { size: usize, max: usize },
+    #[error(
+        "the transform chain dropped records of an idempotent batch (producer id {producer_id}); \
+         Filter on the produce path needs a non-idempotent producer (enable.idempotence=false)"
+    )]
+    IdempotentDrop { producer_id: i64 },
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+}
+
+/// The outcome of [`transform_batches`].
+#[derive(Debug, Default)]
+pub struct Transformed {
+    /// The batches to append (empty when every record was dropped).
+    pub records: Bytes,
+    /// Records in `records`.
+    pub record_count: i64,
+    /// Claims created by the chain, with the index of their record in `records` (the record's
+    /// offset is the append's base offset plus this index).
+    pub new_claims: Vec<(ClaimId, i64)>,
+    /// Whether anything changed (false: `records` are the input bytes).
+    pub changed: bool,
+}
+
+/// Splits `records` into whole batches, validating each (CRC) and checking its size against
+/// `max_batch_bytes`.
+pub fn split_batches(
+    records: &Bytes,
+    max_batch_bytes: usize,
+) -> Result<Vec<RecordBatch>, BatchError> {
+    let mut iter = BatchIter::new(records.clone());
+    let mut batches = Vec::new();
+    for batch in iter.by_ref() {
+        batch
+            .validate()
+            .map_err(|e| BatchError::Corrupt(e.to_string()))?;
+        if batch.size() > max_batch_bytes {
+            return Err(BatchError::TooLarge {
+                size: batch.size(),
+                max: max_batch_bytes,
+            });
+        }
+        batches.push(batch);
+    }
+    match iter.end() {
+        Some(BatchIterEnd::TornTail { error, .. }) => Err(BatchError::Corrupt(error.to_string())),
+        _ if batches.is_empty() => Err(BatchError::Corrupt("no record batch".into())),
+        _ => Ok(batches),
+    }
+}
+
+/// Decodes one batch (decompressing it).
+pub fn decode(batch: &RecordBatch) -> Result<RecordSet, BatchError> {
+    RecordBatchDecoder::decode(&mut batch.as_bytes().clone())
+        .map_err(|e| BatchError::Corrupt(e.to_string()))
+}
+
+/// Encodes records as one batch (or several if their producer fields differ, which never
+/// happens for records of one decoded batch).
+pub fn encode(set: &RecordSet) -> Result<Bytes, BatchError> {
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        set.records.iter(),
+        &RecordEncodeOptions {
+            version: set.version,
+            compression: set.compression,
+        },
+    )
+    .map_err(|e| BatchError::Corrupt(format!("re-encoding: {e}")))?;
+    Ok(out.freeze())
+}
+
+pub fn to_connect(topic: &str, partition: i32, record: &Record) -> ConnectRecord {
+    ConnectRecord {
+        topic: topic.to_string(),
+        partition: Some(partition),
+        key: record.key.clone(),
+        value: record.value.clone(),
+        headers: record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        timestamp: record.timestamp,
+    }
+}
+
+/// `template` with the key, value, headers and timestamp of `connect`. Headers with a
+/// repeated name keep the last value (the wire record type is a map).
+pub fn from_connect(template: &Record, connect: ConnectRecord) -> Record {
+    let mut headers = IndexMap::with_capacity(connect.headers.len());
+    for (name, value) in connect.headers {
+        headers.insert(StrBytes::from_string(name), value);
+    }
+    Record {
+        key: connect.key,
+        value: connect.value,
+        headers,
+        timestamp: connect.timestamp,
+        ..template.clone_without_payload()
+    }
+}
+
+trait CloneWithoutPayload {
+    fn clone_without_payload(&self) -> Record;
+}
+
+impl CloneWithoutPayload for Record {
+    fn clone_without_payload(&self) -> Record {
+        Record {
+            transactional: self.transactional,
+            control: self.control,
+            delete_horizon: self.delete_horizon,
+            partition_leader_epoch: self.partition_leader_epoch,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            timestamp_type: self.timestamp_type,
+            offset: self.offset,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            key: None,
+            value: None,
+            headers: IndexMap::new(),
+        }
+    }
+}
+
+fn same_bytes(a: &Option<Bytes>, b: &Option<Bytes>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b),
+        _ => false,
+    }
+}
+
+fn unchanged(before: &Record, after: &ConnectRecord) -> bool {
+    same_bytes(&before.key, &after.key)
+        && same_bytes(&before.value, &after.value)
+        && before.timestamp == after.timestamp
+        && before.headers.len() == after.headers.len()
+        && before
+            .headers
+            .iter()
+            .zip(&after.headers)
+            .all(|((k, v), (k2, v2))| k.as_str() == k2 && v == v2)
+}
+
+/// Claim ids in the ticket headers (value and key tickets) of a record.
+fn claim_ids<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a Bytes>)>) -> Vec<ClaimId> {
+    let key_id = header::ID.replacen("claimcheck.", "claimcheck.key.", 1);
+    headers
+        .filter(|(name, _)| *name == header::ID || *name == key_id)
+        .filter_map(|(_, v)| std::str::from_utf8(v?).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// Runs every record of `records` through `chain`; see the module docs.
+pub async fn transform_batches(
+    records: &Bytes,
+    max_batch_bytes: usize,
+    chain: &TransformChain,
+    topic: &str,
+    partition: i32,
+) -> Result<Transformed, BatchError> {
+    let batches = split_batches(records, max_batch_bytes)?;
+    let mut out = Transformed::default();
+    let mut parts: Vec<Bytes> = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        if batch.is_control() {
+            out.record_count += i64::from(batch.record_count());
+            parts.push(batch.as_bytes().clone());
+            continue;
+        }
+        let set = decode(batch)?;
+        let idempotent = batch.has_producer_id();
+        let mut kept: Vec<Record> = Vec::with_capacity(set.records.len());
+        let mut claims: Vec<(ClaimId, usize)> = Vec::new();
+        let mut batch_changed = false;
+        for record in &set.records {
+            let before: Vec<ClaimId> =
+                claim_ids(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())));
+            let Some(after) = chain.apply(to_connect(topic, partition, record)).await? else {
+                batch_changed = true;
+                continue;
+            };
+            if unchanged(record, &after) {
+                kept.push(record.clone());
+                continue;
+            }
+            batch_changed = true;
+            for id in claim_ids(after.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()))) {
+                if !before.contains(&id) {
+                    claims.push((id, kept.len()));
+                }
+            }
+            kept.push(from_connect(record, after));
+        }
+        if kept.len() != set.records.len() && idempotent {
+            return Err(BatchError::IdempotentDrop {
+                producer_id: batch.producer_id(),
+            });
+        }
+        let base_index = out.record_count;
+        out.record_count += kept.len() as i64;
+        out.new_claims.extend(
+            claims
+                .into_iter()
+                .map(|(id, i)| (id, base_index + i as i64)),
+        );
+        if !batch_changed {
+            parts.push(batch.as_bytes().clone());
+            continue;
+        }
+        out.changed = true;
+        if kept.is_empty() {
+            continue;
+        }
+        if kept.len() != set.records.len() {
+            // Non-idempotent batch that lost records: dense offsets again.
+            let first_sequence = set.records[0].sequence;
+            for (i, record) in kept.iter_mut().enumerate() {
+                record.offset = set.records[0].offset + i as i64;
+                record.sequence = first_sequence.wrapping_add(i as i32);
+            }
+        }
+        parts.push(encode(&RecordSet {
+            version: set.version,
+            compression: set.compression,
+            records: kept,
+        })?);
+    }
+    out.records = if !out.changed {
+        records.clone()
+    } else if parts.len() == 1 {
+        parts.pop().expect("one part")
+    } else {
+        let mut all = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+        for part in parts {
+            all.extend_from_slice(&part);
+        }
+        all.freeze()
+    };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::records::{Compression, TimestampType};
+    use strata_claimcheck::ClaimStore;
+    use strata_connect_smt::TransformContext;
+
+    use super::*;
+
+    fn record(i: i64, producer: (i64, i16, i32), value: Bytes) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            // As decoded: base sequence (-1 without a producer id) plus the offset delta.
+            sequence: producer.2.wrapping_add(i as i32),
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(value),
+            headers: IndexMap::new(),
+        }
+    }
+
+    fn batch(n: i64, producer: (i64, i16, i32), compression: Compression, big: &[i64]) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| {
+                let value = if big.contains(&i) {
+                    Bytes::from(vec![b'x'; 4096])
+                } else {
+                    Bytes::from(format!("v{i}"))
+                };
+                record(i, producer, value)
+            })
+            .collect();
+        encode(&RecordSet {
+            version: 2,
+            compression,
+            records,
+        })
+        .unwrap()
+    }
+
+    fn build(pairs: &[(&str, &str)]) -> (TransformChain, ClaimStore) {
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let ctx = TransformContext::with_claim_store(store.clone(), Default::default());
+        let props: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (
+            TransformChain::from_properties(&props, &ctx).unwrap(),
+            store,
+        )
+    }
+    use std::sync::Arc;
+
+    const CLAIM_CHECK: &[(&str, &str)] = &[
+        ("transforms", "cc"),
+        ("transforms.cc.type", "ClaimCheck"),
+        ("transforms.cc.threshold.bytes", "1024"),
+    ];
+
+    #[tokio::test]
+    async fn claim_check_keeps_batch_fields() {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let (chain, _store) = build(CLAIM_CHECK);
+            let input = batch(5, (42, 3, 100), compression, &[1, 3]);
+            let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+                .await
+                .unwrap();
+            assert!(out.changed);
+            assert_eq!(out.record_count, 5);
+            assert_eq!(
+                out.new_claims.iter().map(|c| c.1).collect::<Vec<_>>(),
+                vec![1, 3]
+            );
+            let before = RecordBatch::new(input.clone()).unwrap();
+            let after = RecordBatch::new(out.records.clone()).unwrap();
+            after.validate().unwrap();
+            assert_eq!(after.compression(), before.compression(), "{compression:?}");
+            assert_eq!(after.producer_id(), 42);
+            assert_eq!(after.producer_epoch(), 3);
+            assert_eq!(after.base_sequence(), 100);
+            assert_eq!(after.record_count(), 5);
+            assert_eq!(after.last_offset_delta(), 4);
+            assert_eq!(after.base_timestamp(), before.base_timestamp());
+            let set = decode(&after).unwrap();
+            for (i, r) in set.records.iter().enumerate() {
+                assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+                if i == 1 || i == 3 {
+                    assert!(r.headers.keys().any(|k| k.as_str() == "claimcheck.id"));
+                    assert!(r.value.as_ref().unwrap().len() < 4096);
+                } else {
+                    assert_eq!(r.value.as_deref(), Some(format!("v{i}").as_bytes()));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn resolve_inverts_claim_check() {
+        let (cc, store) = build(CLAIM_CHECK);
+        let input = batch(3, (-1, -1, -1), Compression::Lz4, &[0, 2]);
+        let ticketed = transform_batches(&input, usize::MAX, &cc, "t", 0)
+            .await
+            .unwrap();
+        let ctx = TransformContext::with_claim_store(store, Default::default());
+        let resolve = TransformChain::from_properties_text(
+            "transforms=r\ntransforms.r.type=ClaimCheckResolve\n",
+            &ctx,
+        )
+        .unwrap();
+        let back = transform_batches(&ticketed.records, usize::MAX, &resolve, "t", 0)
+            .await
+            .unwrap();
+        let original = decode(&RecordBatch::new(input).unwrap()).unwrap();
+        let resolved = decode(&RecordBatch::new(back.records).unwrap()).unwrap();
+        assert_eq!(original.records, resolved.records);
+    }
+
+    #[tokio::test]
+    async fn unchanged_batches_are_kept_byte_for_byte() {
+        let (chain, _) = build(CLAIM_CHECK);
+        let input = batch(4, (7, 0, 0), Compression::Zstd, &[]);
+        let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+            .await
+            .unwrap();
+        assert!(!out.changed);
+        assert_eq!(out.records, input);
+        assert_eq!(out.record_count, 4);
+    }
+
+    #[tokio::test]
+    async fn filter_and_idempotence() {
+        let (chain, _) = build(&[
+            ("transforms", "drop"),
+            ("transforms.drop.type", "Filter"),
+            ("transforms.drop.predicate", "big"),
+            ("predicates", "big"),
+            ("predicates.big.type", "HasHeaderKey"),
+            ("predicates.big.name", "nope"),
+        ]);
+        // Nothing matches: unchanged.
+        let input = batch(3, (7, 0, 0), Compression::None, &[]);
+        assert!(
+            !transform_batches(&input, usize::MAX, &chain, "t", 0)
+                .await
+                .unwrap()
+                .changed
+        );
+
+        let (chain, _) = build(&[("transforms", "drop"), ("transforms.drop.type", "Filter")]);
+        let error = transform_batches(&input, usize::MAX, &chain, "t", 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, BatchError::IdempotentDrop { producer_id: 7 }),
+            "{error}"
+        );
+        let plain = batch(3, (-1, -1, -1), Compression::None, &[]);
+        let out = transform_batches(&plain, usize::MAX, &chain, "t", 0)
+            .await
+            .unwrap();
+        assert_eq!((out.record_count, out.records.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn incoming_size_is_checked_before_the_transform() {
+        let (chain, _) = build(CLAIM_CHECK);
+        let input = batch(2, (-1, -1, -1), Compression::None, &[0]);
+        let error = transform_batches(&input, 1000, &chain, "t", 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, BatchError::TooLarge { .. }), "{error}");
+        let mut corrupt = input.to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        assert!(matches!(
+            transform_batches(&Bytes::from(corrupt), usize::MAX, &chain, "t", 0).await,
+            Err(BatchError::Corrupt(_))
+        ));
+    }
+}
