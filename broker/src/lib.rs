@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod connect;
 pub mod group;
 pub mod http;
 pub mod kafka;

@@ -4,6 +4,7 @@ mod claim;
 mod claim_get;
 mod claim_put;
 mod claims_gc;
+mod connect;
 mod serve;
 mod tier;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Claim(claim::ClaimArgs),
     /// Claim maintenance on a running broker: `gc [--dry-run]`.
     Claims(claims_gc::ClaimsArgs),
+    /// Run a DirectorySource or DirectorySink connector from a properties file.
+    Connect(connect::ConnectArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tier(args) => tier::run(args),
         Command::Claim(args) => claim::run(args),
         Command::Claims(args) => claims_gc::run(args),
+        Command::Connect(args) => connect::run(args),
     }
 }
