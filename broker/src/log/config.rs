@@ -569,8 +569,14 @@ impl TopicConfig {
             resolved.insert(def.name.to_string(), (value, source));
         }
         // Transform chain keys (smt/) are kept as set, for DescribeConfigs and the produce path.
-        for (key, value) in overrides.iter().filter(|(k, _)| crate::smt::is_smt_config_key(k)) {
-            resolved.insert(key.clone(), (value.trim().to_string(), ConfigSource::TopicOverride));
+        for (key, value) in overrides
+            .iter()
+            .filter(|(k, _)| crate::smt::is_smt_config_key(k))
+        {
+            resolved.insert(
+                key.clone(),
+                (value.trim().to_string(), ConfigSource::TopicOverride),
+            );
         }
         let text = |key: &str| resolved[key].0.clone();
         let long = |key: &str| -> i64 { resolved[key].0.parse().expect("validated") };

@@ -668,6 +668,11 @@ impl LogManager {
     pub async fn shutdown(&self) -> Result<(), LogError> {
         self.cancel.cancel();
         for partition in self.all_partitions() {
+            // Taking the append lock after setting the flag guarantees no append is mid-write.
+            partition
+                .shut_down
+                .store(true, std::sync::atomic::Ordering::Release);
+            drop(partition.lock_state());
             partition.flush().await?;
             partition.snapshot_producer_state()?;
         }

@@ -79,6 +79,9 @@ pub struct PartitionLog {
     pub(super) pending_closes: Arc<Mutex<std::collections::VecDeque<Arc<Segment>>>>,
     /// Held by the task announcing closed segments, so events leave in roll order.
     pub(super) close_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Set by [`LogManager::shutdown`](super::LogManager::shutdown): later appends would make the
+    /// clean-shutdown marker lie, so they are refused.
+    pub(super) shut_down: std::sync::atomic::AtomicBool,
 }
 
 /// Kafka's rule: offsets inside a segment are stored relative to its base as u32.
@@ -118,6 +121,7 @@ impl PartitionLog {
             roll_jitter_ms,
             pending_closes: Arc::default(),
             close_lock: Arc::default(),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -158,6 +162,9 @@ impl PartitionLog {
     ) -> Result<AppendOutcome, LogError> {
         let now = now_ms();
         let mut state = self.lock_state();
+        if self.shut_down.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(LogError::ShuttingDown);
+        }
         if let [batch] = batches {
             match state.producers.check(batch)? {
                 SequenceCheck::Append => {}
