@@ -123,6 +123,7 @@ fn local_log_bytes(log: &PartitionLog) -> u64 {
 /// set of tiered partitions changed (tiering turned on or off somewhere).
 pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
     let remote = bounded(ts.rlm.partition_status()).await;
+    let mut store_responsive = remote.is_some();
     let previous: std::collections::HashMap<_, _> = ts.state.lock().clone();
     let mut next = std::collections::HashMap::new();
     for meta in ts.log.topics() {
@@ -130,7 +131,7 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
             Some(log) => log.config(),
             None => continue,
         };
-        if config.remote_storage_enable {
+        if config.remote_storage_enable && store_responsive {
             restore::publish_topic(ts, &meta).await;
         }
         for partition in 0..meta.partitions {
@@ -166,19 +167,24 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
                     .and_then(|v| v.uploaded.get(&segment.base_offset))
                     .is_some_and(|n| *n >= segment.next_offset);
                 let covered = known
-                    || bounded(async {
-                        Ok(ts
-                            .rlm
-                            .may_delete_locally(
-                                &meta.name,
-                                partition,
-                                segment.base_offset,
-                                segment.next_offset,
-                            )
-                            .await)
-                    })
-                    .await
-                    .unwrap_or(false);
+                    || (store_responsive
+                        && bounded(async {
+                            Ok(ts
+                                .rlm
+                                .may_delete_locally(
+                                    &meta.name,
+                                    partition,
+                                    segment.base_offset,
+                                    segment.next_offset,
+                                )
+                                .await)
+                        })
+                        .await
+                        .unwrap_or_else(|| {
+                            // One slow answer is enough: skip the store for the rest of this pass.
+                            store_responsive = false;
+                            false
+                        }));
                 if covered {
                     uploaded.insert(segment.base_offset, segment.next_offset);
                     covered_bytes += segment.size_bytes;

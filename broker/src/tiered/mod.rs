@@ -186,8 +186,10 @@ impl TieredStorage {
             cancel: CancellationToken::new(),
             tasks: Mutex::default(),
         });
-        if this.log.topics().is_empty() {
-            restore::restore_from_bucket(&this).await?;
+        if this.log.topics().is_empty()
+            && let Err(error) = restore::restore_from_bucket(&this).await
+        {
+            tracing::error!(error = %format!("{error:#}"), "restore from the remote tier failed; starting without it");
         }
         this.log
             .set_local_deletion_gate(Arc::new(gate::UploadGate::new(&this.log, &this.state)));
