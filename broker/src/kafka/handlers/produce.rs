@@ -5,6 +5,8 @@
 //! of one request are appended concurrently, so one group-commit fsync can cover all of them.
 //! Idempotent-producer sequence checks happen inside the log; a duplicate retry is answered with
 //! the original offsets.
+//! Topics with a transform chain (`transforms=` topic configs) go through `crate::smt::append`,
+//! which re-encodes the batch after the chain (see `smt/produce.rs`).
 
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
