@@ -69,7 +69,7 @@ fn fixture() -> Fixture {
         .build()
         .unwrap();
     let dir =
-        tempfile::tempdir_in(std::env::var("STRATA_BENCH_DIR").unwrap_or_else(|_| "target".into()))
+        tempfile::tempdir_in(std::env::var("STRATA_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()))
             .unwrap();
     let (manager, log) = runtime.block_on(async {
         let manager = LogManager::open(LogManagerConfig::new(dir.path()))
@@ -100,7 +100,7 @@ fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
 
 /// Plain std::fs: `batches` sequential writes of `size` bytes, optionally fdatasync after each.
 fn std_write(batches: usize, size: usize, sync_each: bool) -> Duration {
-    let dir = tempfile::tempdir_in("target").unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut file = std::fs::File::create(dir.path().join("plain")).unwrap();
     let buffer = vec![7u8; size];
     let started = Instant::now();
