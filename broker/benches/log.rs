@@ -68,9 +68,10 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let dir =
-        tempfile::tempdir_in(std::env::var("STRATA_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()))
-            .unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var("STRATA_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .unwrap();
     let (manager, log) = runtime.block_on(async {
         let manager = LogManager::open(LogManagerConfig::new(dir.path()))
             .await
