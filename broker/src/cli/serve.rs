@@ -12,12 +12,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use strata_broker::claims::ClaimGateway;
 use strata_broker::config::{LogFormat, Overrides, StrataConfig};
 use strata_broker::kafka::{self, BrokerContext, BrokerContextParams};
 use strata_broker::log::{LogManager, LogManagerConfig};
 use strata_broker::tiered::{TierSettings, TieredStorage};
 use strata_broker::{http, metrics};
-use strata_broker::claims::ClaimGateway;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -49,7 +49,12 @@ pub struct ServeArgs {
 
     /// A Kafka broker config by its Kafka name, e.g. --set log.segment.bytes=1048576.
     /// Repeatable; STRATA_SET takes a comma-separated list.
-    #[arg(long = "set", env = "STRATA_SET", value_name = "KEY=VALUE", value_delimiter = ',')]
+    #[arg(
+        long = "set",
+        env = "STRATA_SET",
+        value_name = "KEY=VALUE",
+        value_delimiter = ','
+    )]
     set: Vec<String>,
 
     /// Print the effective configuration (every key, defaults filled in) as TOML and exit.
@@ -67,8 +72,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         log_format: args.log_format,
         set: args.set,
     };
-    let config = StrataConfig::load(args.config.as_deref(), overrides)
-        .context("invalid configuration")?;
+    let config =
+        StrataConfig::load(args.config.as_deref(), overrides).context("invalid configuration")?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
@@ -102,10 +107,20 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
 
     let kafka_listener = TcpListener::bind(config.kafka_listen)
         .await
-        .with_context(|| format!("binding the Kafka listener to {} (is another broker running? use --kafka-listen)", config.kafka_listen))?;
+        .with_context(|| {
+            format!(
+                "binding the Kafka listener to {} (is another broker running? use --kafka-listen)",
+                config.kafka_listen
+            )
+        })?;
     let http_listener = TcpListener::bind(config.http_listen)
         .await
-        .with_context(|| format!("binding the HTTP listener to {} (use --http-listen)", config.http_listen))?;
+        .with_context(|| {
+            format!(
+                "binding the HTTP listener to {} (use --http-listen)",
+                config.http_listen
+            )
+        })?;
 
     let log = LogManager::open(log_manager_config(&config)?)
         .await
@@ -277,7 +292,8 @@ fn advertised_address(config: &StrataConfig) -> anyhow::Result<(String, u16)> {
 
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
         _ = terminate.recv() => {}

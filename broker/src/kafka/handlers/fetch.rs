@@ -130,7 +130,10 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
     };
 
     // Topics with claimcheck.fetch.resolve=true get their tickets resolved (smt/fetch.rs).
-    let logs = targets.iter().map(|t| t.log.as_ref().ok().cloned()).collect();
+    let logs = targets
+        .iter()
+        .map(|t| t.log.as_ref().ok().cloned())
+        .collect();
     let partitions = crate::smt::resolve_fetch(ctx.smt(), logs, partitions).await;
 
     let mut responses: Vec<FetchableTopicResponse> = topic_slots
