@@ -22,8 +22,9 @@ tansu="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
 [ -x "$tansu" ] || { echo "install Tansu first: cargo install tansu --features dynostore,libsql" >&2; exit 1; }
 
 echo "building strata (release)..." >&2
-cargo build -q --release -p strata-broker --bin strata
+cargo build -q --release -p strata-broker --bin strata --example fetch_throughput
 strata="$root/target/release/strata"
+fetch_raw="$root/target/release/examples/fetch_throughput"
 
 work="$(mktemp -d -t strata-bench.XXXXXX)"
 pids=()
@@ -100,6 +101,10 @@ if command -v kcat >/dev/null; then
   echo "$kcat_json" >> "$results"
   echo "  strata consume (kcat): $kcat_json" >&2
 fi
+# The broker's own serving rate from the page cache, with no per-record client work.
+raw="$("$fetch_raw" "127.0.0.1:$port" bench-1024-1-none 2>>"$work/client.log" || echo '{"error":"fetch-raw failed"}')"
+echo "{\"broker\":\"strata\",${raw#\{}" >> "$results"
+echo "  strata fetch (raw): $raw" >&2
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # --- Tansu, memory and SQLite engines ---------------------------------------------------------
