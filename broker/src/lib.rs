@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod config;
 pub mod connect;
+pub mod export;
 pub mod group;
 pub mod http;
 pub mod kafka;

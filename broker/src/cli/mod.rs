@@ -5,6 +5,7 @@ mod claim_get;
 mod claim_put;
 mod claims_gc;
 mod connect;
+mod export;
 mod serve;
 mod tier;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Claims(claims_gc::ClaimsArgs),
     /// Run a DirectorySource or DirectorySink connector from a properties file.
     Connect(connect::ConnectArgs),
+    /// Export a topic range (local and remote tier) of a stopped broker to Parquet + manifest;
+    /// `verify DIR` checks an export.
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Claim(args) => claim::run(args),
         Command::Claims(args) => claims_gc::run(args),
         Command::Connect(args) => connect::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
