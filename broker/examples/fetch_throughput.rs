@@ -83,7 +83,10 @@ fn fetch(
                 ]),
         ]);
     let mut body = BytesMut::new();
-    header.encode(&mut body, ApiKey::Fetch.request_header_version(FETCH_VERSION))?;
+    header.encode(
+        &mut body,
+        ApiKey::Fetch.request_header_version(FETCH_VERSION),
+    )?;
     request.encode(&mut body, FETCH_VERSION)?;
     let mut frame = BytesMut::with_capacity(body.len() + 4);
     frame.put_i32(body.len() as i32);
@@ -96,7 +99,10 @@ fn fetch(
     stream.read_exact(&mut response)?;
     let mut response = Bytes::from(response);
     // Response header v1 (flexible versions): correlation id + tagged fields.
-    anyhow::ensure!(response.get_i32() == correlation_id, "correlation id mismatch");
+    anyhow::ensure!(
+        response.get_i32() == correlation_id,
+        "correlation id mismatch"
+    );
     let _tagged_fields = response.get_u8();
-    Ok(FetchResponse::decode(&mut response, FETCH_VERSION)?)
+    FetchResponse::decode(&mut response, FETCH_VERSION)
 }
