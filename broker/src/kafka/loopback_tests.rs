@@ -276,36 +276,3 @@ async fn kcat_round_trip_smoke() {
     assert_eq!(String::from_utf8_lossy(&consumed.stdout), "k1=v1\nk2=v2\n");
     broker.stop().await;
 }
-
-/// Not a test: `STRATA_DEV_KAFKA=127.0.0.1:19092 cargo test -p strata-broker --lib dev_broker -- --ignored`
-/// runs a broker for manual client runs until killed (or 15 minutes).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn dev_broker() {
-    let addr = std::env::var("STRATA_DEV_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let dir = tempfile::tempdir().unwrap();
-    let log =
-        crate::log::LogManager::open(crate::log::LogManagerConfig::new(dir.path().join("data")))
-            .await
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let ctx = super::BrokerContext::open(super::BrokerContextParams {
-        log,
-        state_dir: dir.path().join("data/kafka"),
-        advertised_host: "127.0.0.1".into(),
-        advertised_port: port,
-        broker_configs: [(
-            "group.initial.rebalance.delay.ms".to_string(),
-            "0".to_string(),
-        )]
-        .into_iter()
-        .collect(),
-    })
-    .unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(super::serve(listener, ctx, shutdown.clone()));
-    tokio::time::sleep(Duration::from_secs(900)).await;
-    shutdown.cancel();
-    let _ = server.await;
-}
