@@ -1,8 +1,13 @@
 //! Fuzzes the Kafka request path: frame bytes -> `codec::decode_request` -> `dispatch` ->
 //! `codec::encode_response`, against a real (temporary) log and group coordinator.
 //!
-//! Run: `cargo +nightly fuzz run kafka_request -- -max_len=4096`
+//! Run: `cargo +nightly fuzz run kafka_request -s none -- -max_len=4096 -max_total_time=300`
+//! (`-s none`: the broker's allocator, jemalloc, stands in for the sanitizer's, as in production.)
 #![no_main]
+
+/// The `strata` binary's allocator, so the fuzzer sees what production sees (see `main.rs`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::sync::{Arc, OnceLock};
 
