@@ -83,16 +83,17 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 
 /// Waits until everything but the active segment was uploaded and deleted locally.
 pub fn wait_tiered(strata: &Strata, topic: &str, last_offset: i64) {
-    wait_until(
-        "segments are uploaded and gone locally",
-        Duration::from_secs(90),
-        || {
-            let s = partition_status(strata, topic);
-            s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
-                && s["upload_lag_bytes"].as_u64() == Some(0)
-                && local_segments(strata.data_dir(), topic) <= 2
-        },
-    );
+    wait_tiered_within(strata, topic, last_offset, Duration::from_secs(90));
+}
+
+/// [`wait_tiered`] with an explicit limit.
+pub fn wait_tiered_within(strata: &Strata, topic: &str, last_offset: i64, limit: Duration) {
+    wait_until("segments are uploaded and gone locally", limit, || {
+        let s = partition_status(strata, topic);
+        s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
+            && s["upload_lag_bytes"].as_u64() == Some(0)
+            && local_segments(strata.data_dir(), topic) <= 2
+    });
 }
 
 pub fn list_offset(strata: &Strata, topic: &str, spec: i64) -> i64 {

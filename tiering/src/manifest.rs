@@ -412,9 +412,12 @@ impl ManifestStore {
                     }),
                 })
             }
+            // A vanished base manifest (bucket wiped or restored) is a lost race as well: S3
+            // implementations answer a conditional update of a missing key with 412 or 404.
             Err(
                 object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
             ) => {
                 tracing::info!(key = %key, "manifest write lost a race");
                 Err(TieringError::Conflict {

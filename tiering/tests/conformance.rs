@@ -5,6 +5,7 @@ mod common;
 
 use common::{Backend, LocalSegment, manager, test_config, write_segment};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use strata_tiering::manager::UploadOutcome;
 use strata_tiering::manifest::{ManifestStore, SegmentState};
 use strata_tiering::{PartitionId, RemoteStore, TieringError, keys};
@@ -179,6 +180,21 @@ async fn fenced_manifest(backend: &Backend) {
         a.err().or(b.err()),
         Some(TieringError::Conflict { .. })
     ));
+
+    // A manifest that vanished underneath a writer (bucket wiped or restored) is a lost race too:
+    // the writer must re-read (nothing there) and create, not fail for good.
+    let v2 = ms.load(&p).await.unwrap().unwrap();
+    remote.store.delete(&ms.key(&p)).await.unwrap();
+    let stale = ms.save(&v2, v2.manifest.clone(), 1, 3).await;
+    assert!(
+        matches!(stale, Err(TieringError::Conflict { .. })),
+        "update of a vanished manifest: {stale:?}"
+    );
+    let fresh = ms.load_or_empty(&p, 1).await.unwrap();
+    assert!(fresh.version.is_none(), "nothing left to update");
+    ms.save(&fresh, fresh.manifest.clone(), 1, 4)
+        .await
+        .expect("re-created after the re-read");
 }
 
 /// Background uploads through the queue, status, and concurrent managers not losing updates.
