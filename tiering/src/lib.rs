@@ -20,7 +20,6 @@
 //! | `manager.rs`        | `RemoteLogManager`, the API the broker calls                    |
 //! | `faults.rs`         | fault-injecting store (feature `testing`)                       |
 
-mod batch;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -23,7 +23,6 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use tokio::sync::Semaphore;
 
-use crate::batch::batches;
 use crate::cache::{ChunkCache, ChunkId};
 use crate::error::{Result, TieringError};
 use crate::keys::PartitionId;
@@ -31,6 +30,7 @@ use crate::manifest::RemoteSegment;
 use crate::manifest_cache::ManifestCache;
 use crate::segment_object::{Footer, decode_chunk, decode_footer};
 use crate::store::RemoteStore;
+use strata_format::{BatchIter, BatchIterEnd, MAGIC_V2, RecordBatch};
 
 const FOOTER_CACHE_ENTRIES: usize = 4096;
 
@@ -185,11 +185,11 @@ impl RemoteLogReader {
                 let data = self.chunk(seg, &footer, index).await?;
                 let mut pos = 0usize;
                 let mut start: Option<usize> = None;
-                for item in batches(&data) {
-                    let (h, b) =
+                for item in whole_batches(&data) {
+                    let batch =
                         item.map_err(|d| TieringError::corrupt("chunk", &seg.object_key, d))?;
-                    let len = b.len();
-                    if h.last_offset() < cursor {
+                    let len = batch.size();
+                    if batch.last_offset() < cursor {
                         pos += len;
                         continue;
                     }
@@ -203,7 +203,7 @@ impl RemoteLogReader {
                     start.get_or_insert(pos);
                     pos += len;
                     total += len;
-                    cursor = h.last_offset() + 1;
+                    cursor = batch.last_offset() + 1;
                 }
                 if let Some(s) = start {
                     parts.push(data.slice(s..pos));
@@ -244,13 +244,15 @@ impl RemoteLogReader {
             };
             for index in first..footer.chunks.len() {
                 let data = self.chunk(seg, &footer, index).await?;
-                for item in batches(&data) {
-                    let (h, b) =
+                for item in whole_batches(&data) {
+                    let batch =
                         item.map_err(|d| TieringError::corrupt("chunk", &seg.object_key, d))?;
-                    if h.max_timestamp < ts || h.last_offset() < v.manifest.log_start_offset {
+                    if batch.max_timestamp() < ts
+                        || batch.last_offset() < v.manifest.log_start_offset
+                    {
                         continue;
                     }
-                    let mut buf = Bytes::copy_from_slice(b);
+                    let mut buf = batch.into_bytes();
                     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
                         .map_err(|e| TieringError::corrupt("batch", &seg.object_key, e))?;
                     let hit = set
@@ -266,4 +268,35 @@ impl RemoteLogReader {
         }
         Ok(None)
     }
+}
+
+/// The whole v2 batches of a decompressed chunk; a torn tail or another magic is corruption.
+fn whole_batches(data: &Bytes) -> impl Iterator<Item = Result<RecordBatch, String>> {
+    let mut iter = BatchIter::new(data.clone());
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        match iter.next() {
+            Some(batch) if batch.magic() == MAGIC_V2 => Some(Ok(batch)),
+            Some(batch) => {
+                done = true;
+                Some(Err(format!(
+                    "batch at offset {} has magic {}, want {MAGIC_V2}",
+                    batch.base_offset(),
+                    batch.magic()
+                )))
+            }
+            None => {
+                done = true;
+                match iter.end() {
+                    Some(BatchIterEnd::TornTail { position, error }) => {
+                        Some(Err(format!("at byte {position}: {error}")))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    })
 }

@@ -23,8 +23,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::BatchHeader;
 use crate::error::{Result, TieringError};
+use strata_format::RecordBatch;
 
 pub const TRAILER_MAGIC: &[u8; 8] = b"STRSEG01";
 pub const TRAILER_LEN: usize = 24;
@@ -144,19 +144,19 @@ impl SegmentEncoder {
         !self.buf.is_empty() && self.buf.len() + len > self.chunk_size
     }
 
-    /// Add one whole batch (header already parsed and CRC-checked by the caller).
-    pub(crate) fn push_batch(&mut self, h: &BatchHeader, batch: &[u8]) {
+    /// Add one whole batch (already validated, CRC included, by the caller).
+    pub(crate) fn push_batch(&mut self, batch: &RecordBatch) {
         if self.buf.is_empty() {
-            self.first_offset = h.base_offset;
+            self.first_offset = batch.base_offset();
             self.chunk_file_position = self.file_position;
             self.all_compressed = true;
             self.max_timestamp = i64::MIN;
         }
-        self.buf.extend_from_slice(batch);
-        self.all_compressed &= h.compression() != 0;
-        self.last_offset = h.last_offset();
-        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
-        self.file_position += batch.len() as u64;
+        self.buf.extend_from_slice(batch.as_bytes());
+        self.all_compressed &= batch.compression() != strata_format::Compression::None;
+        self.last_offset = batch.last_offset();
+        self.max_timestamp = self.max_timestamp.max(batch.max_timestamp());
+        self.file_position += batch.size() as u64;
     }
 
     /// Take the raw bytes of the current chunk for compression (see [`encode_chunk`]); returns
@@ -348,12 +348,12 @@ mod tests {
             }
         };
         for b in batches {
-            let h = BatchHeader::parse(b).unwrap();
-            assert!(h.verify_crc(b));
+            let batch = RecordBatch::new(Bytes::copy_from_slice(b)).unwrap();
+            batch.validate().unwrap();
             if enc.needs_flush_before(b.len()) {
                 flush(&mut enc, &mut out);
             }
-            enc.push_batch(&h, b);
+            enc.push_batch(&batch);
         }
         flush(&mut enc, &mut out);
         out.extend_from_slice(b"IDX");

@@ -29,7 +29,10 @@ use tokio::io::{AsyncReadExt, BufReader};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use strata_format::{BATCH_HEADER_SIZE, RecordBatch};
+
+/// baseOffset (8) + batchLength (4): the bytes before the length-counted part of a batch.
+const LENGTH_PREFIX: usize = 12;
 use crate::config::{TieringConfig, backoff};
 use crate::error::{Result, TieringError};
 use crate::keys::{self, SegmentKey};
@@ -273,42 +276,39 @@ impl Uploader {
         let mut enc = SegmentEncoder::new(desc.base_offset, cfg.chunk_size, cfg.compression);
         let bad = |d: String| TieringError::corrupt("local segment", path.display(), d);
         loop {
-            let mut head = [0u8; LOG_OVERHEAD];
+            let mut head = [0u8; LENGTH_PREFIX];
             match reader.read_exact(&mut head).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(TieringError::io("read segment", path, e)),
             }
             let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-            if len < (HEADER_LEN - LOG_OVERHEAD) as i32 || len as usize > (1 << 30) {
+            if len < (BATCH_HEADER_SIZE - LENGTH_PREFIX) as i32 || len as usize > (1 << 30) {
                 return Err(bad(format!("batch length {len}")));
             }
-            let mut batch = vec![0u8; LOG_OVERHEAD + len as usize];
-            batch[..LOG_OVERHEAD].copy_from_slice(&head);
+            let mut bytes = vec![0u8; LENGTH_PREFIX + len as usize];
+            bytes[..LENGTH_PREFIX].copy_from_slice(&head);
             reader
-                .read_exact(&mut batch[LOG_OVERHEAD..])
+                .read_exact(&mut bytes[LENGTH_PREFIX..])
                 .await
                 .map_err(|e| TieringError::io("read segment", path, e))?;
-            let h = BatchHeader::parse(&batch).map_err(bad)?;
-            if !h.verify_crc(&batch) {
-                return Err(bad(format!(
-                    "batch at offset {} fails its CRC",
-                    h.base_offset
-                )));
-            }
-            if h.base_offset < desc.base_offset || h.last_offset() >= desc.next_offset {
+            let batch = RecordBatch::new(Bytes::from(bytes)).map_err(|e| bad(e.to_string()))?;
+            batch
+                .validate()
+                .map_err(|e| bad(format!("batch at offset {}: {e}", batch.base_offset())))?;
+            if batch.base_offset() < desc.base_offset || batch.last_offset() >= desc.next_offset {
                 return Err(bad(format!(
                     "batch [{}, {}] outside segment [{}, {})",
-                    h.base_offset,
-                    h.last_offset(),
+                    batch.base_offset(),
+                    batch.last_offset(),
                     desc.base_offset,
                     desc.next_offset
                 )));
             }
-            if enc.needs_flush_before(batch.len()) {
+            if enc.needs_flush_before(batch.size()) {
                 self.flush_chunk(&mut enc, key, sink).await?;
             }
-            enc.push_batch(&h, &batch);
+            enc.push_batch(&batch);
         }
         self.flush_chunk(&mut enc, key, sink).await?;
         for index in [&desc.offset_index_path, &desc.time_index_path] {
