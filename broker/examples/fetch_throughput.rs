@@ -16,7 +16,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strata_format::BatchIter;
 
 const FETCH_VERSION: i16 = 12;
-const FETCH_MAX_BYTES: i32 = 64 << 20;
+/// Per-fetch byte limit unless `FETCH_MAX_BYTES` says otherwise: 4 MiB, the size at which both
+/// ends still reuse heap memory instead of mapping fresh pages for every response.
+const DEFAULT_FETCH_MAX_BYTES: i32 = 4 << 20;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -24,6 +26,11 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: fetch_throughput HOST:PORT TOPIC [PARTITION]");
     };
     let partition: i32 = rest.first().map(|p| p.parse()).transpose()?.unwrap_or(0);
+    let max_bytes: i32 = std::env::var("FETCH_MAX_BYTES")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(DEFAULT_FETCH_MAX_BYTES);
     let mut stream = TcpStream::connect(bootstrap)?;
     stream.set_nodelay(true)?;
 
@@ -31,7 +38,14 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         correlation_id += 1;
-        let response = fetch(&mut stream, topic, partition, offset, correlation_id)?;
+        let response = fetch(
+            &mut stream,
+            topic,
+            partition,
+            offset,
+            correlation_id,
+            max_bytes,
+        )?;
         let data = &response.responses[0].partitions[0];
         anyhow::ensure!(data.error_code == 0, "fetch error code {}", data.error_code);
         let records = data.records.clone().unwrap_or_default();
@@ -61,6 +75,7 @@ fn fetch(
     partition: i32,
     offset: i64,
     correlation_id: i32,
+    max_bytes: i32,
 ) -> anyhow::Result<FetchResponse> {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Fetch as i16)
@@ -71,7 +86,7 @@ fn fetch(
         .with_replica_id((-1).into())
         .with_max_wait_ms(0)
         .with_min_bytes(1)
-        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_max_bytes(max_bytes)
         .with_topics(vec![
             FetchTopic::default()
                 .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
@@ -79,7 +94,7 @@ fn fetch(
                     FetchPartition::default()
                         .with_partition(partition)
                         .with_fetch_offset(offset)
-                        .with_partition_max_bytes(FETCH_MAX_BYTES),
+                        .with_partition_max_bytes(max_bytes),
                 ]),
         ]);
     let mut body = BytesMut::new();
@@ -95,8 +110,13 @@ fn fetch(
 
     let mut length = [0u8; 4];
     stream.read_exact(&mut length)?;
-    let mut response = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut response)?;
+    // A fresh, unfilled buffer per response: the socket read is the client's only copy.
+    let length = i32::from_be_bytes(length) as usize;
+    let mut response = Vec::with_capacity(length);
+    (&mut *stream)
+        .take(length as u64)
+        .read_to_end(&mut response)?;
+    anyhow::ensure!(response.len() == length, "connection closed mid-response");
     let mut response = Bytes::from(response);
     // Response header v1 (flexible versions): correlation id + tagged fields.
     anyhow::ensure!(

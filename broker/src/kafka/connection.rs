@@ -9,6 +9,7 @@
 //! - a frame the codec refuses closes this connection only (after Kafka's v0 ApiVersions
 //!   error reply when that applies); every other connection keeps going.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::{self, CodecError, FrameError, LENGTH_PREFIX_BYTES};
 use super::context::BrokerContext;
 use super::dispatch::{Dispatched, dispatch};
+use super::response_frame::{ResponseFrame, encode_response_frame};
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -110,13 +112,13 @@ pub async fn serve_connection(
                 });
             }
         };
-        let bytes = match codec::encode_response(
+        let frame = match encode_response_frame(
             request.correlation_id(),
             request.api_key,
             request.api_version(),
             &response,
         ) {
-            Ok(bytes) => bytes,
+            Ok(frame) => frame,
             Err(e) => {
                 return Closed::EncodeFailed(format!(
                     "{:?} v{}: {e:#}",
@@ -125,9 +127,24 @@ pub async fn serve_connection(
                 ));
             }
         };
-        if let Err(e) = stream.write_all(&bytes).await {
+        if let Err(e) = write_frame(&mut stream, &frame).await {
             return Closed::Io(e);
         }
-        ctx.metrics.bytes_out.inc_by(bytes.len() as u64);
+        ctx.metrics.bytes_out.inc_by(frame.len() as u64);
     }
+}
+
+/// Writes every piece of `frame` with vectored writes (one syscall for a header piece and the
+/// record set behind it), resuming after partial writes.
+async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frame.pieces().iter().map(|p| IoSlice::new(p)).collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        let written = stream.write_vectored(remaining).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
 }

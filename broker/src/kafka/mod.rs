@@ -30,6 +30,7 @@
 //!  server.rs      accept loop, one task per connection, graceful shutdown
 //!  connection.rs  length-prefixed frames, size limit before allocation, idle reaping, in-order replies
 //!  codec.rs       sans-io: frame bytes -> DecodedRequest, ResponseKind -> bytes (kafka-protocol crate)
+//!  response_frame.rs  responses as pieces: Fetch record sets go to the socket uncopied
 //!  versions.rs    the API/version table advertised in ApiVersions and enforced by the codec
 //!  dispatch.rs    RequestKind -> handler, per-API metrics
 //!  handlers/      one file per API family
@@ -44,6 +45,7 @@ pub mod context;
 pub mod dispatch;
 pub mod handlers;
 pub mod metrics;
+pub mod response_frame;
 pub mod server;
 pub mod versions;
 

@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strata_format::{BATCH_HEADER_SIZE, BatchIter, BatchIterEnd, RecordBatch};
 
 use super::offset_index::OffsetIndex;
@@ -27,6 +27,23 @@ pub(crate) struct BatchPlacement {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+}
+
+/// Reads exactly `len` bytes at `position` into a new buffer without zero-filling it first (the
+/// kernel's copy is the only pass over the bytes).
+fn read_exact_uninit(file: &File, mut position: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buffer = Vec::with_capacity(len);
+    while buffer.len() < len {
+        let read = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buffer), position)?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        position += read as u64;
+    }
+    // The allocation may be larger than asked: never hand out bytes past `len` (they may be a
+    // batch still being written).
+    buffer.truncate(len);
+    Ok(buffer)
 }
 
 /// `00000000000000000042.log` and friends.
@@ -207,7 +224,7 @@ impl Segment {
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes` but at
-    /// least one batch. One copy: file -> the returned buffer.
+    /// least one batch. One copy: file -> the returned buffer (not zero-filled first).
     pub fn read(&self, offset: i64, max_bytes: usize) -> io::Result<Option<Bytes>> {
         let limit = self.meta().size;
         let Some((start, first_size)) = self.position_of(offset, limit)? else {
@@ -216,9 +233,7 @@ impl Segment {
         let want = (max_bytes as u64)
             .max(u64::from(first_size))
             .min(limit - start);
-        let mut buffer = BytesMut::zeroed(want as usize);
-        self.log.read_exact_at(&mut buffer, start)?;
-        let buffer = buffer.freeze();
+        let buffer = Bytes::from(read_exact_uninit(&self.log, start, want as usize)?);
         // Cut at the last whole batch.
         let mut batches = BatchIter::new(buffer.clone());
         for _ in batches.by_ref() {}
@@ -349,9 +364,8 @@ pub(crate) fn scan_batches(
     let mut position = start;
     while position < limit {
         let mut want = CHUNK.min(limit - position);
-        let mut buffer = BytesMut::zeroed(want as usize);
-        file.read_exact_at(&mut buffer, position)?;
-        let mut batches = BatchIter::new(buffer.freeze());
+        let buffer = Bytes::from(read_exact_uninit(file, position, want as usize)?);
+        let mut batches = BatchIter::new(buffer);
         while let Some(batch) = batches.next() {
             let batch_position = position + (batches.position() - batch.size()) as u64;
             if visit(batch_position, &batch).is_break() {
@@ -375,9 +389,8 @@ pub(crate) fn scan_batches(
                     // A batch larger than the chunk: read exactly its declared size.
                     if let strata_format::FormatError::Truncated { needed, .. } = error {
                         want = (*needed as u64).min(limit - position);
-                        let mut big = BytesMut::zeroed(want as usize);
-                        file.read_exact_at(&mut big, position)?;
-                        match RecordBatch::new(big.freeze()) {
+                        let big = read_exact_uninit(file, position, want as usize)?;
+                        match RecordBatch::new(Bytes::from(big)) {
                             Ok(batch) => {
                                 if visit(position, &batch).is_break() {
                                     return Ok(ScanOutcome {
