@@ -139,6 +139,20 @@ fn engine_append(
     started.elapsed()
 }
 
+/// Runs `engine` and `baseline` alternately `rounds` times; the fastest run of each.
+fn best_of(
+    rounds: usize,
+    mut engine: impl FnMut() -> Duration,
+    mut baseline: impl FnMut() -> Duration,
+) -> (Duration, Duration) {
+    let (mut best_engine, mut best_baseline) = (Duration::MAX, Duration::MAX);
+    for _ in 0..rounds {
+        best_engine = best_engine.min(engine());
+        best_baseline = best_baseline.min(baseline());
+    }
+    (best_engine, best_baseline)
+}
+
 fn report(name: &str, bytes: usize, engine: Duration, plain: Duration) {
     let (engine, plain) = (mb_per_s(bytes, engine), mb_per_s(bytes, plain));
     println!(
@@ -151,30 +165,36 @@ fn benches(c: &mut Criterion) {
     let size = batch().len();
     let fixture = fixture();
 
-    // Side-by-side ratios (one timed pass each, same sizes).
-    let n = 16 * 1024; // 256 MiB: long enough for a steady state, not a burst into the cache
-    report(
-        "append, no fsync (acks=1)",
-        n * size,
-        engine_append(&fixture, n, Durability::Written, 1),
-        std_write(n, size, false),
+    // Side-by-side ratios. Engine and std::fs passes alternate and the best of each is kept, so
+    // load from other processes on a shared machine hits both sides alike.
+    let n = 4 * 1024; // 64 MiB per pass: a steady state, not a burst into the cache
+    let (engine, plain) = best_of(
+        5,
+        || engine_append(&fixture, n, Durability::Written, 1),
+        || std_write(n, size, false),
     );
+    report("append, no fsync (acks=1)", n * size, engine, plain);
     let n = 64;
+    let (engine, plain) = best_of(
+        3,
+        || engine_append(&fixture, n, Durability::Fsync, 1),
+        || std_write(n, size, true),
+    );
     report(
         "append, fsync per batch (acks=all)",
         n * size,
-        engine_append(&fixture, n, Durability::Fsync, 1),
-        std_write(n, size, true),
+        engine,
+        plain,
     );
-    report(
-        "8 writers acks=all (group commit)",
-        n * size,
-        engine_append(&fixture, n, Durability::Fsync, 8),
-        std_write(n, size, true),
+    let (engine, plain) = best_of(
+        3,
+        || engine_append(&fixture, n, Durability::Fsync, 8),
+        || std_write(n, size, true),
     );
-    // Sequential read: the whole log, 1 MiB at a time, repeated until 1 GiB has been read, so
-    // the figure is a steady state (page cache warm) rather than one short pass; the baseline
-    // reads a plain file of the same size the same number of times.
+    report("8 writers acks=all (group commit)", n * size, engine, plain);
+
+    // Sequential read of the whole log (~330 MiB), 1 MiB per read, page cache warm; the
+    // baseline reads a plain file of the same size with a reused 1 MiB buffer.
     let read_pass = || {
         let (end, mut offset, mut bytes) = (
             fixture.log.log_end_offset(),
@@ -191,24 +211,25 @@ fn benches(c: &mut Criterion) {
         }
         bytes
     };
-    let passes = (1usize << 30).div_ceil(read_pass().max(1));
-    let started = Instant::now();
-    let read_bytes: usize = (0..passes).map(|_| read_pass()).sum();
-    let engine_read = started.elapsed();
+    let log_bytes = read_pass();
     let plain_path = fixture._dir.path().join("plain-read");
-    std::fs::write(&plain_path, vec![1u8; read_bytes / passes]).unwrap();
-    let started = Instant::now();
-    let mut buffer = vec![0u8; 1 << 20];
-    for _ in 0..passes {
-        let mut file = std::fs::File::open(&plain_path).unwrap();
-        while std::io::Read::read(&mut file, &mut buffer).unwrap() > 0 {}
-    }
-    report(
-        "sequential read (1 MiB fetches)",
-        read_bytes,
-        engine_read,
-        started.elapsed(),
+    std::fs::write(&plain_path, vec![1u8; log_bytes]).unwrap();
+    let (engine, plain) = best_of(
+        5,
+        || {
+            let started = Instant::now();
+            assert_eq!(read_pass(), log_bytes);
+            started.elapsed()
+        },
+        || {
+            let started = Instant::now();
+            let mut file = std::fs::File::open(&plain_path).unwrap();
+            let mut buffer = vec![0u8; 1 << 20];
+            while std::io::Read::read(&mut file, &mut buffer).unwrap() > 0 {}
+            started.elapsed()
+        },
     );
+    report("sequential read (1 MiB fetches)", log_bytes, engine, plain);
 
     let mut group = c.benchmark_group("log");
     group

@@ -3,7 +3,9 @@
 //! discarded, batches walked only to find the next offset. Used by `bench/kafka.sh`.
 //!
 //! `cargo run --release -p strata-broker --example fetch_throughput -- 127.0.0.1:9092 TOPIC [PARTITION]`
-//! prints one JSON line: bytes, seconds, MB/s.
+//! prints one JSON line: bytes, seconds, MB/s. Environment: `FETCH_MAX_BYTES` (per fetch, default
+//! 4 MiB; Kafka consumers default to 1 MiB per partition), `FETCH_PASSES` (read the partition
+//! from offset 0 this many times, default 1, for a measurement long enough to be steady).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -34,36 +36,45 @@ fn main() -> anyhow::Result<()> {
     let mut stream = TcpStream::connect(bootstrap)?;
     stream.set_nodelay(true)?;
 
-    let (mut offset, mut total_bytes, mut correlation_id) = (0i64, 0u64, 0i32);
+    let passes: u32 = std::env::var("FETCH_PASSES")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(1);
+
+    let (mut total_bytes, mut correlation_id) = (0u64, 0i32);
     let started = Instant::now();
-    loop {
-        correlation_id += 1;
-        let response = fetch(
-            &mut stream,
-            topic,
-            partition,
-            offset,
-            correlation_id,
-            max_bytes,
-        )?;
-        let data = &response.responses[0].partitions[0];
-        anyhow::ensure!(data.error_code == 0, "fetch error code {}", data.error_code);
-        let records = data.records.clone().unwrap_or_default();
-        if records.is_empty() {
-            break; // caught up with the high watermark
-        }
-        total_bytes += records.len() as u64;
-        let mut batches = BatchIter::new(records);
-        for batch in batches.by_ref() {
-            offset = batch.next_offset();
-        }
-        if offset >= data.high_watermark {
-            break;
+    for _ in 0..passes {
+        let mut offset = 0i64;
+        loop {
+            correlation_id += 1;
+            let response = fetch(
+                &mut stream,
+                topic,
+                partition,
+                offset,
+                correlation_id,
+                max_bytes,
+            )?;
+            let data = &response.responses[0].partitions[0];
+            anyhow::ensure!(data.error_code == 0, "fetch error code {}", data.error_code);
+            let records = data.records.clone().unwrap_or_default();
+            if records.is_empty() {
+                break; // caught up with the high watermark
+            }
+            total_bytes += records.len() as u64;
+            let mut batches = BatchIter::new(records);
+            for batch in batches.by_ref() {
+                offset = batch.next_offset();
+            }
+            if offset >= data.high_watermark {
+                break;
+            }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{{\"mode\":\"fetch-raw\",\"bytes\":{total_bytes},\"seconds\":{seconds:.3},\"mb_per_s\":{:.1}}}",
+        "{{\"mode\":\"fetch-raw\",\"fetch_max_bytes\":{max_bytes},\"bytes\":{total_bytes},\"seconds\":{seconds:.3},\"mb_per_s\":{:.1}}}",
         total_bytes as f64 / seconds / 1e6
     );
     Ok(())

@@ -33,6 +33,31 @@ fn confluent_admin_creates_alters_and_describes_topic_configs() {
 }
 
 #[test]
+fn dynamic_broker_configs_are_validated_and_survive_a_restart() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = broker();
+    let out = python(
+        "confluent_broker_configs.py",
+        &[&strata.kafka_addr(), "alter", "-"],
+    );
+    assert!(assert_success(&out, "confluent_broker_configs.py alter").contains("OK altered"));
+    strata.restart();
+    let out = python(
+        "confluent_broker_configs.py",
+        &[
+            &strata.kafka_addr(),
+            "after-restart",
+            "auto-created-after-restart",
+        ],
+    );
+    assert!(
+        assert_success(&out, "confluent_broker_configs.py after-restart").contains("OK persisted")
+    );
+}
+
+#[test]
 fn confluent_group_rebalances_without_loss_or_duplicates() {
     if !require(Tool::Python) {
         return;

@@ -54,6 +54,33 @@ fn write_value_durably(dir: &Path, name: &str, value: &str) -> Result<(), StateF
         .map_err(err(format!("fsync {}", dir.display())))
 }
 
+/// Broker configs changed at runtime through AlterConfigs / IncrementalAlterConfigs: Kafka keeps
+/// these in its metadata log so they outlive a restart; we keep them in one JSON file here.
+const DYNAMIC_BROKER_CONFIGS_FILE: &str = "dynamic-broker-configs.json";
+
+pub fn load_dynamic_broker_configs(
+    state_dir: &Path,
+) -> Result<std::collections::BTreeMap<String, String>, StateFileError> {
+    let Some(text) = read_value(state_dir, DYNAMIC_BROKER_CONFIGS_FILE)? else {
+        return Ok(Default::default());
+    };
+    serde_json::from_str(&text).map_err(|e| StateFileError {
+        context: format!(
+            "parse {} (fix or delete the file to drop the dynamic broker configs)",
+            state_dir.join(DYNAMIC_BROKER_CONFIGS_FILE).display()
+        ),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+pub fn save_dynamic_broker_configs(
+    state_dir: &Path,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Result<(), StateFileError> {
+    let text = serde_json::to_string_pretty(configs).expect("a string map serialises");
+    write_value_durably(state_dir, DYNAMIC_BROKER_CONFIGS_FILE, &text)
+}
+
 /// The cluster id and this start's broker epoch.
 #[derive(Debug, Clone)]
 pub struct BrokerIdentity {

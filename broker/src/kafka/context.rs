@@ -31,6 +31,10 @@ pub struct BrokerContextParams {
     pub broker_configs: BTreeMap<String, String>,
 }
 
+/// Broker configs that take effect while the broker runs and can therefore be changed through
+/// AlterConfigs; every other broker config is read once at start-up.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["auto.create.topics.enable", "num.partitions"];
+
 /// Settings read once from the broker configs.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -48,9 +52,13 @@ pub struct BrokerContext {
     pub advertised_port: i32,
     pub settings: ServerSettings,
     pub metrics: KafkaMetrics,
-    /// Live broker configs; AlterConfigs / IncrementalAlterConfigs on the broker resource change
-    /// them in memory (not persisted: the config file stays the source of truth at restart).
-    pub broker_configs: RwLock<BTreeMap<String, String>>,
+    /// Broker configs from the config file, flags and environment, fixed for this run.
+    static_broker_configs: BTreeMap<String, String>,
+    /// Overrides set through AlterConfigs / IncrementalAlterConfigs (only the keys in
+    /// [`DYNAMIC_BROKER_CONFIGS`]); persisted in `state_dir`, so they survive restarts as
+    /// Kafka's do, and take precedence over the static value.
+    dynamic_broker_configs: RwLock<BTreeMap<String, String>>,
+    state_dir: std::path::PathBuf,
     tier_offsets: RwLock<Arc<dyn TierOffsets>>,
     cold_reader: RwLock<Option<Arc<dyn ColdReader>>>,
     append_admission: RwLock<Option<Arc<dyn AppendAdmission>>>,
@@ -62,6 +70,8 @@ pub struct BrokerContext {
 pub enum ContextError {
     #[error("open broker state: {0}")]
     State(#[from] super::broker_state::StateFileError),
+    #[error("open dynamic broker configs: {0}")]
+    DynamicConfigs(super::broker_state::StateFileError),
     #[error("open consumer offsets: {0}")]
     Offsets(#[from] crate::group::OffsetStoreError),
 }
@@ -108,6 +118,11 @@ impl BrokerContext {
             )),
         };
         let identity = BrokerIdentity::load_and_bump(state_dir)?;
+        let dynamic_broker_configs = super::broker_state::load_dynamic_broker_configs(state_dir)
+            .map_err(ContextError::DynamicConfigs)?;
+        if !dynamic_broker_configs.is_empty() {
+            tracing::info!(configs = ?dynamic_broker_configs, "dynamic broker configs (set through AlterConfigs) in effect");
+        }
         tracing::info!(cluster_id = %identity.cluster_id, broker_epoch = identity.broker_epoch,
             node_id = settings.node_id, advertised_host = %params.advertised_host,
             advertised_port = params.advertised_port, "kafka broker identity");
@@ -120,7 +135,9 @@ impl BrokerContext {
             advertised_port: i32::from(params.advertised_port),
             settings,
             metrics: KafkaMetrics::default(),
-            broker_configs: RwLock::new(configs),
+            static_broker_configs: configs,
+            dynamic_broker_configs: RwLock::new(dynamic_broker_configs),
+            state_dir: params.state_dir.clone(),
             tier_offsets: RwLock::new(Arc::new(LocalOnly)),
             cold_reader: RwLock::new(None),
             append_admission: RwLock::new(None),
@@ -179,12 +196,42 @@ impl BrokerContext {
         self.identity.broker_epoch
     }
 
+    /// The effective value of a broker config: a dynamic override, else the static value.
     pub fn broker_config(&self, key: &str) -> Option<String> {
-        self.broker_configs
+        self.dynamic_broker_configs
             .read()
             .expect("broker configs lock")
             .get(key)
+            .or_else(|| self.static_broker_configs.get(key))
             .cloned()
+    }
+
+    pub fn static_broker_configs(&self) -> &BTreeMap<String, String> {
+        &self.static_broker_configs
+    }
+
+    pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.dynamic_broker_configs
+            .read()
+            .expect("broker configs lock")
+            .clone()
+    }
+
+    /// Changes the dynamic broker configs durably: the new set is fsynced to the state dir
+    /// before it takes effect, so an acknowledged AlterConfigs survives a crash.
+    pub fn update_dynamic_broker_configs(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> Result<(), super::broker_state::StateFileError> {
+        let mut current = self
+            .dynamic_broker_configs
+            .write()
+            .expect("broker configs lock");
+        let mut updated = current.clone();
+        change(&mut updated);
+        super::broker_state::save_dynamic_broker_configs(&self.state_dir, &updated)?;
+        *current = updated;
+        Ok(())
     }
 
     pub fn auto_create_topics(&self) -> bool {

@@ -18,13 +18,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
-use crate::kafka::context::BrokerContext;
+use crate::kafka::context::{BrokerContext, DYNAMIC_BROKER_CONFIGS};
 use crate::log::{ConfigEntry, ConfigOp, ConfigSource, ConfigType, replace_all_ops};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
 /// DescribeConfigs `config_source` codes for broker resources.
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -161,7 +162,7 @@ fn broker_row(key: &str, value: &str, source: i8, version: i16) -> DescribeConfi
             Some(str_bytes(value))
         })
         .with_is_sensitive(sensitive)
-        .with_read_only(false);
+        .with_read_only(!DYNAMIC_BROKER_CONFIGS.contains(&key));
     row.config_source = if version >= 1 || source == SOURCE_DEFAULT {
         source
     } else {
@@ -170,19 +171,22 @@ fn broker_row(key: &str, value: &str, source: i8, version: i16) -> DescribeConfi
     row
 }
 
-/// Every broker config: the configured ones, then Kafka defaults for the well-known unset ones.
+/// Every broker config with its effective value: dynamic overrides, then the static ones, then
+/// Kafka defaults for the well-known unset ones.
 fn broker_rows(ctx: &BrokerContext) -> Vec<(String, String, i8)> {
-    let configs = ctx
-        .broker_configs
-        .read()
-        .expect("broker configs lock")
-        .clone();
-    let mut rows: Vec<(String, String, i8)> = configs
+    let dynamic = ctx.dynamic_broker_configs();
+    let mut rows: Vec<(String, String, i8)> = dynamic
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone(), SOURCE_STATIC_BROKER))
+        .map(|(k, v)| (k.clone(), v.clone(), SOURCE_DYNAMIC_BROKER))
         .collect();
+    rows.extend(
+        ctx.static_broker_configs()
+            .iter()
+            .filter(|(k, _)| !dynamic.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone(), SOURCE_STATIC_BROKER)),
+    );
     for (key, default) in BROKER_DEFAULTS {
-        if !configs.contains_key(*key) {
+        if !rows.iter().any(|(k, _, _)| k == key) {
             rows.push(((*key).to_owned(), (*default).to_owned(), SOURCE_DEFAULT));
         }
     }
@@ -209,23 +213,43 @@ fn apply_broker_ops(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     check_broker_name(ctx, name)?;
+    for op in &ops {
+        let key = match op {
+            ConfigOp::Set(key, _) | ConfigOp::Delete(key) => key,
+        };
+        if !DYNAMIC_BROKER_CONFIGS.contains(&key.as_str()) {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!(
+                    "broker config {key} cannot be changed while the broker runs: set it in the \
+                     config file (or with --set) and restart; dynamic broker configs: {}",
+                    DYNAMIC_BROKER_CONFIGS.join(", ")
+                ),
+            ));
+        }
+        if let ConfigOp::Set(key, value) = op {
+            crate::config::validate_broker_config(key, value)
+                .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
+        }
+    }
     if validate_only {
         return Ok(());
     }
-    let mut configs = ctx.broker_configs.write().expect("broker configs lock");
-    for op in ops {
-        match op {
-            ConfigOp::Set(k, v) => {
-                tracing::info!(key = %k, value = %v, "broker config set (in memory)");
-                configs.insert(k, v);
-            }
-            ConfigOp::Delete(k) => {
-                tracing::info!(key = %k, "broker config deleted (in memory)");
-                configs.remove(&k);
+    ctx.update_dynamic_broker_configs(|configs| {
+        for op in ops {
+            match op {
+                ConfigOp::Set(k, v) => {
+                    tracing::info!(key = %k, value = %v, "dynamic broker config set");
+                    configs.insert(k, v);
+                }
+                ConfigOp::Delete(k) => {
+                    tracing::info!(key = %k, "dynamic broker config removed");
+                    configs.remove(&k);
+                }
             }
         }
-    }
-    Ok(())
+    })
+    .map_err(|e| (ResponseError::KafkaStorageError.code(), e.to_string()))
 }
 
 pub fn alter_configs(ctx: &BrokerContext, request: &AlterConfigsRequest) -> AlterConfigsResponse {
@@ -257,13 +281,13 @@ pub fn alter_configs(ctx: &BrokerContext, request: &AlterConfigsRequest) -> Alte
                         "unknown topic".to_owned(),
                     )),
                 },
-                RESOURCE_BROKER => {
-                    let ops = replacement
-                        .into_iter()
-                        .map(|(k, v)| ConfigOp::Set(k, v))
-                        .collect();
-                    apply_broker_ops(ctx, &resource.resource_name, ops, request.validate_only)
-                }
+                // Kafka's AlterConfigs replaces the whole set of dynamic broker configs.
+                RESOURCE_BROKER => apply_broker_ops(
+                    ctx,
+                    &resource.resource_name,
+                    replace_all_ops(&ctx.dynamic_broker_configs(), &replacement),
+                    request.validate_only,
+                ),
                 other => Err((
                     ResponseError::InvalidRequest.code(),
                     format!("unsupported resource type {other}"),
