@@ -102,7 +102,8 @@ if command -v kcat >/dev/null; then
   echo "  strata consume (kcat): $kcat_json" >&2
 fi
 # The broker's own serving rate from the page cache, with no per-record client work.
-raw="$("$fetch_raw" "127.0.0.1:$port" bench-1024-1-none 2>>"$work/client.log" || echo '{"error":"fetch-raw failed"}')"
+# 1 MiB per fetch is Kafka's default max.partition.fetch.bytes; 5 passes make it a steady state.
+raw="$(FETCH_MAX_BYTES=1048576 FETCH_PASSES=5 "$fetch_raw" "127.0.0.1:$port" bench-1024-1-none 2>>"$work/client.log" || echo '{"error":"fetch-raw failed"}')"
 echo "{\"broker\":\"strata\",${raw#\{}" >> "$results"
 echo "  strata fetch (raw): $raw" >&2
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
