@@ -2,15 +2,14 @@
 //! moto server), `kill -9` of strata during uploads and remote deletion, a corrupted remote
 //! chunk, and tiering turned off and on again.
 
-#[path = "tiering_e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
+#[path = "tiering_support.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{
+use support::{
     client, create_tiered_topic, list_offset, partition_status, tiered_builder, wait_tiered,
     wait_until,
 };
@@ -278,7 +277,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // Local data is kept, and a producer that does not retry sees the storage error.
-    assert!(e2e::local_segments(strata.data_dir(), topic) > 5);
+    assert!(support::local_segments(strata.data_dir(), topic) > 5);
     let out = kcat(
         &[
             "-P",
@@ -316,7 +315,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     strata_tests::assert_success(&produced, "producing through the outage");
     // After a long outage the uploader is at its capped backoff (30 s) and object_store's own
     // retries may be sleeping too: resuming takes up to about a minute before the uploads run.
-    e2e::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
+    support::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
     let out = client(&[
         "consume",
         &strata.kafka_addr(),
