@@ -299,12 +299,20 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         stderr.contains("Disk error") || stderr.contains("storage"),
         "{stderr}"
     );
+    // The failing uploads are visible while the store is down: the error in the status (and so
+    // in `strata tier status`), a gauge in the metrics.
+    wait_until("the upload error is shown", Duration::from_secs(60), || {
+        partition_status(&strata, topic)["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    });
     let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
         .unwrap()
         .text()
         .unwrap();
     assert!(
-        metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}"),
+        metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}")
+            && metrics.contains("strata_tier_upload_failing{topic=\"outage\",partition=\"0\"} 1"),
         "{metrics}"
     );
 

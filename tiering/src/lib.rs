@@ -45,7 +45,7 @@ mod test_batches;
 pub use config::TieringConfig;
 pub use error::{Result, TieringError};
 pub use keys::PartitionId;
-pub use manager::{PartitionStatus, RemoteLogManager, SegmentDescriptor};
+pub use manager::{PartitionStatus, RemoteLogManager, SegmentDescriptor, UploadState};
 pub use store::RemoteStore;
 
 /// Milliseconds since the Unix epoch (wall clock; used for manifest ages).

@@ -86,6 +86,16 @@ pub struct PartitionStatus {
     pub last_upload_ms: Option<i64>,
 }
 
+/// A partition's upload queue and outcome, known locally (see [`RemoteLogManager::upload_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadState {
+    pub queued_segments: usize,
+    pub queued_bytes: u64,
+    /// The error of the latest failed upload attempt; cleared by the next success.
+    pub last_error: Option<String>,
+    pub last_upload_ms: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 struct PartitionWork {
     queue: VecDeque<SegmentDescriptor>,
@@ -245,7 +255,15 @@ impl RemoteLogManager {
             let Some(desc) = next else { break };
             let result = {
                 let _permit = self.inner.copiers.acquire().await;
-                self.inner.uploader.upload_with_retry(&desc).await
+                let record_error = |e: &TieringError| {
+                    if let Some(w) = lock(&self.inner.work).get_mut(&pid) {
+                        w.last_error = Some(e.to_string());
+                    }
+                };
+                self.inner
+                    .uploader
+                    .upload_with_retry(&desc, record_error)
+                    .await
             };
             let wait = {
                 let mut work = lock(&self.inner.work);
@@ -292,7 +310,7 @@ impl RemoteLogManager {
             .acquire()
             .await
             .map_err(|_| TieringError::ShuttingDown)?;
-        self.inner.uploader.upload_with_retry(desc).await
+        self.inner.uploader.upload_with_retry(desc, |_| {}).await
     }
 
     /// Wait until every queued upload finished (or failed for good).
@@ -403,6 +421,17 @@ impl RemoteLogManager {
                 .or_insert(p.topic_id);
         }
         Ok(parts)
+    }
+
+    /// The upload queue of one partition as this process knows it, without asking the object
+    /// store (so it stays visible while the store is down); `None` if nothing was ever queued.
+    pub fn upload_state(&self, p: &PartitionId) -> Option<UploadState> {
+        lock(&self.inner.work).get(p).map(|w| UploadState {
+            queued_segments: w.queue.len(),
+            queued_bytes: w.queue.iter().map(|d| d.size_bytes).sum(),
+            last_error: w.last_error.clone(),
+            last_upload_ms: w.last_upload_ms,
+        })
     }
 
     /// Remote state of every partition known to this manager or present in the bucket.
