@@ -520,6 +520,66 @@ impl RemoteLogManager {
         Ok(report)
     }
 
+    /// Topic deletion, step 1 (see `topic_delete.rs`): the tombstone that keeps a restore from
+    /// bringing the topic back and makes the next start finish the deletion. Call it before the
+    /// topic is deleted locally; if that fails, [`RemoteLogManager::unmark_topic_deleted`].
+    pub async fn mark_topic_deleted(&self, topic: &str, topic_id: Uuid) -> Result<()> {
+        crate::topic_delete::write_tombstone(&self.inner.remote, topic, topic_id).await
+    }
+
+    /// Takes back [`RemoteLogManager::mark_topic_deleted`].
+    pub async fn unmark_topic_deleted(&self, topic: &str, topic_id: Uuid) -> Result<()> {
+        crate::topic_delete::remove_tombstone(&self.inner.remote, topic, topic_id).await
+    }
+
+    /// Topic deletion, steps 2-4: drops the topic's queued uploads, waits up to `wait` for the
+    /// one running, forgets its manifests, deletes every object of the topic and then the
+    /// tombstone. Returns the number of objects deleted. An upload still running after `wait`
+    /// fails this with a retryable error (the tombstone stays; call again later).
+    pub async fn delete_topic(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        wait: std::time::Duration,
+    ) -> Result<usize> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let running = {
+                let mut work = lock(&self.inner.work);
+                let mut running = false;
+                for (_, w) in work.iter_mut().filter(|(p, _)| p.topic_id == topic_id) {
+                    w.queue.clear();
+                    running |= w.worker;
+                }
+                if !running {
+                    work.retain(|p, _| p.topic_id != topic_id);
+                }
+                running
+            };
+            if !running {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TieringError::UploadRunning {
+                    what: "delete topic",
+                    topic: topic.to_string(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        lock(&self.inner.names).retain(|_, id| *id != topic_id);
+        self.inner.manifests.forget_topic(topic_id);
+        let deleted =
+            crate::topic_delete::delete_topic_objects(&self.inner.remote, topic, topic_id).await?;
+        tracing::info!(topic, %topic_id, objects = deleted, "topic deleted from the remote tier");
+        Ok(deleted)
+    }
+
+    /// Topics with a tombstone in the bucket: deletions to finish, never to be restored.
+    pub async fn tombstoned_topics(&self) -> Result<Vec<(String, Uuid)>> {
+        crate::topic_delete::tombstoned_topics(&self.inner.remote).await
+    }
+
     /// Stop taking uploads, let in-flight uploads finish, wait for the workers.
     pub async fn shutdown(&self) {
         self.inner.stopping.send_replace(true);
