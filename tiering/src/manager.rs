@@ -146,9 +146,12 @@ impl RemoteLogManager {
             ManifestStore::new(remote.clone()),
             config.writer_epoch,
         ));
+        // A disk tier in front of a local-directory store would only copy files that are on
+        // local disk already (and cost a write per chunk read): memory only there.
         let disk = config
             .cache_dir
             .clone()
+            .filter(|_| !remote.url.starts_with("file://"))
             .map(|d| (d, config.cache_disk_bytes));
         let cache = Arc::new(ChunkCache::new(config.cache_memory_bytes, disk)?);
         let uploader = Uploader {

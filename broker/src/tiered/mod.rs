@@ -124,6 +124,14 @@ impl TierSettings {
         if let Some(ms) = get("remote.log.manager.orphan.grace.ms") {
             config.orphan_grace = Duration::from_millis(ms);
         }
+        config.compression = match configs
+            .get("remote.log.chunk.compression")
+            .map(|v| v.trim())
+        {
+            Some("lz4") => strata_tiering::segment_object::Compression::Lz4,
+            Some("none") => strata_tiering::segment_object::Compression::None,
+            _ => strata_tiering::segment_object::Compression::Zstd,
+        };
         config.cache_dir = Some(cache_dir);
         config
     }
