@@ -178,6 +178,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "Cold reads run at most this many at a time.",
     },
     BrokerConfigDef {
+        name: "remote.log.chunk.compression",
+        default: "zstd",
+        kind: ConfigKind::Choice(&["zstd", "lz4", "none"]),
+        doc: "How segment chunks the producer did not compress are compressed in the remote tier: zstd (smallest), lz4 (least CPU on upload and cold reads), none.",
+    },
+    BrokerConfigDef {
         name: "remote.log.manager.task.interval.ms",
         default: "30000",
         kind: long(1, I64),

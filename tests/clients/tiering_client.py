@@ -2,6 +2,7 @@
 
   create   BOOTSTRAP TOPIC key=value...        create a 1-partition topic with configs
   alter    BOOTSTRAP TOPIC key=value...        IncrementalAlterConfigs SET
+  delete   BOOTSTRAP TOPIC                     DeleteTopics
   produce  BOOTSTRAP TOPIC N TAG [START]       N deterministic records (records.py), acks=all
   consume  BOOTSTRAP TOPIC N TAG GROUP [FIRST] a NEW group from offset 0 reads N records and
                                                checks keys, values, headers, timestamps byte for
@@ -51,6 +52,10 @@ elif cmd == "alter":
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
     admin.incremental_alter_configs([resource])[resource].result(20)
     print("OK altered")
+elif cmd == "delete":
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+    print("OK deleted")
 elif cmd == "produce":
     n, tag = int(rest[0]), rest[1]
     start = int(rest[2]) if len(rest) > 2 else 0

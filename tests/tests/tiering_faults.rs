@@ -2,19 +2,18 @@
 //! moto server), `kill -9` of strata during uploads and remote deletion, a corrupted remote
 //! chunk, and tiering turned off and on again.
 
-#[path = "tiering_e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
+#[path = "tiering_support.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{
+use strata_tests::{Tool, free_port, kcat, repo_root, require};
+use support::{
     client, create_tiered_topic, list_offset, partition_status, tiered_builder, wait_tiered,
     wait_until,
 };
-use strata_tests::{Tool, free_port, kcat, repo_root, require};
 
 /// Every `.seg` object under `dir` and every object key the manifests reference.
 fn objects_and_references(dir: &Path) -> (Vec<String>, Vec<String>) {
@@ -278,7 +277,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // Local data is kept, and a producer that does not retry sees the storage error.
-    assert!(e2e::local_segments(strata.data_dir(), topic) > 5);
+    assert!(support::local_segments(strata.data_dir(), topic) > 5);
     let out = kcat(
         &[
             "-P",
@@ -300,12 +299,20 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         stderr.contains("Disk error") || stderr.contains("storage"),
         "{stderr}"
     );
+    // The failing uploads are visible while the store is down: the error in the status (and so
+    // in `strata tier status`), a gauge in the metrics.
+    wait_until("the upload error is shown", Duration::from_secs(60), || {
+        partition_status(&strata, topic)["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    });
     let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
         .unwrap()
         .text()
         .unwrap();
     assert!(
-        metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}"),
+        metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}")
+            && metrics.contains("strata_tier_upload_failing{topic=\"outage\",partition=\"0\"} 1"),
         "{metrics}"
     );
 
@@ -316,7 +323,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     strata_tests::assert_success(&produced, "producing through the outage");
     // After a long outage the uploader is at its capped backoff (30 s) and object_store's own
     // retries may be sleeping too: resuming takes up to about a minute before the uploads run.
-    e2e::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
+    support::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
     let out = client(&[
         "consume",
         &strata.kafka_addr(),
@@ -326,4 +333,99 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         "outage-g",
     ]);
     assert!(out.contains("OK consumed 3000"), "{out}");
+}
+
+/// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
+fn topic_files(bucket: &Path, topic: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let topics = bucket.join("topics");
+    for dir in std::fs::read_dir(&topics).into_iter().flatten().flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        // `<topic>-<36-char uuid>`
+        if name.len() != topic.len() + 37 || !name.starts_with(&format!("{topic}-")) {
+            continue;
+        }
+        let mut stack = vec![dir.path()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if entry.path().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    files.push(entry.path());
+                }
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn tiering_topic_deletion_removes_remote_data_and_restore_never_resurrects_it() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", remote.path().display());
+    let mut strata = tiered_builder(&url, &[]).start();
+    for topic in ["doomed", "kept", "interrupted"] {
+        create_tiered_topic(&strata, topic);
+        client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
+    }
+    for topic in ["doomed", "kept", "interrupted"] {
+        wait_tiered(&strata, topic, 2999);
+        let files = topic_files(remote.path(), topic);
+        assert!(
+            files.iter().any(|f| f.ends_with("topic.json"))
+                && files.iter().any(|f| f.ends_with("manifest.json"))
+                && files
+                    .iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "seg"))
+                    .count()
+                    > 5,
+            "{topic}: {files:?}"
+        );
+    }
+
+    // DeleteTopics: segments, manifest, topic metadata all leave the bucket.
+    client(&["delete", &strata.kafka_addr(), "doomed"]);
+    wait_until(
+        "the deleted topic's objects are gone",
+        Duration::from_secs(60),
+        || topic_files(remote.path(), "doomed").is_empty(),
+    );
+    assert_no_orphans(remote.path());
+    assert!(topic_files(remote.path(), "kept").len() > 5);
+
+    // A crash right after the tombstone was written (before anything was deleted): a broker
+    // restored from the bucket must not bring the topic back, and finishes the deletion.
+    strata.stop();
+    let dir = topic_files(remote.path(), "interrupted")[0]
+        .ancestors()
+        .find(|d| d.parent() == Some(&remote.path().join("topics")))
+        .unwrap()
+        .to_path_buf();
+    std::fs::write(dir.join("deleted.json"), b"{}").unwrap();
+    let restored = tiered_builder(&url, &[]).start();
+    assert_eq!(list_offset(&restored, "kept", -2), 0);
+    let out = client(&[
+        "consume",
+        &restored.kafka_addr(),
+        "kept",
+        "2800",
+        "a",
+        "kept-g",
+    ]);
+    assert!(out.contains("OK consumed 2800"), "{out}");
+    for gone in ["doomed", "interrupted"] {
+        assert!(
+            !restored.data_dir().join(format!("{gone}-0")).exists(),
+            "{gone} was restored"
+        );
+    }
+    wait_until(
+        "the interrupted deletion is finished",
+        Duration::from_secs(60),
+        || topic_files(remote.path(), "interrupted").is_empty(),
+    );
+    assert_no_orphans(remote.path());
 }

@@ -5,6 +5,8 @@
 //! * Single flight: concurrent readers of one chunk share one download. The download runs in its
 //!   own task, so a reader that gives up (client disconnect) does not cancel it for the others.
 //! * Errors are not cached: the next reader retries the download.
+//! * A download is handed to its readers from memory at once; its disk copy is written after,
+//!   in the background (a reader must not wait for a write it does not need).
 //! * Disk entries carry a CRC-32C of the chunk; a mismatch on load drops the entry (never served).
 //!   The disk directory is wiped at start: entries are cheap to re-fetch and this keeps the index
 //!   purely in memory.
@@ -231,7 +233,14 @@ impl ChunkCache {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&id2);
-                        r
+                        let (bytes, downloaded) = r?;
+                        if downloaded {
+                            // The disk copy is for later readers: the waiting ones are answered
+                            // now, from memory, not after a write and a rename.
+                            let (this, bytes) = (this.clone(), bytes.clone());
+                            tokio::spawn(async move { this.disk_put(&id2, &bytes).await });
+                        }
+                        Ok(bytes)
                     });
                     let f = async move { task.await.unwrap_or(Err(TieringError::ShuttingDown)) }
                         .boxed()
@@ -244,21 +253,21 @@ impl ChunkCache {
         flight.await
     }
 
+    /// The chunk from disk or from `fetch` (then `true`: downloaded), put in memory.
     async fn load(
         &self,
         id: &ChunkId,
         fetch: impl std::future::Future<Output = Result<Bytes>>,
-    ) -> Result<Bytes> {
+    ) -> Result<(Bytes, bool)> {
         if let Some(b) = self.disk_get(id).await {
             self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
             self.memory_put(id.clone(), b.clone());
-            return Ok(b);
+            return Ok((b, false));
         }
         self.stats.downloads.fetch_add(1, Ordering::Relaxed);
         let b = fetch.await?;
-        self.disk_put(id, &b).await;
         self.memory_put(id.clone(), b.clone());
-        Ok(b)
+        Ok((b, true))
     }
 }
 
@@ -316,6 +325,14 @@ mod tests {
             .await
             .unwrap();
         assert!(!cache.contains(&id(0)));
+        // The disk copy is written in the background.
+        for _ in 0..100 {
+            let (_, lru) = cache.disk.as_ref().unwrap();
+            if lru.lock().unwrap().entries.contains_key(&id(0)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let b = cache
             .get_or_fetch(id(0), async { panic!("must come from disk") })
             .await

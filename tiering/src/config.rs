@@ -33,7 +33,9 @@ pub struct TieringConfig {
     pub cache_dir: Option<PathBuf>,
     /// On-disk chunk cache size. Default 4 GiB.
     pub cache_disk_bytes: u64,
-    /// Chunks prefetched after the one a sequential read is in. Default 1.
+    /// Chunks prefetched beyond what a sequential read needs for its next fetch. Default 4
+    /// (16 MiB with the default chunk size): enough to hide a ranged GET's latency behind the
+    /// consumer's processing of the previous fetch.
     pub read_ahead_chunks: usize,
     /// Abandoned upload attempts and unreferenced objects younger than this are left alone by
     /// `reconcile` (another writer may be mid-upload). Default 1 h.
@@ -61,7 +63,7 @@ impl Default for TieringConfig {
             cache_memory_bytes: 256 << 20,
             cache_dir: None,
             cache_disk_bytes: 4 << 30,
-            read_ahead_chunks: 1,
+            read_ahead_chunks: 4,
             orphan_grace: Duration::from_secs(3600),
             upload_max_attempts: 5,
             retry_initial_backoff: Duration::from_millis(200),

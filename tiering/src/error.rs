@@ -83,6 +83,10 @@ pub enum TieringError {
     #[error("unknown remote partition {partition}")]
     UnknownPartition { partition: String },
 
+    /// An upload of the topic is still running; the operation is retried later.
+    #[error("{what}: an upload of topic {topic} is still running")]
+    UploadRunning { what: &'static str, topic: String },
+
     /// The manager is shutting down; the operation was not started or was cancelled.
     #[error("remote log manager is shutting down")]
     ShuttingDown,
@@ -107,7 +111,7 @@ impl TieringError {
                     | E::Precondition { .. }
                     | E::NotModified { .. }
             ),
-            TieringError::Conflict { .. } => true,
+            TieringError::Conflict { .. } | TieringError::UploadRunning { .. } => true,
             TieringError::Io { .. } => false,
             TieringError::InvalidUrl { .. }
             | TieringError::Fenced { .. }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <prefix>/topics/<topic>-<topic_id>/topic.json              (topic metadata, for restore)
+//! <prefix>/topics/<topic>-<topic_id>/deleted.json            (tombstone: topic being deleted)
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/manifest.json
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/segments/<base_offset:020>-<upload_id>.seg
 //! ```
@@ -125,6 +126,31 @@ pub fn format_topic_meta(prefix: &Path, topic: &str, topic_id: Uuid) -> Path {
         prefix,
         &format!("topics/{topic}-{}/topic.json", topic_id.as_hyphenated()),
     )
+}
+
+/// `<prefix>/topics/<topic>-<topic_id>`: everything the remote tier holds for one topic.
+pub fn format_topic_dir(prefix: &Path, topic: &str, topic_id: Uuid) -> Path {
+    join(
+        prefix,
+        &format!("topics/{topic}-{}", topic_id.as_hyphenated()),
+    )
+}
+
+/// The tombstone of a deleted topic: written before anything of the topic is deleted, removed
+/// last, so a topic directory holding one is never restored and is finished off at the next start.
+pub fn format_topic_tombstone(prefix: &Path, topic: &str, topic_id: Uuid) -> Path {
+    join(
+        prefix,
+        &format!("topics/{topic}-{}/deleted.json", topic_id.as_hyphenated()),
+    )
+}
+
+/// Inverse of [`format_topic_tombstone`]: `(topic, topic_id)`.
+pub fn parse_topic_tombstone(prefix: &Path, key: &Path) -> Option<(String, Uuid)> {
+    match relative_parts(prefix, key.as_ref())?.as_slice() {
+        [topic_dir, "deleted.json"] => parse_topic_dir(topic_dir),
+        _ => None,
+    }
 }
 
 /// Inverse of [`format_topic_meta`]: `(topic, topic_id)`.
@@ -268,6 +294,17 @@ mod tests {
                 parse_topic_meta(&prefix, &format_manifest(&prefix, &p)),
                 None
             );
+            let tombstone = format_topic_tombstone(&prefix, &p.topic, p.topic_id);
+            assert_eq!(
+                parse_topic_tombstone(&prefix, &tombstone),
+                Some((p.topic.clone(), p.topic_id))
+            );
+            assert_eq!(parse_topic_tombstone(&prefix, &key), None);
+            assert_eq!(parse_topic_meta(&prefix, &tombstone), None);
+            let dir = format_topic_dir(&prefix, &p.topic, p.topic_id);
+            for inside in [&key, &tombstone, &format_manifest(&prefix, &p)] {
+                assert!(inside.prefix_matches(&dir), "{inside} under {dir}");
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! | `reader.rs`         | cold reads, timestamp lookup                                     |
 //! | `retention.rs`      | remote retention                                                 |
 //! | `reconcile.rs`      | crash repair: orphans, abandoned attempts, unfinished deletes   |
+//! | `topic_delete.rs`   | topic deletion: tombstone, every object of the topic, restore   |
 //! | `manager.rs`        | `RemoteLogManager`, the API the broker calls                    |
 //! | `faults.rs`         | fault-injecting store (feature `testing`)                       |
 
@@ -36,6 +37,7 @@ mod reconcile;
 mod retention;
 pub mod segment_object;
 pub mod store;
+mod topic_delete;
 pub mod uploader;
 
 #[cfg(test)]
@@ -45,7 +47,7 @@ mod test_batches;
 pub use config::TieringConfig;
 pub use error::{Result, TieringError};
 pub use keys::PartitionId;
-pub use manager::{PartitionStatus, RemoteLogManager, SegmentDescriptor};
+pub use manager::{PartitionStatus, RemoteLogManager, SegmentDescriptor, UploadState};
 pub use store::RemoteStore;
 
 /// Milliseconds since the Unix epoch (wall clock; used for manifest ages).

@@ -86,6 +86,16 @@ pub struct PartitionStatus {
     pub last_upload_ms: Option<i64>,
 }
 
+/// A partition's upload queue and outcome, known locally (see [`RemoteLogManager::upload_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadState {
+    pub queued_segments: usize,
+    pub queued_bytes: u64,
+    /// The error of the latest failed upload attempt; cleared by the next success.
+    pub last_error: Option<String>,
+    pub last_upload_ms: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 struct PartitionWork {
     queue: VecDeque<SegmentDescriptor>,
@@ -136,9 +146,12 @@ impl RemoteLogManager {
             ManifestStore::new(remote.clone()),
             config.writer_epoch,
         ));
+        // A disk tier in front of a local-directory store would only copy files that are on
+        // local disk already (and cost a write per chunk read): memory only there.
         let disk = config
             .cache_dir
             .clone()
+            .filter(|_| !remote.url.starts_with("file://"))
             .map(|d| (d, config.cache_disk_bytes));
         let cache = Arc::new(ChunkCache::new(config.cache_memory_bytes, disk)?);
         let uploader = Uploader {
@@ -245,7 +258,15 @@ impl RemoteLogManager {
             let Some(desc) = next else { break };
             let result = {
                 let _permit = self.inner.copiers.acquire().await;
-                self.inner.uploader.upload_with_retry(&desc).await
+                let record_error = |e: &TieringError| {
+                    if let Some(w) = lock(&self.inner.work).get_mut(&pid) {
+                        w.last_error = Some(e.to_string());
+                    }
+                };
+                self.inner
+                    .uploader
+                    .upload_with_retry(&desc, record_error)
+                    .await
             };
             let wait = {
                 let mut work = lock(&self.inner.work);
@@ -292,7 +313,7 @@ impl RemoteLogManager {
             .acquire()
             .await
             .map_err(|_| TieringError::ShuttingDown)?;
-        self.inner.uploader.upload_with_retry(desc).await
+        self.inner.uploader.upload_with_retry(desc, |_| {}).await
     }
 
     /// Wait until every queued upload finished (or failed for good).
@@ -405,6 +426,17 @@ impl RemoteLogManager {
         Ok(parts)
     }
 
+    /// The upload queue of one partition as this process knows it, without asking the object
+    /// store (so it stays visible while the store is down); `None` if nothing was ever queued.
+    pub fn upload_state(&self, p: &PartitionId) -> Option<UploadState> {
+        lock(&self.inner.work).get(p).map(|w| UploadState {
+            queued_segments: w.queue.len(),
+            queued_bytes: w.queue.iter().map(|d| d.size_bytes).sum(),
+            last_error: w.last_error.clone(),
+            last_upload_ms: w.last_upload_ms,
+        })
+    }
+
     /// Remote state of every partition known to this manager or present in the bucket.
     pub async fn partition_status(&self) -> Result<Vec<PartitionStatus>> {
         let mut pids: HashSet<PartitionId> =
@@ -489,6 +521,66 @@ impl RemoteLogManager {
             "reconcile done"
         );
         Ok(report)
+    }
+
+    /// Topic deletion, step 1 (see `topic_delete.rs`): the tombstone that keeps a restore from
+    /// bringing the topic back and makes the next start finish the deletion. Call it before the
+    /// topic is deleted locally; if that fails, [`RemoteLogManager::unmark_topic_deleted`].
+    pub async fn mark_topic_deleted(&self, topic: &str, topic_id: Uuid) -> Result<()> {
+        crate::topic_delete::write_tombstone(&self.inner.remote, topic, topic_id).await
+    }
+
+    /// Takes back [`RemoteLogManager::mark_topic_deleted`].
+    pub async fn unmark_topic_deleted(&self, topic: &str, topic_id: Uuid) -> Result<()> {
+        crate::topic_delete::remove_tombstone(&self.inner.remote, topic, topic_id).await
+    }
+
+    /// Topic deletion, steps 2-4: drops the topic's queued uploads, waits up to `wait` for the
+    /// one running, forgets its manifests, deletes every object of the topic and then the
+    /// tombstone. Returns the number of objects deleted. An upload still running after `wait`
+    /// fails this with a retryable error (the tombstone stays; call again later).
+    pub async fn delete_topic(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        wait: std::time::Duration,
+    ) -> Result<usize> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let running = {
+                let mut work = lock(&self.inner.work);
+                let mut running = false;
+                for (_, w) in work.iter_mut().filter(|(p, _)| p.topic_id == topic_id) {
+                    w.queue.clear();
+                    running |= w.worker;
+                }
+                if !running {
+                    work.retain(|p, _| p.topic_id != topic_id);
+                }
+                running
+            };
+            if !running {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TieringError::UploadRunning {
+                    what: "delete topic",
+                    topic: topic.to_string(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        lock(&self.inner.names).retain(|_, id| *id != topic_id);
+        self.inner.manifests.forget_topic(topic_id);
+        let deleted =
+            crate::topic_delete::delete_topic_objects(&self.inner.remote, topic, topic_id).await?;
+        tracing::info!(topic, %topic_id, objects = deleted, "topic deleted from the remote tier");
+        Ok(deleted)
+    }
+
+    /// Topics with a tombstone in the bucket: deletions to finish, never to be restored.
+    pub async fn tombstoned_topics(&self) -> Result<Vec<(String, Uuid)>> {
+        crate::topic_delete::tombstoned_topics(&self.inner.remote).await
     }
 
     /// Stop taking uploads, let in-flight uploads finish, wait for the workers.

@@ -37,6 +37,14 @@ impl ManifestCache {
         slots.entry(p.clone()).or_default().clone()
     }
 
+    /// Drops the cached manifests of a topic (it was deleted).
+    pub(crate) fn forget_topic(&self, topic_id: uuid::Uuid) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p, _| p.topic_id != topic_id);
+    }
+
     /// The cached manifest, loading it on first use. `None`: the partition has no manifest.
     pub(crate) async fn get(&self, p: &PartitionId) -> Result<Option<Arc<Versioned>>> {
         let slot = self.slot(p);

@@ -13,7 +13,9 @@
 //!   (logged, not cached, never served).
 //! * Object-store requests of cold reads go through their own semaphore (`reader_threads`), so a
 //!   burst of cold reads queues behind itself and never takes upload or hot-path capacity.
-//! * Sequential replay prefetches the next `read_ahead_chunks` chunks when permits are free.
+//! * Sequential replay: a read starts the downloads of every chunk it needs at once (concurrent
+//!   ranged GETs), and a read that stops inside a segment starts those of the next read of the
+//!   same size plus `read_ahead_chunks` more, when pool permits are free.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -141,8 +143,19 @@ impl RemoteLogReader {
         self.cache.get_or_fetch(id, fetch).await
     }
 
-    fn prefetch(&self, seg: &RemoteSegment, footer: &Footer, after: usize) {
-        for index in after + 1..(after + 1 + self.read_ahead).min(footer.chunks.len()) {
+    /// Starts the downloads a sequential reader will want from chunk `from` on: every chunk a
+    /// read of `max_bytes` from there needs, plus `read_ahead` more. So the ranged GETs of one
+    /// fetch run concurrently instead of one after another, and the consumer's next fetch finds
+    /// its chunks ready. Skipped while the reader pool is saturated (reads come first).
+    fn prefetch(&self, seg: &RemoteSegment, footer: &Footer, from: usize, max_bytes: usize) {
+        let mut end = from;
+        let mut wanted = 0usize;
+        while end < footer.chunks.len() && wanted < max_bytes {
+            wanted += footer.chunks[end].raw_len as usize;
+            end += 1;
+        }
+        let end = (end + self.read_ahead).min(footer.chunks.len());
+        for index in from + 1..end {
             let (id, fetch) = self.chunk_fetch(seg, footer, index);
             if self.cache.contains(&id) || self.permits.available_permits() == 0 {
                 continue;
@@ -181,6 +194,7 @@ impl RemoteLogReader {
             let Some(first) = footer.chunk_for_offset(cursor) else {
                 continue;
             };
+            self.prefetch(seg, &footer, first, max_bytes.saturating_sub(total));
             for index in first..footer.chunks.len() {
                 let data = self.chunk(seg, &footer, index).await?;
                 let mut pos = 0usize;
@@ -197,7 +211,7 @@ impl RemoteLogReader {
                         if let Some(s) = start {
                             parts.push(data.slice(s..pos));
                         }
-                        self.prefetch(seg, &footer, index);
+                        self.prefetch(seg, &footer, index, max_bytes);
                         break 'segments;
                     }
                     start.get_or_insert(pos);
@@ -209,7 +223,7 @@ impl RemoteLogReader {
                     parts.push(data.slice(s..pos));
                 }
                 if total >= max_bytes {
-                    self.prefetch(seg, &footer, index);
+                    self.prefetch(seg, &footer, index, max_bytes);
                     break 'segments;
                 }
             }

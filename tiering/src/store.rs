@@ -15,16 +15,27 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::{ObjectStore, RetryConfig};
 
 use crate::error::{Result, TieringError};
 use crate::local_cas::LocalConditionalStore;
+
+/// The HTTP client's own retries only bridge short blips: the uploader retries with its own
+/// backoff and reports every failed attempt (`strata tier status`), which it could not do while
+/// the client kept retrying a dead endpoint for object_store's default three minutes.
+fn client_retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(15),
+        ..RetryConfig::default()
+    }
+}
 
 /// An object store plus the key prefix under which this cluster's remote tier lives.
 #[derive(Debug, Clone)]
@@ -103,7 +114,8 @@ impl RemoteStore {
                 }
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
-                    .with_conditional_put(S3ConditionalPut::ETagMatch);
+                    .with_conditional_put(S3ConditionalPut::ETagMatch)
+                    .with_retry(client_retry());
                 for (k, v) in &options {
                     let key = k
                         .parse()
@@ -136,7 +148,9 @@ impl RemoteStore {
                 if bucket.is_empty() {
                     return Err(bad("missing bucket".into()));
                 }
-                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(client_retry());
                 for (k, v) in &options {
                     let key = k
                         .parse()
@@ -146,7 +160,9 @@ impl RemoteStore {
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(client_retry());
                 for (k, v) in &options {
                     let key = k
                         .parse()

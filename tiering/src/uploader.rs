@@ -94,15 +94,19 @@ impl Sink {
 
 impl Uploader {
     /// Upload with retries and exponential backoff on retryable errors.
+    /// `failed_attempt` hears every failed attempt as it happens, so an outage is visible
+    /// before the attempts run out.
     pub(crate) async fn upload_with_retry(
         &self,
         desc: &SegmentDescriptor,
+        failed_attempt: impl Fn(&TieringError),
     ) -> Result<UploadOutcome> {
         let mut attempt = 0;
         loop {
             match self.upload_once(desc).await {
                 Ok(o) => return Ok(o),
                 Err(e) if e.is_retryable() && attempt + 1 < self.config.upload_max_attempts => {
+                    failed_attempt(&e);
                     let wait = backoff(&self.config, attempt);
                     tracing::warn!(topic = %desc.topic, partition = desc.partition, base_offset = desc.base_offset,
                         attempt, error = %e, wait_ms = wait.as_millis() as u64, "segment upload failed; retrying");

@@ -11,6 +11,7 @@ use crate::log::LogManager;
 
 use super::broker_state::{BrokerIdentity, ProducerIdAllocator};
 use super::codec::DEFAULT_MAX_REQUEST_BYTES;
+use super::handlers::admin_topics::TopicDeletion;
 use super::handlers::fetch::ColdReader;
 use super::handlers::list_offsets::{LocalOnly, TierOffsets};
 use super::handlers::produce::AppendAdmission;
@@ -62,6 +63,7 @@ pub struct BrokerContext {
     tier_offsets: RwLock<Arc<dyn TierOffsets>>,
     cold_reader: RwLock<Option<Arc<dyn ColdReader>>>,
     append_admission: RwLock<Option<Arc<dyn AppendAdmission>>>,
+    topic_deletion: RwLock<Option<Arc<dyn TopicDeletion>>>,
     /// Per-topic transform chains on produce and fetch (`crate::smt`).
     smt: RwLock<Option<Arc<crate::smt::SmtEngine>>>,
 }
@@ -141,6 +143,7 @@ impl BrokerContext {
             tier_offsets: RwLock::new(Arc::new(LocalOnly)),
             cold_reader: RwLock::new(None),
             append_admission: RwLock::new(None),
+            topic_deletion: RwLock::new(None),
             smt: RwLock::new(None),
         }))
     }
@@ -175,6 +178,18 @@ impl BrokerContext {
         self.append_admission
             .read()
             .expect("append admission lock")
+            .clone()
+    }
+
+    /// Lets the remote tier take part in DeleteTopics (its data goes with the topic).
+    pub fn set_topic_deletion(&self, hook: Arc<dyn TopicDeletion>) {
+        *self.topic_deletion.write().expect("topic deletion lock") = Some(hook);
+    }
+
+    pub fn topic_deletion(&self) -> Option<Arc<dyn TopicDeletion>> {
+        self.topic_deletion
+            .read()
+            .expect("topic deletion lock")
             .clone()
     }
 

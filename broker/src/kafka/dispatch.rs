@@ -95,7 +95,7 @@ pub async fn dispatch(
             ResponseKind::CreateTopics(admin_topics::create_topics(ctx, req, version))
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(admin_topics::delete_topics(ctx, req, version))
+            ResponseKind::DeleteTopics(admin_topics::delete_topics(ctx, req, version).await)
         }
         RequestKind::CreatePartitions(req) => {
             ResponseKind::CreatePartitions(admin_topics::create_partitions(ctx, req))

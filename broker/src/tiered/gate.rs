@@ -193,7 +193,16 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
                     last_pending = Some(segment.next_offset - 1);
                 }
             }
-            let remote_status = remote_status.unwrap_or_default();
+            let mut remote_status = remote_status.unwrap_or_default();
+            // The upload queue and its last error are known locally: shown even while the
+            // store does not answer (when the bucket's part above is stale).
+            let pid = strata_tiering::PartitionId::new(&meta.name, meta.topic_id, partition);
+            if let Some(upload) = ts.rlm.upload_state(&pid) {
+                remote_status.queued_segments = upload.queued_segments;
+                remote_status.queued_bytes = upload.queued_bytes;
+                remote_status.last_error = upload.last_error;
+                remote_status.last_upload_ms = upload.last_upload_ms;
+            }
             let highest = if remote_status.remote_segments > 0 {
                 remote_status.highest_tiered_offset
             } else {

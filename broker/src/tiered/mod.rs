@@ -10,6 +10,7 @@
 //!  ListOffsets -4/-5 ──▶ offsets.rs          ListOffsets by time ──▶ cold_read.rs
 //!  retention.rs: retention.ms / retention.bytes over the whole log (remote part)
 //!  restore.rs: topic.json in the bucket; empty data dir ──▶ topics recreated from the bucket
+//!  DeleteTopics ──▶ topic_delete.rs: tombstone, local delete, every remote object of the topic
 //!  status.rs: /metrics collector, GET /v1/tier/status, the snapshot behind `strata tier status`
 //! ```
 //!
@@ -47,6 +48,7 @@ pub mod pump;
 pub mod restore;
 pub mod retention;
 pub mod status;
+pub mod topic_delete;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -122,6 +124,14 @@ impl TierSettings {
         if let Some(ms) = get("remote.log.manager.orphan.grace.ms") {
             config.orphan_grace = Duration::from_millis(ms);
         }
+        config.compression = match configs
+            .get("remote.log.chunk.compression")
+            .map(|v| v.trim())
+        {
+            Some("lz4") => strata_tiering::segment_object::Compression::Lz4,
+            Some("none") => strata_tiering::segment_object::Compression::None,
+            _ => strata_tiering::segment_object::Compression::Zstd,
+        };
         config.cache_dir = Some(cache_dir);
         config
     }
@@ -199,6 +209,9 @@ impl TieredStorage {
         broker.set_cold_reader(Arc::new(cold_read::RemoteColdReader {
             rlm: this.rlm.clone(),
         }));
+        broker.set_topic_deletion(Arc::new(topic_delete::RemoteTopicDeletion::new(
+            this.clone(),
+        )));
         broker.set_append_admission(Arc::new(gate::UploadLagAdmission {
             state: this.state.clone(),
             max_lag_bytes: this.settings.max_upload_lag_bytes,
@@ -207,6 +220,7 @@ impl TieredStorage {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reconcile at start failed; retrying later"),
         }
+        topic_delete::finish_deletions(&this).await;
         gate::refresh(&this).await;
         retention::expose_remote_log_starts(&this).await;
         pump::catch_up(&this).await;

@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::log::{ClosedSegment, SegmentEvent, TopicConfig};
 
-use super::{TieredStorage, gate, retention, status};
+use super::{TieredStorage, gate, retention, status, topic_delete};
 
 fn copies(config: &TopicConfig) -> bool {
     config.remote_storage_enable && !config.remote_log_copy_disable
@@ -119,6 +119,7 @@ pub(crate) async fn run_periodic(ts: Arc<TieredStorage>) {
             last_task = Instant::now();
             catch_up(&ts).await;
             retention::run(&ts).await;
+            topic_delete::finish_deletions(&ts).await;
         }
         if last_reconcile.elapsed() >= ts.settings.reconcile_interval {
             last_reconcile = Instant::now();

@@ -6,7 +6,8 @@
 //! recreates each topic with its original id and configs; each partition's local log starts at
 //! the remote highest tiered offset + 1, and `TieredStorage::start` then exposes the remote log
 //! start, so consumers read the whole remote history from offset 0 (or wherever it starts).
-//! When one name has several ids in the bucket (deleted and recreated), the newest wins.
+//! When one name has several ids in the bucket (deleted and recreated), the newest wins; a topic
+//! with a tombstone (`deleted.json`, see `topic_delete.rs`) is never restored.
 
 use std::collections::BTreeMap;
 
@@ -78,12 +79,19 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<Vec<TopicRecord>> {
     let remote = ts.rlm.remote();
     let root = keys::format_topics_root(&remote.prefix);
     let listing = remote.store.list_with_delimiter(Some(&root)).await?;
+    // Deleted topics (their remote data may still be going) are never restored.
+    let deleted: std::collections::HashSet<(String, Uuid)> =
+        ts.rlm.tombstoned_topics().await?.into_iter().collect();
     let mut newest: BTreeMap<String, TopicRecord> = BTreeMap::new();
     for dir in listing.common_prefixes {
         let Some(name) = dir.filename() else { continue };
         let Some((topic, topic_id)) = keys::parse_topic_dir(name) else {
             continue;
         };
+        if deleted.contains(&(topic.clone(), topic_id)) {
+            tracing::info!(topic, %topic_id, "remote topic was deleted; not restored");
+            continue;
+        }
         let key = keys::format_topic_meta(&remote.prefix, &topic, topic_id);
         let bytes = match remote.store.get(&key).await {
             Ok(got) => got.bytes().await?,

@@ -15,7 +15,17 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::kafka::context::BrokerContext;
-use crate::log::LogError;
+use crate::log::{LogError, TopicMetadata};
+
+/// What else must happen when a topic is deleted (the remote tier, set with
+/// `BrokerContext::set_topic_deletion`).
+#[async_trait::async_trait]
+pub trait TopicDeletion: Send + Sync {
+    /// Before the local delete; an error `(kafka code, message)` keeps the topic.
+    async fn before_delete(&self, topic: &TopicMetadata) -> Result<(), (i16, String)>;
+    /// After the local delete: `deleted` says whether it happened.
+    async fn after_delete(&self, topic: &TopicMetadata, deleted: bool);
+}
 
 pub fn create_topics(
     ctx: &BrokerContext,
@@ -124,7 +134,23 @@ fn describe_for_create(
         .collect()
 }
 
-pub fn delete_topics(
+/// Deletes one topic locally, with the hook's steps around it.
+async fn delete_one(ctx: &BrokerContext, topic: &TopicMetadata) -> Result<(), (i16, String)> {
+    let hook = ctx.topic_deletion();
+    if let Some(hook) = &hook {
+        hook.before_delete(topic).await?;
+    }
+    let deleted = ctx
+        .log
+        .delete_topic(&topic.name)
+        .map_err(|e| (e.kafka_error_code(), e.to_string()));
+    if let Some(hook) = &hook {
+        hook.after_delete(topic, deleted.is_ok()).await;
+    }
+    deleted
+}
+
+pub async fn delete_topics(
     ctx: &BrokerContext,
     request: &DeleteTopicsRequest,
     version: i16,
@@ -143,18 +169,15 @@ pub fn delete_topics(
             .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, topic_id)| {
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, topic_id) in wanted {
+        responses.push({
             let resolved = match &name {
                 Some(name) => ctx.log.topic(name),
                 None => ctx.log.topic_by_id(topic_id),
             };
             let outcome = match &resolved {
-                Some(topic) => ctx
-                    .log
-                    .delete_topic(&topic.name)
-                    .map_err(|e| (e.kafka_error_code(), e.to_string())),
+                Some(topic) => delete_one(ctx, topic).await,
                 None if name.is_none() => Err((
                     ResponseError::UnknownTopicId.code(),
                     "unknown topic id".to_owned(),
@@ -186,8 +209,8 @@ pub fn delete_topics(
                     result
                 }
             }
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 

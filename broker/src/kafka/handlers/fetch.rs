@@ -27,6 +27,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use strata_format::BatchIter;
+
 use super::str_bytes;
 use crate::kafka::context::BrokerContext;
 use crate::log::{LogError, PartitionLog};
@@ -105,15 +107,15 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
         watch.borrow_and_update();
     }
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    if let Some(cold) = ctx.cold_reader() {
-        read_cold(cold.as_ref(), &mut targets, deadline).await;
-    }
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if version >= 3 && request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
         usize::MAX
     };
+    if let Some(cold) = ctx.cold_reader() {
+        read_cold(cold.as_ref(), &mut targets, max_bytes, deadline).await;
+    }
 
     let partitions = loop {
         let (partitions, total_bytes, any_error) = read_all(&targets, max_bytes, version);
@@ -155,11 +157,19 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
 
 /// Reads every target below its local log start from the remote tier, concurrently, until
 /// `deadline`; a read still running then is answered with no records (it keeps warming the cache).
-async fn read_cold(cold: &dyn ColdReader, targets: &mut [Target], deadline: Instant) {
+/// Each read is bounded by its partition's limit and the response's `max_bytes`; `read_one`
+/// trims the answers to what is left of `max_bytes` once earlier partitions took their share.
+async fn read_cold(
+    cold: &dyn ColdReader,
+    targets: &mut [Target],
+    max_bytes: usize,
+    deadline: Instant,
+) {
     let reads = targets.iter_mut().filter_map(|t| {
         let log = t.log.as_ref().ok()?.clone();
+        let limit = t.partition_max_bytes.min(max_bytes).max(1);
         (t.fetch_offset < log.local_log_start_offset()).then_some(async move {
-            let read = cold.read(log, t.fetch_offset, t.partition_max_bytes.max(1));
+            let read = cold.read(log, t.fetch_offset, limit);
             t.cold = Some(
                 tokio::time::timeout_at(deadline, read)
                     .await
@@ -211,7 +221,10 @@ fn read_one(
         let (high_watermark, log_start_offset) = (log.high_watermark(), log.log_start_offset());
         return match cold {
             Ok(records) => {
-                let records = records.clone().unwrap_or_default();
+                let records = records
+                    .as_ref()
+                    .map(|r| whole_batches_within(r, limit, first_with_data))
+                    .unwrap_or_default();
                 *remaining = remaining.saturating_sub(records.len());
                 with_log_offsets(answer, high_watermark, log_start_offset, version)
                     .with_records(Some(records))
@@ -253,6 +266,25 @@ fn read_one(
     }
 }
 
+/// The longest run of whole batches at the start of `records` that fits in `limit` bytes, but
+/// at least the first batch when `at_least_one` (KIP-74: a consumer never stalls on a batch
+/// larger than its limits). Cold reads come back as one piece and are cut here, so they obey
+/// `max_bytes` and `partition_max_bytes` exactly as hot reads do.
+fn whole_batches_within(records: &Bytes, limit: usize, at_least_one: bool) -> Bytes {
+    if records.len() <= limit {
+        return records.clone();
+    }
+    let mut end = 0;
+    for batch in BatchIter::new(records.clone()) {
+        let next = end + batch.size();
+        if next > limit && !(end == 0 && at_least_one) {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
+}
+
 fn with_log_offsets(
     answer: PartitionData,
     high_watermark: i64,
@@ -266,5 +298,157 @@ fn with_log_offsets(
         answer.with_log_start_offset(log_start_offset)
     } else {
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::test_support::TestBroker;
+    use crate::log::Durability;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// One batch of one record whose value is `value_len` bytes.
+    fn batch(offset: i64, value_len: usize) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: 0,
+            timestamp: 1_700_000_000_000 + offset,
+            key: None,
+            value: Some(Bytes::from(vec![b'v'; value_len])),
+            headers: Default::default(),
+        };
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
+        buf.freeze()
+    }
+
+    fn batches(count: i64) -> (Bytes, usize) {
+        let mut all = bytes::BytesMut::new();
+        for offset in 0..count {
+            all.extend_from_slice(&batch(offset, 1000));
+        }
+        let one = batch(0, 1000).len();
+        (all.freeze(), one)
+    }
+
+    /// A remote tier that answers with ten batches whatever the limit: the handler must cut.
+    struct GreedyRemote(Bytes);
+
+    #[async_trait::async_trait]
+    impl ColdReader for GreedyRemote {
+        async fn read(&self, _: Arc<PartitionLog>, _: i64, _: usize) -> ColdRead {
+            Ok(Some(self.0.clone()))
+        }
+        async fn offset_for_timestamp(
+            &self,
+            _: Arc<PartitionLog>,
+            _: i64,
+        ) -> Result<Option<(i64, i64)>, i16> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn cuts_at_batch_boundaries_keeping_one_batch_when_asked() {
+        let (all, one) = batches(10);
+        assert_eq!(whole_batches_within(&all, usize::MAX, false), all);
+        assert_eq!(
+            whole_batches_within(&all, 3 * one + 1, false).len(),
+            3 * one
+        );
+        assert_eq!(whole_batches_within(&all, one - 1, true).len(), one);
+        assert!(whole_batches_within(&all, one - 1, false).is_empty());
+    }
+
+    async fn cold_fetch(
+        broker: &TestBroker,
+        max_bytes: i32,
+        partition_max_bytes: [i32; 2],
+    ) -> Vec<usize> {
+        let partitions = (0..2)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(partition_max_bytes[p as usize])
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_max_wait_ms(1000)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("cold")))
+                    .with_partitions(partitions),
+            ]);
+        let response = handle(&broker.ctx, &request, 12).await;
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0);
+                let records = p.records.clone().unwrap_or_default();
+                // Whole batches only: walking them ends exactly at the end.
+                let walked: usize = BatchIter::new(records.clone()).map(|b| b.size()).sum();
+                assert_eq!(walked, records.len());
+                records.len()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn cold_fetch_obeys_max_bytes_and_partition_max_bytes() {
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        // Tiny segments: every batch rolls one, so offsets 0..10 can leave the local log.
+        let overrides = [("segment.bytes".to_string(), "100".to_string())].into();
+        ctx.log.create_topic("cold", 2, overrides, false).unwrap();
+        // Offsets 0..10 exist but are below the local log start: served by the "remote tier".
+        for p in 0..2 {
+            let log = ctx.log.partition("cold", p).unwrap();
+            for offset in 0..11 {
+                log.append(batch(offset, 10), Durability::Written)
+                    .await
+                    .unwrap();
+            }
+            log.delete_records_before(10).unwrap();
+            log.expose_remote_log_start(0);
+            assert_eq!(log.local_log_start_offset(), 10);
+        }
+        let (all, one) = batches(10);
+        ctx.set_cold_reader(Arc::new(GreedyRemote(all)));
+
+        // partition_max_bytes per partition, then max_bytes over the response.
+        assert_eq!(
+            cold_fetch(
+                &broker,
+                (5 * one) as i32,
+                [(2 * one + 1) as i32, (100 * one) as i32]
+            )
+            .await,
+            vec![2 * one, 3 * one]
+        );
+        // A response limit below one batch still returns the first batch, and only that.
+        assert_eq!(
+            cold_fetch(&broker, 10, [100_000, 100_000]).await,
+            vec![one, 0]
+        );
+        broker.stop().await;
     }
 }

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Tiered storage: replay of a topic from offset 0, hot (local disk) vs cold (all remote), on the
+# local-directory backend and on an S3 server, plus produce throughput with tiering on vs off.
+#
+#   bash bench/tiering.sh                    # full run: 2 GiB topics (about 10 minutes)
+#   SIZE_MB=256 bash bench/tiering.sh        # quick development run
+#   BROKER_SET="remote.log.chunk.compression=lz4" bash bench/tiering.sh   # extra broker configs
+#
+# One run does, on one release `strata` per backend:
+#   1. local-directory backend (`--remote file://...`):
+#      produce SIZE_MB to `hot`  (remote.storage.enable=false)             -> produce, tiering off
+#      produce SIZE_MB to `cold` (remote.storage.enable=true, local.retention.ms=1, segment.ms
+#        so the last segment rolls too)                                    -> produce, tiering on
+#      wait until `cold` has no local data left (GET /v1/tier/status: local log start = log end)
+#      replay `hot` and `cold` from offset 0 with kcat and with the confluent-kafka consumer
+#   2. S3 backend (a moto server: the one in STRATA_TEST_S3_ENDPOINT/AWS_* if set, else one
+#      started here from .venv): the same `cold` topic, produced, tiered, replayed.
+# The broker restarts before every replay, so no replay finds chunks cached by the one before
+# (the chunk cache's disk tier is wiped at start); the OS page cache is left as it is, for hot
+# data and for the local-directory bucket alike.
+# Records: 1 KiB (RECORD_BYTES), acks=1, no client compression; text-like values from a pool of
+# 8192 (bench/tiering_client.py), so the remote tier's zstd chunk compression works as on logs.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="$root/.venv/bin/python"
+client="$root/bench/tiering_client.py"
+size_mb="${SIZE_MB:-2048}"
+record_bytes="${RECORD_BYTES:-1024}"
+segment_bytes="${SEGMENT_BYTES:-67108864}"
+records=$(( size_mb * 1048576 / record_bytes ))
+
+[ -x "$py" ] || { echo "run scripts/install-test-deps.sh first (needs the Python clients)" >&2; exit 1; }
+command -v kcat >/dev/null || { echo "kcat is needed" >&2; exit 1; }
+if [ -n "${STRATA_BIN:-}" ]; then
+  strata="$STRATA_BIN"
+else
+  echo "building strata (release)..." >&2
+  cargo build -q --release -p strata-broker --bin strata
+  strata="${CARGO_TARGET_DIR:-$root/target}/release/strata"
+fi
+
+work="$(mktemp -d -t strata-tier-bench.XXXXXX)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap "exit 143" INT TERM
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+now() { date +%s.%N; }
+
+# --- the S3 server ------------------------------------------------------------------------------
+if [ -z "${STRATA_TEST_S3_ENDPOINT:-}" ]; then
+  moto_port="$(free_port)"
+  "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 & pids+=($!)
+  wait_port "$moto_port"
+  "$py" -c "import urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$moto_port/strata-test', method='PUT'), timeout=10)"
+  export STRATA_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_port" STRATA_TEST_S3_BUCKET=strata-test
+fi
+s3_env=(AWS_ENDPOINT_URL="$STRATA_TEST_S3_ENDPOINT" AWS_REGION="${AWS_REGION:-us-east-1}"
+  AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  AWS_ALLOW_HTTP=true)
+s3_url="s3://${STRATA_TEST_S3_BUCKET:-strata-test}/tier-bench-$$"
+
+# --- one broker at a time -----------------------------------------------------------------------
+broker_pid=""; kafka=""; http=""
+start_broker() { # name remote-url [env...]
+  local name="$1" remote="$2"; shift 2
+  kafka="127.0.0.1:$(free_port)"; http="127.0.0.1:$(free_port)"
+  env "$@" "$strata" serve --data-dir "$work/data-$name" --remote "$remote" \
+    --kafka-listen "$kafka" --http-listen "$http" \
+    --set log.retention.check.interval.ms=1000 --set remote.log.manager.task.interval.ms=1000 \
+    ${BROKER_SET:+$(printf -- '--set %s ' $BROKER_SET)} \
+    >>"$work/strata-$name.log" 2>&1 &
+  broker_pid=$!; pids+=("$broker_pid")
+  wait_port "${kafka##*:}"; wait_port "${http##*:}"
+}
+stop_broker() { kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
+restart_broker() { local name="$1" remote="$2"; shift 2; stop_broker; start_broker "$name" "$remote" "$@"; }
+
+create_topic() { # topic key=value...
+  local topic="$1"; shift
+  "$py" "$root/tests/clients/tiering_client.py" create "$kafka" "$topic" \
+    "segment.bytes=$segment_bytes" "retention.ms=-1" "$@" >/dev/null
+}
+
+status_of() { # topic -> JSON of its partition 0 in /v1/tier/status (or {})
+  "$py" - "$http" "$1" <<'PY'
+import json, sys, urllib.request
+report = json.load(urllib.request.urlopen(f"http://{sys.argv[1]}/v1/tier/status", timeout=5))
+print(json.dumps(next((p for p in report["partitions"] if p["topic"] == sys.argv[2]), {})))
+PY
+}
+
+wait_all_remote() { # topic: until no record of it is on local disk any more
+  local topic="$1" started; started=$(now)
+  for _ in $(seq 1 1200); do
+    local s; s="$(status_of "$topic" 2>/dev/null || echo '{}')"
+    if "$py" -c "import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s and s['log_end_offset']>0 and s['local_log_start_offset']==s['log_end_offset'] and s['highest_tiered_offset']==s['log_end_offset']-1 and s['log_start_offset']==0 else 1)" "$s"; then
+      echo "  $topic all remote after $("$py" -c "print(round($(now)-$started,1))") s: $s" >&2
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "timed out waiting for $topic to be all remote: $s" >&2; return 1
+}
+
+results="$work/results.jsonl"
+record() { echo "{\"backend\":\"$1\",\"case\":\"$2\",${3#\{}" >>"$results"; echo "  $1 $2: $3" >&2; }
+
+produce() { # topic -> JSON
+  timeout 900 "$py" "$client" produce --bootstrap "$kafka" --topic "$1" --bytes $(( size_mb * 1048576 )) --size "$record_bytes"
+}
+
+replay() { # backend case topic: kcat, then confluent-kafka, each after a broker restart
+  local backend="$1" case="$2" topic="$3" name="$4" remote="$5"; shift 5
+  restart_broker "$name" "$remote" "$@"
+  local start end bytes count
+  start=$(now)
+  # -f '%s': values only, so bytes counted = record value bytes (as for the Python consumer).
+  bytes=$(timeout 900 kcat -C -b "$kafka" -t "$topic" -p 0 -o beginning -e -q -f '%s' \
+    -X fetch.max.bytes=67108864 -X fetch.message.max.bytes=16777216 \
+    -X queued.max.messages.kbytes=262144 -X fetch.wait.max.ms=500 | wc -c)
+  end=$(now)
+  count=$(( bytes / record_bytes ))
+  [ "$count" -eq "$records" ] || { echo "kcat read $count records of $records from $topic" >&2; exit 1; }
+  record "$backend" "$case-kcat" "$("$py" -c "print('{\"records\":$count,\"seconds\":%.3f,\"mb_per_s\":%.1f}' % ($end-$start, $bytes/($end-$start)/1e6))")"
+  restart_broker "$name" "$remote" "$@"
+  local out; out="$(timeout 900 "$py" "$client" consume --bootstrap "$kafka" --topic "$topic" --count "$records")"
+  "$py" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r['records']==$records else 1)" "$out" \
+    || { echo "confluent-kafka read too little from $topic: $out" >&2; exit 1; }
+  record "$backend" "$case-python" "$out"
+}
+
+echo "topic size ${size_mb} MiB, ${records} records of ${record_bytes} B, segment.bytes=${segment_bytes}" >&2
+
+# --- 1. local-directory backend -----------------------------------------------------------------
+local_url="file://$work/bucket"
+start_broker local "$local_url"
+create_topic hot remote.storage.enable=false
+record local produce-tiering-off "$(produce hot)"
+create_topic cold remote.storage.enable=true local.retention.ms=1 segment.ms=5000
+record local produce-tiering-on "$(produce cold)"
+wait_all_remote cold
+echo "  bucket: $(du -sm "$work/bucket" | cut -f1) MiB on disk for ${size_mb} MiB of values" >&2
+replay local hot hot local "$local_url"
+replay local cold cold local "$local_url"
+stop_broker
+
+# --- 2. S3 backend ------------------------------------------------------------------------------
+start_broker s3 "$s3_url" "${s3_env[@]}"
+create_topic cold remote.storage.enable=true local.retention.ms=1 segment.ms=5000
+record s3 produce-tiering-on "$(produce cold)"
+wait_all_remote cold
+replay s3 cold cold s3 "$s3_url" "${s3_env[@]}"
+stop_broker
+
+# --- summary ------------------------------------------------------------------------------------
+"$py" - "$results" "$size_mb" <<'PY'
+import json, sys
+rows = {(r["backend"], r["case"]): r for r in map(json.loads, open(sys.argv[1])) if r}
+mb = lambda b, c: rows.get((b, c), {}).get("mb_per_s")
+print(f"\nreplay of a {sys.argv[2]} MiB topic from offset 0 (MB/s of record values)\n")
+print("| consumer | hot (local disk) | cold, local-directory backend | cold/hot | cold, S3 (moto) | cold/hot |")
+print("|---|---|---|---|---|---|")
+for client in ("kcat", "python"):
+    hot, local, s3 = mb("local", f"hot-{client}"), mb("local", f"cold-{client}"), mb("s3", f"cold-{client}")
+    ratio = lambda x: f"{x / hot:.2f}" if x and hot else "-"
+    name = "kcat" if client == "kcat" else "confluent-kafka (Python)"
+    print(f"| {name} | {hot} | {local} | {ratio(local)} (target 0.80) | {s3} | {ratio(s3)} (target 0.50) |")
+off, on, on_s3 = mb("local", "produce-tiering-off"), mb("local", "produce-tiering-on"), mb("s3", "produce-tiering-on")
+print(f"\nproduce: tiering off {off} MB/s, tiering on (local-directory backend) {on} MB/s "
+      f"({on / off:.2f} of off, target >= 0.90), tiering on (S3) {on_s3} MB/s ({on_s3 / off:.2f} of off)")
+PY

@@ -1,0 +1,138 @@
+//! Helpers shared by the `tiering_*` end-to-end tests (included with `#[path]`; as a test target
+//! of its own it holds no tests).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_tests::{Strata, StrataBuilder, assert_success, kcat, python};
+
+/// `records.py` BASE_TS.
+pub const BASE_TS: i64 = 1_700_000_000_000;
+
+pub fn tiered_builder(remote: &str, env: &[(String, String)]) -> StrataBuilder {
+    let mut builder = Strata::builder()
+        .set("group.initial.rebalance.delay.ms", "0")
+        .set("log.retention.check.interval.ms", "500")
+        .set("remote.log.manager.task.interval.ms", "1000")
+        .arg("--remote")
+        .arg(remote);
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    builder
+}
+
+pub fn client(args: &[&str]) -> String {
+    let out = python("tiering_client.py", args);
+    assert_success(&out, &format!("tiering_client.py {}", args.join(" ")))
+}
+
+pub fn create_tiered_topic(strata: &Strata, topic: &str) {
+    client(&[
+        "create",
+        &strata.kafka_addr(),
+        topic,
+        "remote.storage.enable=true",
+        "segment.bytes=20000",
+        "local.retention.bytes=1",
+        "retention.ms=-1",
+    ]);
+}
+
+pub fn tier_status(strata: &Strata) -> serde_json::Value {
+    reqwest::blocking::get(format!("{}/v1/tier/status", strata.http_url()))
+        .and_then(|r| r.json())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+pub fn partition_status(strata: &Strata, topic: &str) -> serde_json::Value {
+    tier_status(strata)["partitions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["topic"] == topic).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `.log` files (live segments) in the partition directory.
+pub fn local_segments(data_dir: &Path, topic: &str) -> usize {
+    std::fs::read_dir(data_dir.join(format!("{topic}-0")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until everything but the active segment was uploaded and deleted locally.
+pub fn wait_tiered(strata: &Strata, topic: &str, last_offset: i64) {
+    wait_tiered_within(strata, topic, last_offset, Duration::from_secs(90));
+}
+
+/// [`wait_tiered`] with an explicit limit.
+pub fn wait_tiered_within(strata: &Strata, topic: &str, last_offset: i64, limit: Duration) {
+    wait_until("segments are uploaded and gone locally", limit, || {
+        let s = partition_status(strata, topic);
+        s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
+            && s["upload_lag_bytes"].as_u64() == Some(0)
+            && local_segments(strata.data_dir(), topic) <= 2
+    });
+}
+
+pub fn list_offset(strata: &Strata, topic: &str, spec: i64) -> i64 {
+    let out = kcat(
+        &[
+            "-Q",
+            "-b",
+            &strata.kafka_addr(),
+            "-t",
+            &format!("{topic}:0:{spec}"),
+        ],
+        b"",
+    );
+    let text = assert_success(&out, "kcat -Q");
+    text.trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("no offset in {text:?}"))
+}
+
+/// kcat, a new consumer from the beginning: offsets 0..n and timestamps in order.
+pub fn kcat_reads_everything(strata: &Strata, topic: &str, n: usize) {
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &strata.kafka_addr(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%o %T\n",
+        ],
+        b"",
+    );
+    let text = assert_success(&out, "kcat -C");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), n, "kcat read {} records", lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(
+            *line,
+            format!("{i} {}", BASE_TS + i as i64),
+            "kcat record {i}"
+        );
+    }
+}
