@@ -39,6 +39,8 @@ use strata_tiering::RemoteStore;
 use tracing::info;
 
 use crate::config::StrataConfig;
+use crate::kafka::BrokerContext;
+use crate::kafka::handlers::fetch::ColdReader;
 use crate::log::LogManager;
 pub use live::{LogLiveClaims, PositionBook};
 pub use settings::ClaimSettings;
@@ -53,13 +55,19 @@ pub struct ClaimGateway {
     pub live: Arc<dyn LiveClaims>,
     pub settings: ClaimSettings,
     log: Arc<LogManager>,
+    cold: Option<Arc<dyn ColdReader>>,
     maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ClaimGateway {
     /// Builds the gateway from the effective configuration; `None` when `claimcheck.enable`
-    /// is false.
-    pub fn build(config: &StrataConfig, log: Arc<LogManager>) -> anyhow::Result<Option<Self>> {
+    /// is false. Build it after the remote tier started: it takes the broker's cold reader (for
+    /// tickets below the local log start) as it is then.
+    pub fn build(
+        config: &StrataConfig,
+        log: Arc<LogManager>,
+        broker: &BrokerContext,
+    ) -> anyhow::Result<Option<Self>> {
         let settings = ClaimSettings::from_broker_configs(
             &config.broker,
             &config.data_dir,
@@ -103,6 +111,7 @@ impl ClaimGateway {
             live,
             settings,
             log,
+            cold: broker.cold_reader(),
             maintenance: std::sync::Mutex::default(),
         }))
     }
@@ -113,6 +122,7 @@ impl ClaimGateway {
             self.service.clone(),
             self.live.clone(),
             self.log.clone(),
+            self.cold.clone(),
         ))
     }
 
