@@ -19,6 +19,11 @@ pub enum SinkError {
     /// Not enough in-sync replicas, shutting down, disk full...: trying again may succeed.
     #[error("log unavailable: {0}")]
     Unavailable(String),
+    /// The broker refuses appends to this partition for now, as it refuses Kafka produce (e.g.
+    /// the remote tier's upload lag is above `remote.log.manager.max.upload.lag.bytes`):
+    /// trying again later may succeed.
+    #[error("append refused: {0}")]
+    AppendRefused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -109,6 +114,7 @@ impl ClaimError {
             ClaimError::Sink(SinkError::UnknownTopic(_)) => "unknown_topic",
             ClaimError::Sink(SinkError::UnknownPartition { .. }) => "unknown_partition",
             ClaimError::Sink(SinkError::RecordTooLarge(_)) => "record_too_large",
+            ClaimError::Sink(SinkError::AppendRefused(_)) => "append_refused",
             ClaimError::Sink(_) => "log_unavailable",
             ClaimError::Store(object_store::Error::NotFound { .. }) => "not_found",
             ClaimError::Store(_) => "object_store",
@@ -143,7 +149,8 @@ impl ClaimError {
             ClaimError::DigestMismatch { .. } | ClaimError::MalformedCsv { .. } => 422,
             ClaimError::Overloaded => 429,
             ClaimError::HeadersTooLarge { .. } => 431,
-            ClaimError::Sink(SinkError::Unavailable(_)) | ClaimError::Store(_) => 503,
+            ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
+            | ClaimError::Store(_) => 503,
             ClaimError::Remote { status, .. } => *status,
             ClaimError::Interrupted { source, .. } => source.http_status(),
             ClaimError::Sink(SinkError::Other(_))
@@ -158,7 +165,7 @@ impl ClaimError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClaimError::Overloaded
-            | ClaimError::Sink(SinkError::Unavailable(_))
+            | ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
             | ClaimError::BodyAborted(_) => true,
             ClaimError::Store(e) => !matches!(
                 e,

@@ -137,3 +137,62 @@ fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).to_vec()
 }
+
+#[test]
+fn gateway_appends_obey_the_upload_lag_bound_like_produce() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let strata = tiered_strata(remote.path())
+        .set("remote.log.manager.max.upload.lag.bytes", "3000")
+        .start();
+    let topic = "lagging";
+    create_tiered_topic(&strata, topic);
+    // Break the remote tier's part of the bucket (a file where its `topics/` directory must
+    // go: even root cannot create directories under a file); the claim objects live under
+    // `claimcheck/` and still work, so only the upload lag stops the gateway.
+    let topics_dir = remote.path().join("topics");
+    let _ = std::fs::remove_dir_all(&topics_dir);
+    std::fs::write(&topics_dir, b"not a directory").unwrap();
+
+    let mut accepted = 0;
+    let refused = loop {
+        let (status, body) = upload_bytes(&strata, topic, "", vec![1u8; 200]);
+        match status {
+            201 => accepted += 1,
+            503 => break body,
+            other => panic!("upload answered {other}: {body}"),
+        }
+        assert!(
+            accepted < 200,
+            "never refused: {}",
+            partition_status(&strata, topic)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(refused["error"]["code"], "append_refused", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("remote.log.manager.max.upload.lag.bytes"),
+        "{message}"
+    );
+    // Chunk mode goes through the same admission, and a refused reference upload left no
+    // claim object behind (one payload + meta + position per accepted ticket).
+    let (status, chunked) = upload_bytes(&strata, topic, "?mode=chunked", vec![2u8; 5000]);
+    assert_eq!(status, 503, "{chunked}");
+    assert_eq!(chunked["error"]["code"], "append_refused");
+    let payloads = list_files(&remote.path().join("claimcheck"))
+        .into_iter()
+        .filter(|f| f.ends_with("/payload"))
+        .count();
+    assert_eq!(payloads, accepted);
+
+    // The store comes back: uploads drain the lag and the gateway accepts again.
+    std::fs::remove_file(&topics_dir).unwrap();
+    wait_until(
+        "the gateway accepts again",
+        Duration::from_secs(120),
+        || upload_bytes(&strata, topic, "", vec![3u8; 10]).0 == 201,
+    );
+}

@@ -4,7 +4,8 @@
 //! ```text
 //!  HTTP listener ──► ops_router + ClaimCheckService::router (/v1 gateway routes)
 //!                              + http.rs (ticket at an offset, POST /v1/admin/claims/gc)
-//!  ClaimCheckService ── TicketSink ──► sink.rs: LogTicketSink ──► PartitionLog::append (Fsync)
+//!  ClaimCheckService ── TicketSink ──► sink.rs: LogTicketSink ──► AppendAdmission (as produce)
+//!                                                             ──► PartitionLog::append (Fsync)
 //!                    ── ClaimStore ──► object store of `remote` (strata_tiering::RemoteStore)
 //!                                      under `<remote prefix>/claimcheck/`
 //!  maintenance task (every claimcheck.gc.interval.ms) ──► lifecycle::collect_garbage
@@ -62,7 +63,8 @@ pub struct ClaimGateway {
 impl ClaimGateway {
     /// Builds the gateway from the effective configuration; `None` when `claimcheck.enable`
     /// is false. Build it after the remote tier started: it takes the broker's cold reader (for
-    /// tickets below the local log start) as it is then.
+    /// tickets below the local log start) and append admission (the upload-lag bound Kafka
+    /// produce obeys) as they are then.
     pub fn build(
         config: &StrataConfig,
         log: Arc<LogManager>,
@@ -93,7 +95,8 @@ impl ClaimGateway {
             settings.auto_create_topics,
             settings.num_partitions,
             Some(book.clone()),
-        );
+        )
+        .with_admission(broker.append_admission());
         let service = ClaimCheckService::new(store, Arc::new(sink), settings.gateway.clone());
         let paths: serde_json::Value =
             serde_json::from_str(http::OPENAPI_PATHS).context("broker OpenAPI paths")?;

@@ -143,7 +143,7 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     }
     let metrics = metrics::MetricsHandle::new(registry);
     let app = http::ops_router(metrics);
-    // After start_tiered: the gateway takes the cold reader it installed.
+    // After start_tiered: the gateway takes the cold reader and append admission it installed.
     let claims = ClaimGateway::build(&config, Arc::clone(&log), &broker)
         .context("starting the claim-check gateway")?;
     // Transform chains on produce/fetch share the gateway's claim store (smt/).
