@@ -60,6 +60,12 @@ pub enum ClaimError {
     Conflict(String),
     #[error("too many concurrent requests")]
     Overloaded,
+    /// More than `max.requests.per.second`; the next request is accepted after `retry_after`.
+    #[error("request rate above {limit} per second; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        limit: u32,
+        retry_after: std::time::Duration,
+    },
     #[error("request headers exceed {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("request body aborted: {0}")]
@@ -109,6 +115,7 @@ impl ClaimError {
             ClaimError::MalformedCsv { .. } => "malformed_csv",
             ClaimError::Conflict(_) => "conflict",
             ClaimError::Overloaded => "overloaded",
+            ClaimError::RateLimited { .. } => "rate_limited",
             ClaimError::HeadersTooLarge { .. } => "headers_too_large",
             ClaimError::BodyAborted(_) => "body_aborted",
             ClaimError::Sink(SinkError::UnknownTopic(_)) => "unknown_topic",
@@ -147,7 +154,7 @@ impl ClaimError {
             }
             ClaimError::RangeNotSatisfiable { .. } => 416,
             ClaimError::DigestMismatch { .. } | ClaimError::MalformedCsv { .. } => 422,
-            ClaimError::Overloaded => 429,
+            ClaimError::Overloaded | ClaimError::RateLimited { .. } => 429,
             ClaimError::HeadersTooLarge { .. } => 431,
             ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
             | ClaimError::Store(_) => 503,
@@ -165,6 +172,7 @@ impl ClaimError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClaimError::Overloaded
+            | ClaimError::RateLimited { .. }
             | ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
             | ClaimError::BodyAborted(_) => true,
             ClaimError::Store(e) => !matches!(

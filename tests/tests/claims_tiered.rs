@@ -196,3 +196,40 @@ fn gateway_appends_obey_the_upload_lag_bound_like_produce() {
         || upload_bytes(&strata, topic, "", vec![3u8; 10]).0 == 201,
     );
 }
+
+#[test]
+fn request_rate_limit_answers_429_json_with_retry_after() {
+    let strata = Strata::builder()
+        .set("claimcheck.max.requests.per.second", "2")
+        .start();
+    let url = format!("{}/v1/openapi.json", strata.http_url());
+    let client = http();
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = client.get(&url).send().unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status().as_u16() == 429 {
+            let retry_after = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            limited = Some((retry_after, response.json::<Value>().unwrap()));
+            break;
+        }
+    }
+    let (retry_after, body) = limited.unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    assert!(statuses.starts_with(&[200, 200]), "{statuses:?}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(retry_after.parse::<u64>().unwrap() >= 1, "{retry_after}");
+    // The limit refills: after the advertised wait a request goes through again.
+    std::thread::sleep(Duration::from_secs(retry_after.parse().unwrap()));
+    assert_eq!(client.get(&url).send().unwrap().status().as_u16(), 200);
+    // The document says so.
+    let doc: Value = client.get(&url).send().unwrap().json().unwrap();
+    let description = doc["info"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("claimcheck.max.requests.per.second"),
+        "{description}"
+    );
+}
