@@ -1,6 +1,6 @@
 //! The "raw ceiling" of `bench/claimcheck.sh`: writes a file straight to an object store through
 //! `object_store` (a `BufWriter` doing a multipart upload, parts uploaded concurrently) and reads
-//! it back with one streaming GET, printing MB/s for each; no HTTP, no hashing, no ticket. The
+//! it back with one streaming GET (read as the gateway reads it), printing MB/s for each; no HTTP, no hashing, no ticket. The
 //! gateway's figures are compared with these.
 //!
 //! ```text
@@ -113,7 +113,9 @@ async fn upload(
 async fn download(url: &str, size: u64) -> Result<(), AnyError> {
     let (store, path) = open_store(url)?;
     let started = Instant::now();
-    let mut body = store.get(&path).await?.into_stream();
+    // The gateway's own GET-to-stream (a local file read 1 MiB at a time), so that the two
+    // sides differ only by the HTTP hop.
+    let mut body = strata_claimcheck::store::stream_get_result(store.get(&path).await?);
     let mut read = 0u64;
     while let Some(chunk) = body.next().await {
         read += chunk?.len() as u64;
