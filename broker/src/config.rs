@@ -275,6 +275,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "Claim-check requests handled at once; more get 429.",
     },
     BrokerConfigDef {
+        name: "claimcheck.max.requests.per.second",
+        default: "0",
+        kind: long(0, I32),
+        doc: "Claim-check requests accepted per second (bursts of the same size); more get 429 rate_limited with Retry-After. 0 means no limit.",
+    },
+    BrokerConfigDef {
         name: "claimcheck.max.header.bytes",
         default: "16384",
         kind: long(256, I32),

@@ -35,6 +35,10 @@ pub struct ClaimCheckConfig {
     /// Requests handled at once; more get `429 overloaded`.
     #[serde(rename = "claimcheck.max.concurrent.requests")]
     pub max_concurrent_requests: usize,
+    /// Requests accepted per second over the whole API, with bursts of the same size; more get
+    /// `429 rate_limited` with `Retry-After`. `0` means no limit.
+    #[serde(rename = "claimcheck.max.requests.per.second")]
+    pub max_requests_per_second: u32,
     /// Total size of request headers accepted (`431` above).
     #[serde(rename = "claimcheck.max.header.bytes")]
     pub max_header_bytes: usize,
@@ -57,6 +61,7 @@ impl Default for ClaimCheckConfig {
             max_part_bytes: 1024 * 1024 * 1024,
             gc_grace: Duration::from_secs(3600),
             max_concurrent_requests: 32,
+            max_requests_per_second: 0,
             max_header_bytes: 16 * 1024,
             spool_dir: None,
             public_url: None,

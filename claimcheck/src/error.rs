@@ -19,6 +19,11 @@ pub enum SinkError {
     /// Not enough in-sync replicas, shutting down, disk full...: trying again may succeed.
     #[error("log unavailable: {0}")]
     Unavailable(String),
+    /// The broker refuses appends to this partition for now, as it refuses Kafka produce (e.g.
+    /// the remote tier's upload lag is above `remote.log.manager.max.upload.lag.bytes`):
+    /// trying again later may succeed.
+    #[error("append refused: {0}")]
+    AppendRefused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -55,6 +60,12 @@ pub enum ClaimError {
     Conflict(String),
     #[error("too many concurrent requests")]
     Overloaded,
+    /// More than `max.requests.per.second`; the next request is accepted after `retry_after`.
+    #[error("request rate above {limit} per second; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        limit: u32,
+        retry_after: std::time::Duration,
+    },
     #[error("request headers exceed {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("request body aborted: {0}")]
@@ -104,11 +115,13 @@ impl ClaimError {
             ClaimError::MalformedCsv { .. } => "malformed_csv",
             ClaimError::Conflict(_) => "conflict",
             ClaimError::Overloaded => "overloaded",
+            ClaimError::RateLimited { .. } => "rate_limited",
             ClaimError::HeadersTooLarge { .. } => "headers_too_large",
             ClaimError::BodyAborted(_) => "body_aborted",
             ClaimError::Sink(SinkError::UnknownTopic(_)) => "unknown_topic",
             ClaimError::Sink(SinkError::UnknownPartition { .. }) => "unknown_partition",
             ClaimError::Sink(SinkError::RecordTooLarge(_)) => "record_too_large",
+            ClaimError::Sink(SinkError::AppendRefused(_)) => "append_refused",
             ClaimError::Sink(_) => "log_unavailable",
             ClaimError::Store(object_store::Error::NotFound { .. }) => "not_found",
             ClaimError::Store(_) => "object_store",
@@ -141,9 +154,10 @@ impl ClaimError {
             }
             ClaimError::RangeNotSatisfiable { .. } => 416,
             ClaimError::DigestMismatch { .. } | ClaimError::MalformedCsv { .. } => 422,
-            ClaimError::Overloaded => 429,
+            ClaimError::Overloaded | ClaimError::RateLimited { .. } => 429,
             ClaimError::HeadersTooLarge { .. } => 431,
-            ClaimError::Sink(SinkError::Unavailable(_)) | ClaimError::Store(_) => 503,
+            ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
+            | ClaimError::Store(_) => 503,
             ClaimError::Remote { status, .. } => *status,
             ClaimError::Interrupted { source, .. } => source.http_status(),
             ClaimError::Sink(SinkError::Other(_))
@@ -158,7 +172,8 @@ impl ClaimError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClaimError::Overloaded
-            | ClaimError::Sink(SinkError::Unavailable(_))
+            | ClaimError::RateLimited { .. }
+            | ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
             | ClaimError::BodyAborted(_) => true,
             ClaimError::Store(e) => !matches!(
                 e,

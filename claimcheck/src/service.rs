@@ -3,6 +3,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::Semaphore;
 
 use crate::config::ClaimCheckConfig;
@@ -22,6 +24,8 @@ struct Inner {
     sink: Arc<dyn TicketSink>,
     config: ClaimCheckConfig,
     request_slots: Arc<Semaphore>,
+    /// `None` when `max.requests.per.second` is 0 (no limit).
+    request_rate: Option<DefaultDirectRateLimiter>,
     uploads_completing: Mutex<HashSet<UploadId>>,
     /// The OpenAPI document with the host's routes merged in ([`ClaimCheckService::extend_openapi`]).
     openapi: OnceLock<String>,
@@ -30,12 +34,15 @@ struct Inner {
 impl ClaimCheckService {
     pub fn new(store: ClaimStore, sink: Arc<dyn TicketSink>, config: ClaimCheckConfig) -> Self {
         let slots = config.max_concurrent_requests.max(1);
+        let request_rate = std::num::NonZeroU32::new(config.max_requests_per_second)
+            .map(|per_second| governor::RateLimiter::direct(Quota::per_second(per_second)));
         Self {
             inner: Arc::new(Inner {
                 store,
                 sink,
                 config,
                 request_slots: Arc::new(Semaphore::new(slots)),
+                request_rate,
                 uploads_completing: Mutex::new(HashSet::new()),
                 openapi: OnceLock::new(),
             }),
@@ -85,6 +92,19 @@ impl ClaimCheckService {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ClaimError::Overloaded)
+    }
+
+    /// Counts a request against `max.requests.per.second`; `RateLimited` above it.
+    pub(crate) fn check_request_rate(&self) -> Result<()> {
+        let Some(limiter) = &self.inner.request_rate else {
+            return Ok(());
+        };
+        limiter
+            .check()
+            .map_err(|not_until| ClaimError::RateLimited {
+                limit: self.inner.config.max_requests_per_second,
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
     }
 
     /// Marks an upload as completing; `Conflict` if another request is completing it.

@@ -45,6 +45,14 @@ pub trait TicketSink: Send + Sync {
 
     /// Number of partitions of `topic`, `None` when the topic does not exist.
     fn partition_count(&self, topic: &str) -> Option<i32>;
+
+    /// Early answer to "would an append be refused now?", asked before a body is read so that
+    /// a multi-GB upload is not stored only to be refused at its ticket. `partition: None` is
+    /// refused only when every partition of the topic would be. The appends themselves are
+    /// checked again (this answer can change while a body streams in).
+    fn admit(&self, _topic: &str, _partition: Option<i32>) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Which claims are still referenced. Implemented by the broker.

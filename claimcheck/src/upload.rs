@@ -210,6 +210,7 @@ impl ClaimRequest {
                 self.topic
             )));
         }
+        svc.sink().admit(&self.topic, self.partition)?;
         if let Some(size) = self.expected_size
             && size > svc.config().max_upload_bytes
         {

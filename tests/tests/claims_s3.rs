@@ -3,10 +3,14 @@
 //! a confluent-kafka consumer resolving the ticket, a truncated multipart upload that leaves no
 //! object in the bucket, and GC of an expired ticket's payload.
 //!
-//! Size: 512 MiB here, 2 GiB on the local backend (`claims_gateway.rs`). moto keeps every
-//! object and multipart part in its own memory and copies parts on completion, so 2 GiB through
-//! moto takes minutes and several GiB of its RAM; the broker-side path (multipart streaming,
-//! bounded parts in flight) is the same for every size.
+//! Size: 512 MiB by default, 2 GiB on the local backend (`claims_gateway.rs`);
+//! `STRATA_TEST_CLAIMS_S3_BYTES=2147483648` runs the 2 GiB here too. It passes, but moto
+//! is the limit, not the broker: measured 2026-11-22 with a debug strata, 2 GiB through moto
+//! took 33 s up and 4 s down with the broker's peak RSS at 65 MiB, while moto itself peaked at
+//! 8.7 GB (it concatenates the parts in memory on completion and reads whole objects to serve a
+//! GET). CI runs the suite in parallel on a shared 24 GiB machine, so the default stays at a
+//! size whose moto footprint is about 2 GB; the broker-side path (multipart streaming, bounded
+//! parts in flight) is the same for every size.
 
 #[path = "claims_support.rs"]
 mod support;
@@ -44,7 +48,10 @@ fn s3_large_round_trip_consumer_resolve_and_bounded_memory() {
         return;
     };
     let (strata, prefix) = start(&target, "claims-big", &[]);
-    let size = 512 * MIB;
+    let size = std::env::var("STRATA_TEST_CLAIMS_S3_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512 * MIB);
     let pid = strata.pid().unwrap();
     let expected = generated_sha256(size, 9);
     let (status, receipt) = upload_generated(&strata, "big", "", size, 9);

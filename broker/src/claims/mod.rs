@@ -4,7 +4,8 @@
 //! ```text
 //!  HTTP listener ──► ops_router + ClaimCheckService::router (/v1 gateway routes)
 //!                              + http.rs (ticket at an offset, POST /v1/admin/claims/gc)
-//!  ClaimCheckService ── TicketSink ──► sink.rs: LogTicketSink ──► PartitionLog::append (Fsync)
+//!  ClaimCheckService ── TicketSink ──► sink.rs: LogTicketSink ──► AppendAdmission (as produce)
+//!                                                             ──► PartitionLog::append (Fsync)
 //!                    ── ClaimStore ──► object store of `remote` (strata_tiering::RemoteStore)
 //!                                      under `<remote prefix>/claimcheck/`
 //!  maintenance task (every claimcheck.gc.interval.ms) ──► lifecycle::collect_garbage
@@ -39,6 +40,8 @@ use strata_tiering::RemoteStore;
 use tracing::info;
 
 use crate::config::StrataConfig;
+use crate::kafka::BrokerContext;
+use crate::kafka::handlers::fetch::ColdReader;
 use crate::log::LogManager;
 pub use live::{LogLiveClaims, PositionBook};
 pub use settings::ClaimSettings;
@@ -53,13 +56,20 @@ pub struct ClaimGateway {
     pub live: Arc<dyn LiveClaims>,
     pub settings: ClaimSettings,
     log: Arc<LogManager>,
+    cold: Option<Arc<dyn ColdReader>>,
     maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ClaimGateway {
     /// Builds the gateway from the effective configuration; `None` when `claimcheck.enable`
-    /// is false.
-    pub fn build(config: &StrataConfig, log: Arc<LogManager>) -> anyhow::Result<Option<Self>> {
+    /// is false. Build it after the remote tier started: it takes the broker's cold reader (for
+    /// tickets below the local log start) and append admission (the upload-lag bound Kafka
+    /// produce obeys) as they are then.
+    pub fn build(
+        config: &StrataConfig,
+        log: Arc<LogManager>,
+        broker: &BrokerContext,
+    ) -> anyhow::Result<Option<Self>> {
         let settings = ClaimSettings::from_broker_configs(
             &config.broker,
             &config.data_dir,
@@ -85,7 +95,8 @@ impl ClaimGateway {
             settings.auto_create_topics,
             settings.num_partitions,
             Some(book.clone()),
-        );
+        )
+        .with_admission(broker.append_admission());
         let service = ClaimCheckService::new(store, Arc::new(sink), settings.gateway.clone());
         let paths: serde_json::Value =
             serde_json::from_str(http::OPENAPI_PATHS).context("broker OpenAPI paths")?;
@@ -103,6 +114,7 @@ impl ClaimGateway {
             live,
             settings,
             log,
+            cold: broker.cold_reader(),
             maintenance: std::sync::Mutex::default(),
         }))
     }
@@ -113,6 +125,7 @@ impl ClaimGateway {
             self.service.clone(),
             self.live.clone(),
             self.log.clone(),
+            self.cold.clone(),
         ))
     }
 

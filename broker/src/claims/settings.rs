@@ -108,6 +108,11 @@ impl ClaimSettings {
                 "claimcheck.max.concurrent.requests",
                 d.max_concurrent_requests,
             )?,
+            max_requests_per_second: number(
+                configs,
+                "claimcheck.max.requests.per.second",
+                d.max_requests_per_second,
+            )?,
             max_header_bytes: number(configs, "claimcheck.max.header.bytes", d.max_header_bytes)?,
             spool_dir: Some(spool_dir),
             public_url: Some(public_url),

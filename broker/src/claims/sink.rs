@@ -21,8 +21,10 @@
 //!   run or a block of CSV rows is atomic and contiguous in the partition.
 //! * **Headers**: Kafka record headers are encoded from an ordered map, so a repeated header name
 //!   keeps only its last value (ticket headers are unique by contract).
-//! * Appends go straight to the log, not through the Kafka produce path: tiering's upload-lag
-//!   admission does not apply to them (a claim ticket is a few hundred bytes).
+//! * **Admission**: appends go straight to the log, not through the Kafka produce path, but they
+//!   ask the same [`AppendAdmission`] Kafka produce asks (tiering's upload-lag bound): a refused
+//!   append is [`SinkError::AppendRefused`], which the gateway answers `503 append_refused`.
+//!   [`TicketSink::admit`] asks it before an upload's body is read, each append asks it again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,6 +42,7 @@ use strata_claimcheck::{ClaimId, OutRecord, RecordPosition, SinkError, TicketSin
 use tracing::{debug, info, warn};
 
 use super::live::PositionBook;
+use crate::kafka::handlers::produce::AppendAdmission;
 use crate::log::{Durability, LogError, LogManager, PartitionLog};
 
 /// Appends gateway records to the broker's log with acks=all semantics.
@@ -48,6 +51,7 @@ pub struct LogTicketSink {
     auto_create: bool,
     num_partitions: i32,
     positions: Option<Arc<PositionBook>>,
+    admission: Option<Arc<dyn AppendAdmission>>,
     round_robin: AtomicU32,
 }
 
@@ -65,7 +69,23 @@ impl LogTicketSink {
             auto_create,
             num_partitions: num_partitions.max(1),
             positions,
+            admission: None,
             round_robin: AtomicU32::new(0),
+        }
+    }
+
+    /// Refuse appends that `admission` refuses (the one Kafka produce asks).
+    pub fn with_admission(mut self, admission: Option<Arc<dyn AppendAdmission>>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    fn admit_log(&self, log: &PartitionLog) -> Result<(), SinkError> {
+        match &self.admission {
+            Some(admission) => admission
+                .admit(log)
+                .map_err(|(_code, message)| SinkError::AppendRefused(message)),
+            None => Ok(()),
         }
     }
 
@@ -108,6 +128,7 @@ impl LogTicketSink {
             return Ok(Vec::new());
         }
         let log = self.partition_log(topic, partition)?;
+        self.admit_log(&log)?;
         let count = records.len();
         let batch = encode_batch(records)?;
         let result = log
@@ -214,6 +235,8 @@ impl TicketSink for LogTicketSink {
         let book = self.positions.as_ref().zip(claim);
         if let Some((book, id)) = book {
             let log = self.partition_log(topic, partition)?;
+            // Refused before the pending marker is written (append_records asks again).
+            self.admit_log(&log)?;
             book.record_pending(id, &log).await?;
         }
         let record = OutRecord {
@@ -251,6 +274,26 @@ impl TicketSink for LogTicketSink {
         let key = records.first().and_then(|r| r.key.clone());
         let partition = self.choose_partition(topic, partition, key.as_ref())?;
         self.append_records(topic, partition, records).await
+    }
+
+    fn admit(&self, topic: &str, partition: Option<i32>) -> Result<(), SinkError> {
+        if self.admission.is_none() {
+            return Ok(());
+        }
+        match partition {
+            Some(p) => self.admit_log(&*self.partition_log(topic, p)?),
+            None => {
+                // Refused only when no partition would take the append.
+                let mut answer = Ok(());
+                for p in 0..self.partition_count(topic).unwrap_or(0) {
+                    answer = self.admit(topic, Some(p));
+                    if answer.is_ok() {
+                        break;
+                    }
+                }
+                answer
+            }
+        }
     }
 
     fn partition_count(&self, topic: &str) -> Option<i32> {

@@ -143,7 +143,8 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     }
     let metrics = metrics::MetricsHandle::new(registry);
     let app = http::ops_router(metrics);
-    let claims = ClaimGateway::build(&config, Arc::clone(&log))
+    // After start_tiered: the gateway takes the cold reader and append admission it installed.
+    let claims = ClaimGateway::build(&config, Arc::clone(&log), &broker)
         .context("starting the claim-check gateway")?;
     // Transform chains on produce/fetch share the gateway's claim store (smt/).
     broker.set_smt(Arc::new(match &claims {

@@ -22,6 +22,14 @@ impl IntoResponse for ClaimError {
             body["error"]["rows"] = json!(rows);
         }
         let mut response = (status, Json(body)).into_response();
+        if let ClaimError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds (RFC 9110), at least 1.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
         if let ClaimError::RangeNotSatisfiable { size } = self
             && let Ok(value) = format!("bytes */{size}").parse()
         {

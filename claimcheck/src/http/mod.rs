@@ -53,7 +53,8 @@ pub fn router(service: ClaimCheckService) -> Router {
         .with_state(service)
 }
 
-/// Rejects oversized headers (431) and requests beyond `max.concurrent.requests` (429).
+/// Rejects oversized headers (431), requests above `max.requests.per.second` (429
+/// `rate_limited`) and requests beyond `max.concurrent.requests` (429 `overloaded`).
 async fn request_guard(
     State(service): State<ClaimCheckService>,
     request: Request,
@@ -68,6 +69,9 @@ async fn request_guard(
         + request.uri().to_string().len();
     if header_bytes > limit {
         return ClaimError::HeadersTooLarge { limit }.into_response();
+    }
+    if let Err(e) = service.check_request_rate() {
+        return e.into_response();
     }
     let _slot = match service.try_request_slot() {
         Ok(slot) => slot,
