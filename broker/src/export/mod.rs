@@ -35,9 +35,13 @@
 //! one record keep only the last. Transaction markers (control batches) are not exported; aborted
 //! transactional records are (the export is read-uncommitted).
 
+pub mod claims;
+pub mod destination;
+pub mod http;
 pub mod job;
 pub mod manifest;
 pub mod parquet_writer;
+pub mod progress;
 pub mod reader;
 
 use std::path::PathBuf;
@@ -54,6 +58,16 @@ pub enum ExportError {
         partition: i32,
         from: i64,
         to: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// The requested range starts in history that retention already deleted.
+    #[error(
+        "{topic}-{partition}: history before offset {log_start} has expired (retention deleted it); the log holds [{log_start}, {log_end})"
+    )]
+    Expired {
+        topic: String,
+        partition: i32,
         log_start: i64,
         log_end: i64,
     },
@@ -82,6 +96,14 @@ pub enum ExportError {
     },
     #[error("manifest: {0}")]
     Manifest(String),
+    #[error("destination: {0}")]
+    Destination(String),
+    /// The request itself is wrong (unknown topic or partition, bad bounds, a destination that
+    /// already holds another export).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("reading the claim store: {0}")]
+    Claims(String),
 }
 
 impl ExportError {
@@ -109,6 +131,17 @@ pub struct ExportRecord {
     pub value: Option<bytes::Bytes>,
     pub headers: Vec<(String, Option<bytes::Bytes>)>,
     pub producer_id: i64,
+    /// The ticket's fields when the record is a claim ticket (`claimcheck.version` header).
+    pub claim: Option<ClaimFields>,
+}
+
+/// The exported fields of a claim ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimFields {
+    pub id: String,
+    pub uri: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
