@@ -297,3 +297,112 @@ fn s3_tiered_topic_exported_to_s3_verifies_and_catches_a_corrupted_object() {
         "{stderr}"
     );
 }
+
+fn upload_claim(strata: &Strata, topic: &str, body: Vec<u8>) -> serde_json::Value {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/topics/{topic}/claims", strata.http_url()))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .expect("claim upload");
+    assert_eq!(response.status().as_u16(), 201);
+    response.json().expect("claim receipt")
+}
+
+#[test]
+fn verify_claims_lists_missing_and_corrupted_payloads() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = Strata::start();
+    let topic = "receipts";
+    let receipts: Vec<serde_json::Value> = (0..3u8)
+        .map(|i| upload_claim(&strata, topic, vec![i; 100_000 + i as usize]))
+        .collect();
+    let payload = |r: &serde_json::Value| {
+        strata
+            .data_dir()
+            .join("remote/claimcheck/claims")
+            .join(r["id"].as_str().unwrap())
+            .join("payload")
+    };
+    // One payload gone, one with the right size and the wrong bytes.
+    std::fs::remove_file(payload(&receipts[1])).unwrap();
+    std::fs::write(payload(&receipts[2]), vec![9u8; 100_002]).unwrap();
+
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("http");
+    let (status, body) = post_export(
+        &strata,
+        json!({"topic": topic, "from_offset": 0, "to_time": "2100-01-01T00:00:00Z",
+               "out": out, "verify_claims": true}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_for_job(
+        &strata,
+        body["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    let errors = job["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{job}");
+    assert!(errors.iter().any(|e| {
+        let e = e.as_str().unwrap();
+        e.contains(receipts[1]["id"].as_str().unwrap()) && e.contains("missing")
+    }));
+    assert!(errors.iter().any(|e| {
+        let e = e.as_str().unwrap();
+        e.contains(receipts[2]["id"].as_str().unwrap()) && e.contains("SHA-256")
+    }));
+    let claims = &job["manifest"]["claims"];
+    assert_eq!(claims["tickets"], 3);
+    assert_eq!(claims["verified"], true);
+    let failed_offsets: Vec<i64> = claims["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        failed_offsets,
+        vec![
+            receipts[1]["offset"].as_i64().unwrap(),
+            receipts[2]["offset"].as_i64().unwrap()
+        ]
+    );
+
+    // The ticket fields are columns of the export.
+    let doc = read_parquet(&out);
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for receipt in &receipts {
+        let row = rows
+            .iter()
+            .find(|r| r["offset"] == receipt["offset"] && r["partition"] == receipt["partition"])
+            .expect("the ticket's record");
+        for field in ["id", "uri", "size", "sha256"] {
+            assert_eq!(row["claim"][field], receipt[field], "{field}");
+        }
+    }
+
+    // The CLI on the stopped broker: the same findings, a non-zero exit.
+    strata.stop();
+    let data = strata.data_dir().to_str().unwrap().to_string();
+    let cli_out = temp.path().join("cli");
+    let out = strata_export(&[
+        "--data-dir",
+        &data,
+        "--topic",
+        topic,
+        "--from-offset",
+        "0",
+        "--to-time",
+        "2100-01-01T00:00:00Z",
+        "--verify-claims",
+        "--out",
+        cli_out.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("CLAIM MISMATCH").count(), 2, "{stderr}");
+}
