@@ -117,6 +117,17 @@ fn bound(offset: Option<i64>, time: Option<&str>, flag: &str) -> anyhow::Result<
     }
 }
 
+/// The remote tier's read settings for a one-pass sequential read: the chunk being read plus
+/// the prefetched ones fit the memory cache, nothing more (the default 256 MiB cache serves a
+/// broker's many consumers, not one export), and no disk cache.
+fn export_tiering_config() -> strata_tiering::TieringConfig {
+    let mut config = strata_tiering::TieringConfig::default();
+    config.read_ahead_chunks = 2;
+    config.cache_memory_bytes = (config.chunk_size * (config.read_ahead_chunks + 2)) as u64;
+    config.cache_dir = None;
+    config
+}
+
 async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
     let (Some(data_dir), Some(topic), Some(out)) = (args.data_dir, args.topic, args.out) else {
         bail!("--data-dir, --topic and --out are required");
@@ -147,7 +158,7 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
     });
     let remote = match &remote_url {
         Some(url) => Some(
-            strata_tiering::RemoteLogManager::from_url(url, Default::default())
+            strata_tiering::RemoteLogManager::from_url(url, export_tiering_config())
                 .with_context(|| format!("opening the remote tier {url}"))?,
         ),
         None => None,

@@ -37,11 +37,13 @@ use super::manifest::{
 };
 use super::parquet_writer::PartitionParquetWriter;
 use super::progress::{ExportProgress, PartitionProgress};
-use super::reader::{READ_CHUNK_BYTES, RecordReader};
+use super::reader::{PrefetchedChunks, READ_CHUNK_BYTES, RecordReader};
 use crate::log::{LogManager, PartitionLog};
 
 /// Smallest read step when files are split small.
 const MIN_CHUNK_BYTES: usize = 16 << 10;
+/// Chunks read ahead of the Parquet encoder.
+const PREFETCH_CHUNKS: usize = 2;
 
 /// One end of the requested range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,12 +306,19 @@ pub async fn run_export(
             .max()
             .unwrap_or(range.from);
         let mut first = next == range.from;
+        // Small files need small steps: a file is only closed between chunks.
+        let chunk_bytes = request.max_file_bytes.map_or(READ_CHUNK_BYTES, |limit| {
+            (limit as usize / 2).clamp(MIN_CHUNK_BYTES, READ_CHUNK_BYTES)
+        });
+        let mut chunks = RecordReader::new(log.clone(), source.remote.clone(), next, range.to)
+            .with_chunk_bytes(chunk_bytes)
+            .prefetch(PREFETCH_CHUNKS);
         // One file at least per partition (an empty range gives an empty file).
         while next <= range.to || first {
             first = false;
             let (file, claim_report) = export_file(
-                log.clone(),
-                source.remote.clone(),
+                &log,
+                &mut chunks,
                 PartitionRange {
                     partition: range.partition,
                     from: next,
@@ -385,12 +394,12 @@ pub async fn plan(
     Ok(plan)
 }
 
-/// Exports offsets from `range.from` to one file, up to `range.to` or until the file reaches
-/// `request.max_file_bytes` (closed at a batch boundary).
+/// Exports offsets from `range.from` (where `chunks` is) to one file, up to `range.to` or
+/// until the file reaches `request.max_file_bytes` (closed at a batch boundary).
 #[allow(clippy::too_many_arguments)]
 async fn export_file(
-    log: Arc<PartitionLog>,
-    remote: Option<RemoteLogManager>,
+    log: &PartitionLog,
+    chunks: &mut PrefetchedChunks,
     range: PartitionRange,
     request: &ExportRequest,
     dest: &Destination,
@@ -400,16 +409,11 @@ async fn export_file(
     let name = file_name(log.topic(), range.partition, range.from);
     let sink = dest.create(&name).await?;
     let mut writer = PartitionParquetWriter::create(sink, log.topic(), range.partition)?;
-    // Small files need small steps: a file is only closed between chunks.
-    let chunk_bytes = request.max_file_bytes.map_or(READ_CHUNK_BYTES, |limit| {
-        (limit as usize / 2).clamp(MIN_CHUNK_BYTES, READ_CHUNK_BYTES)
-    });
-    let mut reader =
-        RecordReader::new(log, remote, range.from, range.to).with_chunk_bytes(chunk_bytes);
     let mut claim_report = ClaimsReport::default();
-    let (mut reported_offset, mut reported_bytes) = (range.from, 0u64);
+    let mut reported_offset = range.from;
     let mut to = range.to;
-    while let Some(records) = reader.next_chunk().await? {
+    while let Some(chunk) = chunks.next().await? {
+        let records = chunk.records;
         for r in &records {
             if let Some(claim) = &r.claim {
                 claim_report.tickets += 1;
@@ -426,14 +430,13 @@ async fn export_file(
             }
         }
         writer.write(&records).await?;
-        let at = reader.position().min(range.to + 1);
-        let read = reader.bytes_read();
+        let at = chunk.position.min(range.to + 1);
         progress.update(range.partition, |p| {
             p.offsets_done += (at - reported_offset).max(0) as u64;
             p.records_done += records.len() as u64;
-            p.log_bytes_read += read - reported_bytes;
+            p.log_bytes_read = p.log_bytes_read.max(chunk.bytes_read);
         });
-        (reported_offset, reported_bytes) = (at, read);
+        reported_offset = at;
         if let Some(limit) = request.max_file_bytes
             && writer.size_estimate() >= limit
             && at <= range.to

@@ -33,8 +33,10 @@ use parquet::file::properties::WriterProperties;
 use super::destination::FileSink;
 use super::{ClaimFields, ExportError, ExportRecord};
 
-/// Bounds the row group held in memory while it is built (memory budget: one per export).
-pub const ROW_GROUP_BYTES: usize = 64 << 20;
+/// Bounds the row group held in memory while it is built. The peak is about twice this: the
+/// encoded row group is copied into the async writer's buffer when it is flushed. 32 MiB keeps
+/// an export under its 256 MiB budget and is still a large row group for analytics readers.
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
 fn header_fields() -> Fields {

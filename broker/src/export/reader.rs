@@ -153,6 +153,59 @@ impl RecordReader {
     }
 }
 
+/// One step of a [`PrefetchedChunks`] stream: the records in range and where the reader is.
+pub struct Chunk {
+    pub records: Vec<ExportRecord>,
+    /// The offset after the last batch read ([`RecordReader::position`]).
+    pub position: i64,
+    /// Bytes of record batches read so far ([`RecordReader::bytes_read`]).
+    pub bytes_read: u64,
+}
+
+/// A [`RecordReader`] running ahead in its own task, `depth` chunks at most, so that reading
+/// (remote requests, decompression, decoding) overlaps with Parquet encoding.
+pub struct PrefetchedChunks {
+    chunks: tokio::sync::mpsc::Receiver<Result<Chunk, ExportError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordReader {
+    pub fn prefetch(mut self, depth: usize) -> PrefetchedChunks {
+        let (tx, chunks) = tokio::sync::mpsc::channel(depth.max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                let next = match self.next_chunk().await {
+                    Ok(Some(records)) => Ok(Chunk {
+                        records,
+                        position: self.position(),
+                        bytes_read: self.bytes_read(),
+                    }),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        PrefetchedChunks { chunks, task }
+    }
+}
+
+impl PrefetchedChunks {
+    /// The next chunk, `None` at the end of the range.
+    pub async fn next(&mut self) -> Result<Option<Chunk>, ExportError> {
+        self.chunks.recv().await.transpose()
+    }
+}
+
+impl Drop for PrefetchedChunks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Decodes one batch and appends its records with offsets in `from..=to`.
 pub(crate) fn decode_into(
     batch: &RecordBatch,

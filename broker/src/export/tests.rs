@@ -242,3 +242,38 @@ fn manifest_rejects_an_unknown_version() {
     .to_string();
     assert!(error.contains("unknown version 99"), "{error}");
 }
+
+#[tokio::test]
+async fn object_store_destination_uploads_a_large_file_in_parts() {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let dest = Destination::Object {
+        store,
+        prefix: "big".into(),
+        url: "memory://big".into(),
+    };
+    let name = "t-p00000-00000000000000000000.parquet";
+    let sink = dest.create(name).await.unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
+    // Incompressible values, more than two multipart parts' worth in all.
+    let records: Vec<ExportRecord> = (0..320)
+        .map(|offset| {
+            let mut r = record(offset);
+            r.value = Some(Bytes::from(
+                (0..64 * 1024)
+                    .map(|_| rand::random::<u8>())
+                    .collect::<Vec<_>>(),
+            ));
+            r
+        })
+        .collect();
+    for chunk in records.chunks(40) {
+        writer.write(chunk).await.unwrap();
+    }
+    let summary = writer.finish().await.unwrap();
+    assert!(summary.bytes > 2 * super::destination::PART_BYTES as u64);
+    assert_eq!(
+        dest.sha256(name).await.unwrap(),
+        Some((summary.sha256.clone(), summary.bytes))
+    );
+    assert_eq!(dest.parquet_rows(name).await.unwrap(), 320);
+}
