@@ -3,132 +3,13 @@
 //! byte; `strata export verify` passes, then fails after one byte of a file is flipped. A second
 //! test exports a range that lives only in the remote tier (local-directory bucket).
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+#[path = "export_support.rs"]
+mod support;
 
-use strata_tests::{
-    Strata, Tool, assert_success, kcat, python, require, run_with_timeout, strata_bin, venv_python,
-};
+use std::time::Duration;
 
-/// Reads every Parquet file of an export with pyarrow; prints one JSON object per row
-/// (bytes as hex) sorted by offset, plus the schema's type names.
-const READ_PARQUET: &str = r#"
-import json, sys, glob, os
-import pyarrow.parquet as pq
-rows = []
-types = None
-for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.parquet"))):
-    table = pq.read_table(path)
-    types = {f.name: str(f.type) for f in table.schema}
-    for r in table.to_pylist():
-        rows.append({
-            "topic": r["topic"], "partition": r["partition"], "offset": r["offset"],
-            "ts_ms": int(r["timestamp"].timestamp() * 1000), "ts_type": r["timestamp_type"],
-            "key": None if r["key"] is None else r["key"].hex(),
-            "value": None if r["value"] is None else r["value"].hex(),
-            "headers": [[h["key"], None if h["value"] is None else h["value"].hex()] for h in r["headers"]],
-        })
-rows.sort(key=lambda r: (r["partition"], r["offset"]))
-print(json.dumps({"types": types, "rows": rows}))
-"#;
-
-fn read_parquet(dir: &Path) -> serde_json::Value {
-    let out = run_with_timeout(
-        Command::new(venv_python())
-            .args(["-c", READ_PARQUET])
-            .arg(dir),
-        Duration::from_secs(120),
-    );
-    let text = assert_success(&out, "pyarrow read");
-    serde_json::from_str(&text).expect("pyarrow output is JSON")
-}
-
-fn strata_export(args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(strata_bin()).arg("export").args(args),
-        Duration::from_secs(120),
-    )
-}
-
-fn key(i: usize) -> String {
-    format!("key-{i}")
-}
-
-/// Values with bytes a text pipeline would mangle (no newline: kcat splits lines).
-fn value(i: usize) -> Vec<u8> {
-    let mut v = format!("value-{i}-").into_bytes();
-    v.extend((0..(i % 40) as u8).map(|b| b.wrapping_mul(37).wrapping_add(128)));
-    v.retain(|b| *b != b'\n');
-    v
-}
-
-/// kcat batches of at most 8 kB, so that they fit small test segments.
-fn produce(strata: &Strata, topic: &str, range: std::ops::Range<usize>, codec: &str) {
-    let mut input = Vec::new();
-    for i in range {
-        input.extend(key(i).as_bytes());
-        input.push(b'\t');
-        input.extend(value(i));
-        input.push(b'\n');
-    }
-    let out = kcat(
-        &[
-            "-b",
-            &strata.kafka_addr(),
-            "-P",
-            "-t",
-            topic,
-            "-p",
-            "0",
-            "-K",
-            "\t",
-            "-z",
-            codec,
-            "-H",
-            "origin=export-test",
-            "-X",
-            "batch.size=8000",
-        ],
-        &input,
-    );
-    assert_success(&out, &format!("kcat produce ({codec})"));
-}
-
-fn check_rows(doc: &serde_json::Value, topic: &str, from: usize, to: usize) {
-    let rows = doc["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), to - from + 1, "exported row count");
-    for (row, i) in rows.iter().zip(from..=to) {
-        assert_eq!(row["topic"], topic);
-        assert_eq!(row["partition"], 0);
-        assert_eq!(row["offset"], i as i64);
-        assert_eq!(row["ts_type"], "CreateTime");
-        assert_eq!(row["key"], hex(key(i).as_bytes()), "key at offset {i}");
-        assert_eq!(row["value"], hex(&value(i)), "value at offset {i}");
-        assert_eq!(
-            row["headers"],
-            serde_json::json!([["origin", hex(b"export-test")]]),
-            "headers at offset {i}"
-        );
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn flip_one_byte(dir: &Path) {
-    let file = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .expect("a parquet file");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    std::fs::write(&file, bytes).unwrap();
-}
+use strata_tests::{Strata, Tool, assert_success, kcat, python, require};
+use support::*;
 
 #[test]
 fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
@@ -262,30 +143,6 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
     assert_eq!(assert_success(&out, "kcat -C after export"), key(599));
 }
 
-/// Waits until the partition's segments below `offset` are gone from local disk.
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn first_local_offset(data_dir: &Path, topic: &str) -> i64 {
-    std::fs::read_dir(data_dir.join(format!("{topic}-0")))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.strip_suffix(".log")?.parse::<i64>().ok()
-                })
-                .min()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn export_reads_a_range_only_the_remote_tier_holds() {
     if !require(Tool::Kcat) || !require(Tool::Python) {
@@ -363,6 +220,110 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
     check_rows(&doc, topic, 10, local_start as usize + 50);
     assert_success(
         &strata_export(&["verify", export_dir.to_str().unwrap()]),
+        "strata export verify",
+    );
+}
+
+fn partial_files(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read(dir.join("manifest.partial.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m["files"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn export_killed_mid_way_resumes_without_duplicates() {
+    if !require(Tool::Kcat) {
+        return;
+    }
+    let mut strata = Strata::start();
+    let topic = "resume";
+    let records = 60_000;
+    produce(&strata, topic, 0..records, "none");
+    strata.stop();
+    let data = strata.data_dir().to_str().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("export");
+    let args = [
+        "export",
+        "--data-dir",
+        &data,
+        "--topic",
+        topic,
+        "--from-offset",
+        "0",
+        "--to-offset",
+        &(records - 1).to_string(),
+        "--max-file-bytes",
+        "32768",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+
+    // kill -9 once a few files are complete.
+    let mut child = std::process::Command::new(strata_tests::strata_bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while partial_files(&out).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "export finished before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!out.join("manifest.json").exists());
+    let before = partial_files(&out);
+    assert!(before.len() >= 3);
+
+    // A different request is refused rather than mixed into the interrupted one.
+    let mut other = args.to_vec();
+    other[8] = "100";
+    let refused = strata_export(&other[1..]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("interrupted export"));
+
+    let out_run = strata_export(&args[1..]);
+    assert_success(&out_run, "strata export (resumed)");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    // Files completed before the kill were kept as they were, not written again.
+    for (old, new) in before.iter().zip(files) {
+        assert_eq!(old, new);
+    }
+    assert!(!out.join("manifest.partial.json").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let parquet_files = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .count();
+    assert_eq!(
+        parquet_files,
+        files.len(),
+        "no stray file besides the manifest's"
+    );
+    // Every offset exactly once, in order, with its content.
+    check_rows(&read_parquet(&out), topic, 0, records - 1);
+    assert_success(
+        &strata_export(&["verify", out.to_str().unwrap()]),
         "strata export verify",
     );
 }

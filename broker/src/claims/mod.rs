@@ -98,8 +98,15 @@ impl ClaimGateway {
         )
         .with_admission(broker.append_admission());
         let service = ClaimCheckService::new(store, Arc::new(sink), settings.gateway.clone());
-        let paths: serde_json::Value =
+        let mut paths: serde_json::Value =
             serde_json::from_str(http::OPENAPI_PATHS).context("broker OpenAPI paths")?;
+        // The export jobs are served on the same listener; document them in the same place.
+        let export_paths: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(crate::export::http::OPENAPI_PATHS)
+                .context("export OpenAPI paths")?;
+        if let Some(all) = paths.as_object_mut() {
+            all.extend(export_paths);
+        }
         service
             .extend_openapi(paths)
             .context("extending the OpenAPI document")?;

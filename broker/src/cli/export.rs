@@ -1,14 +1,18 @@
 //! `strata export`: a topic's history (local and remote tier) to Parquet, and `strata export
-//! verify` to check an export against its manifest. See `strata_broker::export`.
+//! verify` to check an export against its manifest. See `strata_broker::export`. The same
+//! export runs inside a running broker as `POST /v1/exports` (`export/http.rs`).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_broker::export::job::{Bound, export_partition, resolve_range};
-use strata_broker::export::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, verify};
+use strata_broker::export::destination::Destination;
+use strata_broker::export::job::{Bound, ExportRequest, ExportSource, run_export};
+use strata_broker::export::manifest::{MANIFEST_FILE, verify};
+use strata_broker::export::progress::ExportProgress;
 use strata_broker::log::{LogManager, LogManagerConfig};
 
 /// Export runs against the data directory of a STOPPED broker (it takes the directory's lock, so
@@ -49,38 +53,49 @@ pub struct ExportArgs {
     /// Export up to the last record before the first one stamped after this time (RFC 3339).
     #[arg(long, value_name = "RFC3339")]
     to_time: Option<String>,
-    /// Local directory for the Parquet files and manifest.json (created if missing; must not
-    /// hold a manifest already).
-    #[arg(long, value_name = "DIR", required = true)]
-    out: Option<PathBuf>,
+    /// Where the Parquet files and manifest.json go: a directory (created if missing) or an
+    /// object-store URL (s3://bucket/prefix with the broker's AWS_* variables, gs://, az://).
+    /// Must not hold a complete export; an interrupted one with the same parameters resumes.
+    #[arg(long, value_name = "DIR|URL", required = true)]
+    out: Option<String>,
+    /// Close a Parquet file and start the next once it reaches about this many bytes.
+    /// [default: one file per partition]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_file_bytes: Option<u64>,
+    /// Read each claim ticket's payload from the claim store and check its size and SHA-256;
+    /// mismatches are listed in the manifest and make the export exit non-zero.
+    #[arg(long)]
+    verify_claims: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum ExportCommand {
-    /// Recompute the size, SHA-256 and row count of every file in DIR/manifest.json.
+    /// Recompute the size, SHA-256 and row count of every file of DEST/manifest.json and check
+    /// that the files cover the exported ranges exactly once.
     Verify {
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
+        #[arg(value_name = "DIR|URL")]
+        dest: String,
     },
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    if let Some(ExportCommand::Verify { dir }) = args.command {
-        return run_verify(&dir);
-    }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(run_export(args))
+    if let Some(ExportCommand::Verify { dest }) = args.command {
+        return runtime.block_on(run_verify(&dest));
+    }
+    runtime.block_on(run_export_command(args))
 }
 
-fn run_verify(dir: &Path) -> anyhow::Result<()> {
-    let (manifest, problems) = verify(dir)?;
+async fn run_verify(text: &str) -> anyhow::Result<()> {
+    let dest = Destination::parse(text)?;
+    let (manifest, problems) = verify(&dest).await?;
     if problems.is_empty() {
         let records: u64 = manifest.files.iter().map(|f| f.records).sum();
         println!(
             "OK: {} file(s), {records} record(s) of topic {} match {}",
             manifest.files.len(),
             manifest.topic,
-            dir.join(MANIFEST_FILE).display()
+            dest.describe(MANIFEST_FILE)
         );
         return Ok(());
     }
@@ -90,56 +105,52 @@ fn run_verify(dir: &Path) -> anyhow::Result<()> {
     bail!(
         "{} problem(s) in {}",
         problems.len(),
-        dir.join(MANIFEST_FILE).display()
+        dest.describe(MANIFEST_FILE)
     )
-}
-
-fn parse_time(flag: &str, text: &str) -> anyhow::Result<i64> {
-    let time = humantime::parse_rfc3339_weak(text)
-        .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time"))?;
-    let ms = time
-        .duration_since(UNIX_EPOCH)
-        .with_context(|| format!("{flag} {text:?} is before 1970"))?
-        .as_millis();
-    Ok(ms as i64)
 }
 
 fn bound(offset: Option<i64>, time: Option<&str>, flag: &str) -> anyhow::Result<Bound> {
     match (offset, time) {
         (Some(o), _) => Ok(Bound::Offset(o)),
-        (None, Some(t)) => Ok(Bound::Time(parse_time(flag, t)?)),
+        (None, Some(t)) => Ok(Bound::parse_time(flag, t)?),
         (None, None) => bail!("missing the {flag} bound"),
     }
 }
 
-/// Creates `out` and proves it writable before any log is read.
-fn prepare_out(out: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    if out.join(MANIFEST_FILE).exists() {
-        bail!(
-            "{} already holds an export ({MANIFEST_FILE}); choose an empty directory",
-            out.display()
-        );
-    }
-    let probe = out.join(".strata-export-probe");
-    std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
-    std::fs::remove_file(&probe).with_context(|| format!("cleaning {}", probe.display()))?;
-    Ok(())
+/// The remote tier's read settings for a one-pass sequential read: the chunk being read plus
+/// the prefetched ones fit the memory cache, nothing more (the default 256 MiB cache serves a
+/// broker's many consumers, not one export), and no disk cache.
+fn export_tiering_config() -> strata_tiering::TieringConfig {
+    let mut config = strata_tiering::TieringConfig::default();
+    config.read_ahead_chunks = 2;
+    config.cache_memory_bytes = (config.chunk_size * (config.read_ahead_chunks + 2)) as u64;
+    config.cache_dir = None;
+    config
 }
 
-async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
     let (Some(data_dir), Some(topic), Some(out)) = (args.data_dir, args.topic, args.out) else {
         bail!("--data-dir, --topic and --out are required");
     };
-    let from = bound(args.from_offset, args.from_time.as_deref(), "--from-time")?;
-    let to = bound(args.to_offset, args.to_time.as_deref(), "--to-time")?;
+    let request = ExportRequest {
+        topic,
+        partitions: args.partitions,
+        from: bound(args.from_offset, args.from_time.as_deref(), "--from-time")?,
+        to: bound(args.to_offset, args.to_time.as_deref(), "--to-time")?,
+        max_file_bytes: args.max_file_bytes,
+        verify_claims: args.verify_claims,
+    };
     if !data_dir.join("topics.json").exists() {
         bail!(
             "{} is not a strata data directory (no topics.json)",
             data_dir.display()
         );
     }
-    prepare_out(&out)?;
+    let dest = Destination::parse(&out)?;
+    // Before opening the log: an unwritable destination fails before anything is read.
+    dest.probe_writable()
+        .await
+        .with_context(|| format!("{dest} is not writable"))?;
 
     let remote_url = args.remote.or_else(|| {
         let dir = data_dir.join("remote");
@@ -147,9 +158,24 @@ async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
     });
     let remote = match &remote_url {
         Some(url) => Some(
-            strata_tiering::RemoteLogManager::from_url(url, Default::default())
+            strata_tiering::RemoteLogManager::from_url(url, export_tiering_config())
                 .with_context(|| format!("opening the remote tier {url}"))?,
         ),
+        None => None,
+    };
+    // Claim payloads live under the remote tier's prefix (see broker/src/claims).
+    let claims = match &remote {
+        Some(rlm) => {
+            let store = rlm.remote();
+            let prefix = store
+                .prefix
+                .clone()
+                .join(strata_broker::claims::CLAIMS_PREFIX);
+            Some(
+                strata_claimcheck::ClaimStore::new(store.store.clone(), prefix.as_ref())
+                    .context("opening the claim store")?,
+            )
+        }
         None => None,
     };
 
@@ -161,49 +187,29 @@ async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
     config.checkpoint_interval = never;
     let log = LogManager::open(config).await.with_context(|| {
         format!(
-            "opening {} (is a broker still running on it? export needs it stopped)",
+            "opening {} (is a broker still running on it? export needs it stopped; \
+             use POST /v1/exports on a running broker)",
             data_dir.display()
         )
     })?;
-    let result = export_topic(&log, remote, &topic, &args.partitions, from, to, &out).await;
+    let source = ExportSource {
+        log: Arc::clone(&log),
+        remote,
+        claims,
+    };
+    let result = export_with_progress(&source, &request, &dest).await;
+    drop(source);
     log.shutdown().await.context("closing the data directory")?;
     result
 }
 
-async fn export_topic(
-    log: &LogManager,
-    remote: Option<strata_tiering::RemoteLogManager>,
-    topic: &str,
-    partitions: &[i32],
-    from: Bound,
-    to: Bound,
-    out: &Path,
+async fn export_with_progress(
+    source: &ExportSource,
+    request: &ExportRequest,
+    dest: &Destination,
 ) -> anyhow::Result<()> {
-    let meta = log
-        .topic(topic)
-        .with_context(|| format!("topic {topic} does not exist in the data directory"))?;
-    let wanted: Vec<i32> = if partitions.is_empty() {
-        (0..meta.partitions).collect()
-    } else {
-        partitions.to_vec()
-    };
-    let mut plan = Vec::new();
-    for p in wanted {
-        let partition = log.partition(topic, p).with_context(|| {
-            format!(
-                "topic {topic} has no partition {p} (it has {})",
-                meta.partitions
-            )
-        })?;
-        if let Some(remote) = &remote {
-            remote.register_partition(topic, partition.topic_id(), p);
-        }
-        let range = resolve_range(&partition, remote.as_ref(), from, to).await?;
-        plan.push((partition, range));
-    }
-
-    let total: u64 = plan.iter().map(|(_, r)| r.len()).sum();
-    let bar = ProgressBar::new(total);
+    let progress = ExportProgress::default();
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} offsets {per_sec} eta {eta}",
@@ -211,25 +217,22 @@ async fn export_topic(
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    let mut files = Vec::new();
-    for (partition, range) in plan {
-        bar.set_message(format!("{topic}-{}", range.partition));
-        let progress_bar = bar.clone();
-        let file = export_partition(partition, remote.clone(), range, out, &mut move |n| {
-            progress_bar.inc(n)
+    bar.set_message(request.topic.clone());
+    let ticker = {
+        let (bar, progress) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                let (done, total) = progress.totals();
+                bar.set_length(total);
+                bar.set_position(done);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         })
-        .await?;
-        files.push(file);
-    }
-    bar.finish_and_clear();
-
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        topic: topic.to_string(),
-        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        files,
     };
-    let path = manifest.write(out)?;
+    let result = run_export(source, request, dest, &progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let manifest = result?;
     for f in &manifest.files {
         println!(
             "{}: {} record(s), offsets {}..{}",
@@ -239,6 +242,30 @@ async fn export_topic(
             f.last_offset.map_or("-".into(), |o| o.to_string()),
         );
     }
-    println!("manifest: {}", path.display());
+    println!("manifest: {}", dest.describe(MANIFEST_FILE));
+    if let Some(claims) = &manifest.claims {
+        println!(
+            "claim tickets: {}{}",
+            claims.tickets,
+            if claims.verified {
+                " (payloads checked)"
+            } else {
+                ""
+            }
+        );
+        for f in &claims.failures {
+            eprintln!(
+                "CLAIM MISMATCH {}-{}@{} claim {}: {}",
+                manifest.topic, f.partition, f.offset, f.id, f.problem
+            );
+        }
+        if !claims.failures.is_empty() {
+            bail!(
+                "{} claim payload(s) do not match their tickets (listed in {})",
+                claims.failures.len(),
+                dest.describe(MANIFEST_FILE)
+            );
+        }
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use strata_broker::claims::ClaimGateway;
 use strata_broker::config::{LogFormat, Overrides, StrataConfig};
+use strata_broker::export::job::ExportSource;
 use strata_broker::kafka::{self, BrokerContext, BrokerContextParams};
 use strata_broker::log::{LogManager, LogManagerConfig};
 use strata_broker::tiered::{TierSettings, TieredStorage};
@@ -163,6 +164,13 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         Some(tiered) => app.merge(tiered.router()),
         None => app,
     };
+    // Export jobs read through this broker's own log and remote tier (export/http.rs).
+    let exports = strata_broker::export::http::ExportJobs::new(ExportSource {
+        log: Arc::clone(&log),
+        remote: tiered.as_ref().map(|t| t.rlm.clone()),
+        claims: claims.as_ref().map(|g| g.service.store().clone()),
+    });
+    let app = app.merge(exports.router());
 
     let shutdown = CancellationToken::new();
     let kafka_task = tokio::spawn(kafka::serve(

@@ -1,16 +1,49 @@
 //! One export job: resolve each partition's range (offsets or times) against the log and the
-//! remote tier, then stream it through [`RecordReader`] into a [`PartitionParquetWriter`].
+//! remote tier, then stream it through [`RecordReader`] into Parquet files on a
+//! [`Destination`], split by size, recording each completed file in the partial manifest.
+//!
+//! # Resume
+//! ```text
+//!  probe destination ─▶ manifest.json there? ─yes─▶ refuse (a complete export)
+//!        │ no
+//!        ▼
+//!  resolve ranges ─▶ manifest.partial.json there? ─yes, same topic/ranges/size─▶ resume
+//!        │ no                                      └─ different ──▶ refuse
+//!        ▼
+//!  write partial (plan, no files) ─▶ delete *.parquet.tmp leftovers
+//!        ▼
+//!  per partition, from the offset after its last recorded file:
+//!    write <topic>-p<partition>-<first offset>.parquet (complete = renamed / upload completed)
+//!    ─▶ append it to the partial manifest, rewrite it
+//!        ▼
+//!  manifest.json (everything) ─▶ delete manifest.partial.json
+//! ```
+//! A crash leaves at worst one file that is complete but not yet recorded, or a `.tmp` / an
+//! unfinished multipart upload: the re-run writes that file again under the same name (names
+//! derive from the first offset, which the partial manifest fixes), so no record is exported
+//! twice and none is skipped.
 
-use std::path::Path;
 use std::sync::Arc;
 
+use strata_claimcheck::ClaimStore;
 use strata_tiering::RemoteLogManager;
 
 use super::ExportError;
-use super::manifest::{ManifestFile, sha256_file};
+use super::claims::ClaimChecker;
+use super::destination::Destination;
+use super::manifest::{
+    ClaimsReport, MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestFile, PARTIAL_MANIFEST_FILE,
+    RequestedRange,
+};
 use super::parquet_writer::PartitionParquetWriter;
-use super::reader::RecordReader;
-use crate::log::PartitionLog;
+use super::progress::{ExportProgress, PartitionProgress};
+use super::reader::{PrefetchedChunks, READ_CHUNK_BYTES, RecordReader};
+use crate::log::{LogManager, PartitionLog};
+
+/// Smallest read step when files are split small.
+const MIN_CHUNK_BYTES: usize = 16 << 10;
+/// Chunks read ahead of the Parquet encoder.
+const PREFETCH_CHUNKS: usize = 2;
 
 /// One end of the requested range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +51,20 @@ pub enum Bound {
     Offset(i64),
     /// Milliseconds since the epoch.
     Time(i64),
+}
+
+impl Bound {
+    /// An RFC 3339 time as a bound (`what` names the flag or field in the error).
+    pub fn parse_time(what: &str, text: &str) -> Result<Self, ExportError> {
+        let bad = |why: String| ExportError::BadRequest(format!("{what} {text:?} {why}"));
+        let time = humantime::parse_rfc3339_weak(text)
+            .map_err(|e| bad(format!("is not an RFC 3339 time ({e})")))?;
+        let ms = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| bad("is before 1970".into()))?
+            .as_millis();
+        Ok(Self::Time(ms as i64))
+    }
 }
 
 /// A partition's resolved range: offsets `from..=to` (empty when `from > to`).
@@ -37,7 +84,36 @@ impl PartitionRange {
     }
 }
 
-/// The log's whole range `[start, end)`, remote tier included.
+/// What to export (the CLI flags and the `POST /v1/exports` body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub topic: String,
+    /// Partitions to export; empty: all.
+    pub partitions: Vec<i32>,
+    pub from: Bound,
+    pub to: Bound,
+    /// Close a file and start the next once it reaches about this size; `None`: one file per
+    /// partition.
+    pub max_file_bytes: Option<u64>,
+    /// Read every claim ticket's payload and check its size and SHA-256.
+    pub verify_claims: bool,
+}
+
+/// Where records come from: the log (a running broker's, or a stopped one's data directory),
+/// its remote tier, and the claim store payloads live in.
+#[derive(Clone)]
+pub struct ExportSource {
+    pub log: Arc<LogManager>,
+    pub remote: Option<RemoteLogManager>,
+    pub claims: Option<ClaimStore>,
+}
+
+/// The name of the file whose first offset is `from`: names sort by partition, then offset.
+pub fn file_name(topic: &str, partition: i32, from: i64) -> String {
+    format!("{topic}-p{partition:05}-{from:020}.parquet")
+}
+
+/// The log's whole range `[start, end)` a consumer can read, remote tier included.
 pub async fn log_bounds(
     log: &PartitionLog,
     remote: Option<&RemoteLogManager>,
@@ -50,7 +126,7 @@ pub async fn log_bounds(
     {
         start = start.min(remote_start);
     }
-    Ok((start, log.log_end_offset()))
+    Ok((start, log.high_watermark()))
 }
 
 /// The first offset whose record has timestamp >= `ts`, or the log end when none does.
@@ -97,6 +173,17 @@ pub async fn resolve_range(
         Bound::Offset(o) => o,
         Bound::Time(t) => offset_at_time(log, remote, t.saturating_add(1)).await? - 1,
     };
+    let expired_below = |o: i64| o < start && start > 0;
+    if matches!(from, Bound::Offset(o) if expired_below(o))
+        || matches!(to, Bound::Time(_) if expired_below(to_offset))
+    {
+        return Err(ExportError::Expired {
+            topic: log.topic().to_string(),
+            partition: log.partition(),
+            log_start: start,
+            log_end: end,
+        });
+    }
     let explicit_bad = matches!(from, Bound::Offset(o) if o < start || o >= end)
         || matches!(to, Bound::Offset(o) if o < start || o >= end)
         || matches!((from, to), (Bound::Offset(f), Bound::Offset(t)) if f > t);
@@ -117,45 +204,265 @@ pub async fn resolve_range(
     })
 }
 
-/// Exports one partition range to `<out>/<topic>-<partition>-<from>-<to>.parquet`; `progress`
-/// is called with the number of offsets passed since the last call.
-pub async fn export_partition(
-    log: Arc<PartitionLog>,
-    remote: Option<RemoteLogManager>,
-    range: PartitionRange,
-    out: &Path,
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<ManifestFile, ExportError> {
-    let name = format!(
-        "{}-{}-{}-{}.parquet",
-        log.topic(),
-        range.partition,
-        range.from,
-        range.to
-    );
-    let path = out.join(&name);
-    let mut writer = PartitionParquetWriter::create(&path, log.topic(), range.partition)?;
-    let mut reader = RecordReader::new(log, remote, range.from, range.to);
-    let mut reported = range.from;
-    while let Some(records) = reader.next_chunk().await? {
-        writer.write(&records)?;
-        let at = reader.position().min(range.to + 1);
-        progress((at - reported).max(0) as u64);
-        reported = at;
+/// Runs one export to completion (or resumes an interrupted one at `dest`): see the module doc.
+/// Fails before reading any record when `dest` is not writable or the request is wrong.
+pub async fn run_export(
+    source: &ExportSource,
+    request: &ExportRequest,
+    dest: &Destination,
+    progress: &ExportProgress,
+) -> Result<Manifest, ExportError> {
+    dest.probe_writable().await?;
+    if dest.read_small(MANIFEST_FILE).await?.is_some() {
+        return Err(ExportError::BadRequest(format!(
+            "{} already holds a complete export ({MANIFEST_FILE}); choose another destination",
+            dest
+        )));
     }
-    let summary = writer.finish()?;
-    let (sha256, bytes) = sha256_file(&path)?;
-    Ok(ManifestFile {
+    let claims = match (request.verify_claims, &source.claims) {
+        (false, _) => None,
+        (true, Some(store)) => Some(ClaimChecker::new(store.clone())),
+        (true, None) => {
+            return Err(ExportError::BadRequest(
+                "--verify-claims needs the claim store (the broker's remote tier)".into(),
+            ));
+        }
+    };
+    let plan = plan(source, request).await?;
+    let requested: Vec<RequestedRange> = plan
+        .iter()
+        .map(|(_, r)| RequestedRange {
+            partition: r.partition,
+            from_offset: r.from,
+            to_offset: r.to,
+        })
+        .collect();
+    let mut manifest = match Manifest::read(dest, PARTIAL_MANIFEST_FILE).await? {
+        Some(partial) => {
+            if partial.topic != request.topic
+                || partial.partitions != requested
+                || partial.max_file_bytes != request.max_file_bytes
+            {
+                return Err(ExportError::BadRequest(format!(
+                    "{} holds an interrupted export of other ranges ({}); re-run it with the same \
+                     parameters or choose another destination",
+                    dest,
+                    describe_ranges(&partial.partitions)
+                )));
+            }
+            tracing::info!(dest = %dest, files = partial.files.len(), "resuming an interrupted export");
+            partial
+        }
+        None => {
+            let fresh = Manifest {
+                version: MANIFEST_VERSION,
+                topic: request.topic.clone(),
+                created_at: now_rfc3339(),
+                partitions: requested.clone(),
+                max_file_bytes: request.max_file_bytes,
+                files: Vec::new(),
+                claims: None,
+            };
+            dest.write_small(PARTIAL_MANIFEST_FILE, fresh.to_json()?)
+                .await?;
+            fresh
+        }
+    };
+    if request.verify_claims || manifest.claims.is_some() {
+        let report = manifest.claims.get_or_insert_with(ClaimsReport::default);
+        report.verified = request.verify_claims;
+    }
+    for leftover in dest.discard_unfinished().await? {
+        tracing::info!(file = %leftover, "discarded an unfinished file of an interrupted export");
+    }
+    progress.set_plan(
+        plan.iter()
+            .map(|(_, r)| {
+                let files = manifest.files.iter().filter(|f| f.partition == r.partition);
+                let mut p = PartitionProgress {
+                    partition: r.partition,
+                    from_offset: r.from,
+                    to_offset: r.to,
+                    ..Default::default()
+                };
+                for f in files {
+                    p.offsets_done += (f.requested_to_offset - f.requested_from_offset + 1) as u64;
+                    p.records_done += f.records;
+                    p.bytes_written += f.bytes;
+                    p.files_done += 1;
+                }
+                p.done = p.offsets_done >= p.offsets_total() && p.files_done > 0;
+                p
+            })
+            .collect(),
+    );
+
+    for (log, range) in plan {
+        let mut next = manifest
+            .files
+            .iter()
+            .filter(|f| f.partition == range.partition)
+            .map(|f| f.requested_to_offset + 1)
+            .max()
+            .unwrap_or(range.from);
+        let mut first = next == range.from;
+        // Small files need small steps: a file is only closed between chunks.
+        let chunk_bytes = request.max_file_bytes.map_or(READ_CHUNK_BYTES, |limit| {
+            (limit as usize / 2).clamp(MIN_CHUNK_BYTES, READ_CHUNK_BYTES)
+        });
+        let mut chunks = RecordReader::new(log.clone(), source.remote.clone(), next, range.to)
+            .with_chunk_bytes(chunk_bytes)
+            .prefetch(PREFETCH_CHUNKS);
+        // One file at least per partition (an empty range gives an empty file).
+        while next <= range.to || first {
+            first = false;
+            let (file, claim_report) = export_file(
+                &log,
+                &mut chunks,
+                PartitionRange {
+                    partition: range.partition,
+                    from: next,
+                    to: range.to,
+                },
+                request,
+                dest,
+                progress,
+                claims.as_ref(),
+            )
+            .await?;
+            next = file.requested_to_offset + 1;
+            if let Some(found) = claim_report {
+                let report = manifest.claims.get_or_insert_with(ClaimsReport::default);
+                report.tickets += found.tickets;
+                report.failures.extend(found.failures);
+            }
+            manifest.files.push(file);
+            dest.write_small(PARTIAL_MANIFEST_FILE, manifest.to_json()?)
+                .await?;
+        }
+        progress.update(range.partition, |p| p.done = true);
+    }
+
+    manifest.created_at = now_rfc3339();
+    dest.write_small(MANIFEST_FILE, manifest.to_json()?).await?;
+    dest.remove(PARTIAL_MANIFEST_FILE).await?;
+    Ok(manifest)
+}
+
+fn describe_ranges(ranges: &[RequestedRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| format!("p{} {}..={}", r.partition, r.from_offset, r.to_offset))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Resolves the request against the log: the partitions and their offset ranges.
+pub async fn plan(
+    source: &ExportSource,
+    request: &ExportRequest,
+) -> Result<Vec<(Arc<PartitionLog>, PartitionRange)>, ExportError> {
+    let topic = &request.topic;
+    let meta = source
+        .log
+        .topic(topic)
+        .ok_or_else(|| ExportError::BadRequest(format!("topic {topic} does not exist")))?;
+    let wanted: Vec<i32> = if request.partitions.is_empty() {
+        (0..meta.partitions).collect()
+    } else {
+        request.partitions.clone()
+    };
+    let mut plan = Vec::new();
+    for p in wanted {
+        let partition = source.log.partition(topic, p).ok_or_else(|| {
+            ExportError::BadRequest(format!(
+                "topic {topic} has no partition {p} (it has {})",
+                meta.partitions
+            ))
+        })?;
+        if let Some(remote) = &source.remote {
+            remote.register_partition(topic, partition.topic_id(), p);
+        }
+        let range =
+            resolve_range(&partition, source.remote.as_ref(), request.from, request.to).await?;
+        plan.push((partition, range));
+    }
+    Ok(plan)
+}
+
+/// Exports offsets from `range.from` (where `chunks` is) to one file, up to `range.to` or
+/// until the file reaches `request.max_file_bytes` (closed at a batch boundary).
+#[allow(clippy::too_many_arguments)]
+async fn export_file(
+    log: &PartitionLog,
+    chunks: &mut PrefetchedChunks,
+    range: PartitionRange,
+    request: &ExportRequest,
+    dest: &Destination,
+    progress: &ExportProgress,
+    claims: Option<&ClaimChecker>,
+) -> Result<(ManifestFile, Option<ClaimsReport>), ExportError> {
+    let name = file_name(log.topic(), range.partition, range.from);
+    let sink = dest.create(&name).await?;
+    let mut writer = PartitionParquetWriter::create(sink, log.topic(), range.partition)?;
+    let mut claim_report = ClaimsReport::default();
+    let mut reported_offset = range.from;
+    let mut to = range.to;
+    while let Some(chunk) = chunks.next().await? {
+        let records = chunk.records;
+        for r in &records {
+            if let Some(claim) = &r.claim {
+                claim_report.tickets += 1;
+                if let Some(checker) = claims
+                    && let Some(problem) = checker.check(claim).await?
+                {
+                    claim_report.failures.push(super::manifest::ClaimFailure {
+                        partition: range.partition,
+                        offset: r.offset,
+                        id: claim.id.clone(),
+                        problem,
+                    });
+                }
+            }
+        }
+        writer.write(&records).await?;
+        let at = chunk.position.min(range.to + 1);
+        progress.update(range.partition, |p| {
+            p.offsets_done += (at - reported_offset).max(0) as u64;
+            p.records_done += records.len() as u64;
+            p.log_bytes_read = p.log_bytes_read.max(chunk.bytes_read);
+        });
+        reported_offset = at;
+        if let Some(limit) = request.max_file_bytes
+            && writer.size_estimate() >= limit
+            && at <= range.to
+        {
+            to = at - 1;
+            break;
+        }
+    }
+    let summary = writer.finish().await?;
+    progress.update(range.partition, |p| {
+        p.bytes_written += summary.bytes;
+        p.files_done += 1;
+    });
+    let file = ManifestFile {
         file: name,
         partition: range.partition,
         requested_from_offset: range.from,
-        requested_to_offset: range.to,
+        requested_to_offset: to,
         first_offset: summary.offsets.map(|o| o.0),
         last_offset: summary.offsets.map(|o| o.1),
         min_timestamp_ms: summary.timestamps.map(|t| t.0),
         max_timestamp_ms: summary.timestamps.map(|t| t.1),
         records: summary.records,
-        bytes,
-        sha256,
-    })
+        bytes: summary.bytes,
+        sha256: summary.sha256,
+    };
+    let claims_seen = (claim_report.tickets > 0).then_some(claim_report);
+    Ok((file, claims_seen))
 }

@@ -1,35 +1,57 @@
-//! `manifest.json`, written next to the Parquet files once they are all closed: what was
-//! asked for, and per file the exact offsets and times exported, the row count, the size and the
-//! SHA-256. [`verify`] recomputes sizes and digests and reads each file's Parquet footer.
+//! `manifest.json`, written next to the Parquet files once they are all complete: what was
+//! asked for (topic, offset range per partition, file size limit), and per file the exact
+//! offsets and times exported, the row count, the size and the SHA-256. [`verify`] recomputes
+//! sizes and digests, reads each file's Parquet footer and checks that the files of each
+//! partition cover its requested range exactly once.
 //!
-//! The format is versioned (`version`); readers reject versions they do not know.
-
-use std::io::Read;
-use std::path::{Path, PathBuf};
+//! While an export runs, the same document is kept as `manifest.partial.json`, rewritten after
+//! every completed file: that is what a re-run resumes from (see `job.rs`).
+//!
+//! The format is versioned (`version`); readers accept every version in [`KNOWN_VERSIONS`].
+//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::ExportError;
+use super::destination::Destination;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
-pub const MANIFEST_VERSION: u32 = 1;
+pub const PARTIAL_MANIFEST_FILE: &str = "manifest.partial.json";
+pub const MANIFEST_VERSION: u32 = 2;
+pub const KNOWN_VERSIONS: &[u32] = &[1, 2];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
     pub topic: String,
-    /// RFC 3339, when the export finished.
+    /// RFC 3339: when the export finished (in the partial manifest: when it started).
     pub created_at: String,
+    /// The offset range asked for per partition, after resolving times (version 2).
+    #[serde(default)]
+    pub partitions: Vec<RequestedRange>,
+    /// Files were closed at about this size (version 2; `null`: one file per partition).
+    #[serde(default)]
+    pub max_file_bytes: Option<u64>,
     pub files: Vec<ManifestFile>,
+    /// Claim tickets seen, and payload checks when `--verify-claims` was given (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedRange {
+    pub partition: i32,
+    pub from_offset: i64,
+    pub to_offset: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
-    /// File name, relative to the manifest's directory.
+    /// File name, relative to the manifest's directory or prefix.
     pub file: String,
     pub partition: i32,
-    /// The offset range asked for (inclusive), after resolving times.
+    /// The offsets this file is responsible for (inclusive): consecutive files of a partition
+    /// chain without gap or overlap.
     pub requested_from_offset: i64,
     pub requested_to_offset: i64,
     /// First and last offset actually exported (null when no record was in range).
@@ -43,78 +65,81 @@ pub struct ManifestFile {
     pub sha256: String,
 }
 
-/// SHA-256 (hex) and size of a file, streamed.
-pub fn sha256_file(path: &Path) -> Result<(String, u64), ExportError> {
-    let mut file = std::fs::File::open(path).map_err(ExportError::io("opening", path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(ExportError::io("reading", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), total))
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimsReport {
+    /// Records that were claim tickets.
+    pub tickets: u64,
+    /// Whether each ticket's payload was read and hashed.
+    pub verified: bool,
+    /// Tickets whose payload is missing or does not match the ticket's size or SHA-256.
+    pub failures: Vec<ClaimFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimFailure {
+    pub partition: i32,
+    pub offset: i64,
+    pub id: String,
+    pub problem: String,
 }
 
 impl Manifest {
-    /// Writes `dir/manifest.json` (temp file, fsync, rename).
-    pub fn write(&self, dir: &Path) -> Result<PathBuf, ExportError> {
-        let path = dir.join(MANIFEST_FILE);
-        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
-        let json =
-            serde_json::to_vec_pretty(self).map_err(|e| ExportError::Manifest(e.to_string()))?;
-        std::fs::write(&tmp, &json).map_err(ExportError::io("writing", &tmp))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(ExportError::io("syncing", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(ExportError::io("renaming", &tmp))?;
-        Ok(path)
+    pub fn to_json(&self) -> Result<Vec<u8>, ExportError> {
+        serde_json::to_vec_pretty(self).map_err(|e| ExportError::Manifest(e.to_string()))
     }
 
-    pub fn read(dir: &Path) -> Result<Self, ExportError> {
-        let path = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&path).map_err(ExportError::io("reading", &path))?;
-        let manifest: Self = serde_json::from_slice(&bytes)
-            .map_err(|e| ExportError::Manifest(format!("{}: {e}", path.display())))?;
-        if manifest.version != MANIFEST_VERSION {
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Self, ExportError> {
+        let manifest: Self = serde_json::from_slice(bytes)
+            .map_err(|e| ExportError::Manifest(format!("{origin}: {e}")))?;
+        if !KNOWN_VERSIONS.contains(&manifest.version) {
             return Err(ExportError::Manifest(format!(
-                "{}: unknown version {} (this strata reads version {MANIFEST_VERSION})",
-                path.display(),
+                "{origin}: unknown version {} (this strata reads versions {KNOWN_VERSIONS:?})",
                 manifest.version
             )));
         }
         Ok(manifest)
     }
+
+    /// Reads `name` (the manifest or the partial one) from `dest`; `None` when absent.
+    pub async fn read(dest: &Destination, name: &str) -> Result<Option<Self>, ExportError> {
+        match dest.read_small(name).await? {
+            Some(bytes) => Ok(Some(Self::parse(&bytes, &dest.describe(name))?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// One problem `verify` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
     pub file: String,
     pub problem: String,
 }
 
-/// Checks every file of `dir/manifest.json`: size, SHA-256, and the Parquet footer's row count.
-/// `Ok(vec![])` means the export is intact.
-pub fn verify(dir: &Path) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
-    let manifest = Manifest::read(dir)?;
+/// Checks every file of `manifest.json` at `dest`: size, SHA-256, the Parquet footer's row
+/// count, and (version 2) that each partition's files chain over its requested range.
+/// `Ok((_, vec![]))` means the export is complete and intact.
+pub async fn verify(dest: &Destination) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
+    let manifest = Manifest::read(dest, MANIFEST_FILE).await?.ok_or_else(|| {
+        ExportError::Manifest(format!(
+            "{} does not exist (an export without it is incomplete)",
+            dest.describe(MANIFEST_FILE)
+        ))
+    })?;
     let mut problems = Vec::new();
     for entry in &manifest.files {
-        let path = dir.join(&entry.file);
         let mut problem = |p: String| {
             problems.push(Mismatch {
                 file: entry.file.clone(),
                 problem: p,
             })
         };
-        let (sha, bytes) = match sha256_file(&path) {
-            Ok(found) => found,
+        let (sha, bytes) = match dest.sha256(&entry.file).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                problem("missing".into());
+                continue;
+            }
             Err(e) => {
                 problem(e.to_string());
                 continue;
@@ -126,7 +151,7 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
         if sha != entry.sha256 {
             problem(format!("SHA-256 {sha}, manifest says {}", entry.sha256));
         }
-        match parquet_rows(&path) {
+        match dest.parquet_rows(&entry.file).await {
             Ok(rows) if rows != entry.records => {
                 problem(format!("{rows} rows, manifest says {}", entry.records))
             }
@@ -134,12 +159,43 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
             Err(e) => problem(format!("unreadable Parquet footer: {e}")),
         }
     }
+    problems.extend(coverage_problems(&manifest));
     Ok((manifest, problems))
 }
 
-fn parquet_rows(path: &Path) -> Result<u64, ExportError> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = std::fs::File::open(path).map_err(ExportError::io("opening", path))?;
-    let reader = SerializedFileReader::new(file)?;
-    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+/// Each requested partition range must be covered by its files exactly once, in order.
+pub fn coverage_problems(manifest: &Manifest) -> Vec<Mismatch> {
+    let mut problems = Vec::new();
+    for range in &manifest.partitions {
+        let mut files: Vec<&ManifestFile> = manifest
+            .files
+            .iter()
+            .filter(|f| f.partition == range.partition)
+            .collect();
+        files.sort_by_key(|f| f.requested_from_offset);
+        let mut next = range.from_offset;
+        for f in &files {
+            if f.requested_from_offset != next {
+                problems.push(Mismatch {
+                    file: f.file.clone(),
+                    problem: format!(
+                        "starts at offset {}, expected {next} (gap or overlap)",
+                        f.requested_from_offset
+                    ),
+                });
+            }
+            next = f.requested_to_offset + 1;
+        }
+        if next != range.to_offset + 1 && range.to_offset >= range.from_offset {
+            problems.push(Mismatch {
+                file: format!("partition {}", range.partition),
+                problem: format!(
+                    "files cover offsets up to {}, the export asked for up to {}",
+                    next - 1,
+                    range.to_offset
+                ),
+            });
+        }
+    }
+    problems
 }

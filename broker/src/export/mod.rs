@@ -1,43 +1,57 @@
-//! `strata export`: one partition range at a time, from the log (local or remote tier) to
-//! Parquet files plus a `manifest.json` that lets an auditor check them later.
+//! Export: any slice of a topic's history, from both tiers, to Parquet files plus a
+//! `manifest.json` that lets an auditor check them later. Run by `strata export` (a stopped
+//! broker's data directory) or as a job inside a running broker (`POST /v1/exports`, `http.rs`).
 //!
 //! ```text
-//!  ExportPlan (offset range per partition, resolved from offsets or RFC 3339 times)
+//!  ExportRequest ─▶ job.rs run_export: probe destination, resolve ranges, resume point
 //!     │
 //!     ▼
 //!  reader.rs  RecordReader ── offset < local log start ──▶ RemoteLogManager::read (remote tier)
 //!     │                    └─ otherwise ─────────────────▶ PartitionLog::read   (local segments)
 //!     │  whole batches, at most READ_CHUNK_BYTES per step, decoded with kafka-protocol's
 //!     │  RecordBatchDecoder, records outside [from, to] dropped, control batches skipped
+//!     ▼                                  claims.rs: --verify-claims hashes each ticket's payload
+//!  parquet_writer.rs  PartitionParquetWriter ── Arrow RecordBatch per chunk, zstd
+//!     │  row groups closed at ~32 MiB or 1M rows; a new file at --max-file-bytes
 //!     ▼
-//!  parquet_writer.rs  PartitionParquetWriter ── Arrow RecordBatch per chunk ──▶ <file>.tmp
-//!     │  row groups closed at ~128 MiB or 1M rows, zstd; fsync + rename on finish
+//!  destination.rs  FileSink ── local .tmp + fsync + rename | object-store multipart upload
+//!     │  SHA-256 and size computed while writing
 //!     ▼
-//!  manifest.rs  manifest.json: per file the exact offsets and times exported, row count,
-//!               size and SHA-256; written last (temp + fsync + rename), `verify` recomputes.
+//!  manifest.rs  manifest.partial.json after every file; manifest.json last; `verify` recomputes
 //! ```
 //!
 //! # Invariants
 //! - **Same read path as a consumer.** Records come from the bytes `PartitionLog::read` and
 //!   `RemoteLogManager::read` return to a Fetch (the remote tier CRC-checks its chunks), so an
 //!   export sees exactly what a consumer sees; a corrupt chunk fails the export, never a file.
-//! - **Bounded memory.** One read chunk (a few MiB of batches, at least one batch) plus the
-//!   Parquet row group being built (~128 MiB) per partition; partitions run one after another.
-//! - **No partial output looks complete.** Parquet files are written under a `.tmp` name and
-//!   renamed when closed; `manifest.json` is written only after every file, so a directory
-//!   without a manifest is an interrupted export.
-//! - **The broker is stopped.** The export opens the data directory with the log engine, which
-//!   takes the directory's `.lock`: a running broker makes the export fail up front. Background
-//!   retention and rolls are pushed out beyond the export's lifetime; nothing is appended.
+//!   Inside a running broker these are the broker's own instances (shared chunk cache, reader
+//!   pool); the range ends at the high watermark resolved when the job starts.
+//! - **Bounded memory.** One read chunk (a few MiB of batches, at least one batch), the Parquet
+//!   row group being built (~32 MiB, twice that while it is flushed), for object stores two
+//!   8 MiB parts in flight, and (CLI) a remote chunk cache of four chunks; partitions run one
+//!   after another.
+//! - **No partial output looks complete.** A file becomes visible only when complete (rename, or
+//!   multipart completion); `manifest.json` is written only after every file, so a destination
+//!   without it is an interrupted export, which a re-run with the same request resumes from
+//!   `manifest.partial.json` (see `job.rs`).
+//! - **The CLI needs the broker stopped.** It opens the data directory with the log engine,
+//!   which takes the directory's `.lock`: a running broker makes it fail up front (use the HTTP
+//!   job instead). Background retention and rolls are pushed out beyond its lifetime.
 //!
-//! # Limits (first deliverable)
+//! # Limits
 //! Record headers come from kafka-protocol's decoder as a map: two headers with the same key in
 //! one record keep only the last. Transaction markers (control batches) are not exported; aborted
-//! transactional records are (the export is read-uncommitted).
+//! transactional records are (the export is read-uncommitted). HTTP jobs live in memory: a
+//! broker restart forgets them (re-post to resume). An object-store upload cut by a crash leaves
+//! an incomplete multipart upload for the bucket's lifecycle rule to abort.
 
+pub mod claims;
+pub mod destination;
+pub mod http;
 pub mod job;
 pub mod manifest;
 pub mod parquet_writer;
+pub mod progress;
 pub mod reader;
 
 use std::path::PathBuf;
@@ -54,6 +68,16 @@ pub enum ExportError {
         partition: i32,
         from: i64,
         to: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// The requested range starts in history that retention already deleted.
+    #[error(
+        "{topic}-{partition}: history before offset {log_start} has expired (retention deleted it); the log holds [{log_start}, {log_end})"
+    )]
+    Expired {
+        topic: String,
+        partition: i32,
         log_start: i64,
         log_end: i64,
     },
@@ -82,6 +106,14 @@ pub enum ExportError {
     },
     #[error("manifest: {0}")]
     Manifest(String),
+    #[error("destination: {0}")]
+    Destination(String),
+    /// The request itself is wrong (unknown topic or partition, bad bounds, a destination that
+    /// already holds another export).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("reading the claim store: {0}")]
+    Claims(String),
 }
 
 impl ExportError {
@@ -109,6 +141,17 @@ pub struct ExportRecord {
     pub value: Option<bytes::Bytes>,
     pub headers: Vec<(String, Option<bytes::Bytes>)>,
     pub producer_id: i64,
+    /// The ticket's fields when the record is a claim ticket (`claimcheck.version` header).
+    pub claim: Option<ClaimFields>,
+}
+
+/// The exported fields of a claim ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimFields {
+    pub id: String,
+    pub uri: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use strata_format::{BatchIter, RecordBatch, TimestampType};
 use strata_tiering::RemoteLogManager;
 
-use super::{ExportError, ExportRecord, TimestampKind};
+use super::{ClaimFields, ExportError, ExportRecord, TimestampKind};
 use crate::log::PartitionLog;
 
 /// Bytes of batches read per step (one batch more when a single batch is larger).
@@ -28,6 +28,7 @@ pub struct RecordReader {
     to: i64,
     from: i64,
     chunk_bytes: usize,
+    bytes_read: u64,
 }
 
 impl RecordReader {
@@ -46,7 +47,19 @@ impl RecordReader {
             to,
             from,
             chunk_bytes: READ_CHUNK_BYTES,
+            bytes_read: 0,
         }
+    }
+
+    /// Reads at most `bytes` per step (still at least one batch).
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes.max(1);
+        self
+    }
+
+    /// Bytes of record batches read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// The offset the next chunk starts from (progress).
@@ -64,6 +77,7 @@ impl RecordReader {
         if bytes.is_empty() {
             return Ok(None);
         }
+        self.bytes_read += bytes.len() as u64;
         let mut records = Vec::new();
         let mut advanced = false;
         for batch in BatchIter::new(bytes) {
@@ -88,21 +102,7 @@ impl RecordReader {
 
     async fn read_bytes(&self, offset: i64) -> Result<Bytes, ExportError> {
         if offset < self.log.local_log_start_offset() {
-            let Some(remote) = &self.remote else {
-                return Err(self.missing(offset));
-            };
-            return match remote
-                .read(
-                    self.log.topic(),
-                    self.log.partition(),
-                    offset,
-                    self.chunk_bytes,
-                )
-                .await?
-            {
-                Some(bytes) => Ok(bytes),
-                None => Err(self.missing(offset)),
-            };
+            return self.read_remote(offset).await;
         }
         let log = self.log.clone();
         let max = self.chunk_bytes;
@@ -112,8 +112,36 @@ impl RecordReader {
                 action: "reading",
                 path: self.log.dir().to_path_buf(),
                 source: std::io::Error::other(e),
-            })??;
-        Ok(read.records)
+            })?;
+        match read {
+            Ok(read) => Ok(read.records),
+            // On a running broker local retention may delete the segment between the check
+            // above and the read, once the remote tier holds it: read it from there.
+            Err(crate::log::LogError::OffsetOutOfRange { .. })
+                if offset < self.log.local_log_start_offset() =>
+            {
+                self.read_remote(offset).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_remote(&self, offset: i64) -> Result<Bytes, ExportError> {
+        let Some(remote) = &self.remote else {
+            return Err(self.missing(offset));
+        };
+        match remote
+            .read(
+                self.log.topic(),
+                self.log.partition(),
+                offset,
+                self.chunk_bytes,
+            )
+            .await?
+        {
+            Some(bytes) => Ok(bytes),
+            None => Err(self.missing(offset)),
+        }
     }
 
     fn missing(&self, offset: i64) -> ExportError {
@@ -122,6 +150,59 @@ impl RecordReader {
             partition: self.log.partition(),
             offset,
         }
+    }
+}
+
+/// One step of a [`PrefetchedChunks`] stream: the records in range and where the reader is.
+pub struct Chunk {
+    pub records: Vec<ExportRecord>,
+    /// The offset after the last batch read ([`RecordReader::position`]).
+    pub position: i64,
+    /// Bytes of record batches read so far ([`RecordReader::bytes_read`]).
+    pub bytes_read: u64,
+}
+
+/// A [`RecordReader`] running ahead in its own task, `depth` chunks at most, so that reading
+/// (remote requests, decompression, decoding) overlaps with Parquet encoding.
+pub struct PrefetchedChunks {
+    chunks: tokio::sync::mpsc::Receiver<Result<Chunk, ExportError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordReader {
+    pub fn prefetch(mut self, depth: usize) -> PrefetchedChunks {
+        let (tx, chunks) = tokio::sync::mpsc::channel(depth.max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                let next = match self.next_chunk().await {
+                    Ok(Some(records)) => Ok(Chunk {
+                        records,
+                        position: self.position(),
+                        bytes_read: self.bytes_read(),
+                    }),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        PrefetchedChunks { chunks, task }
+    }
+}
+
+impl PrefetchedChunks {
+    /// The next chunk, `None` at the end of the range.
+    pub async fn next(&mut self) -> Result<Option<Chunk>, ExportError> {
+        self.chunks.recv().await.transpose()
+    }
+}
+
+impl Drop for PrefetchedChunks {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -142,6 +223,7 @@ pub(crate) fn decode_into(
         if record.offset < from || record.offset > to {
             continue;
         }
+        let claim = claim_fields(&record.headers, record.value.as_deref());
         out.push(ExportRecord {
             offset: record.offset,
             timestamp: if log_append {
@@ -162,7 +244,31 @@ pub(crate) fn decode_into(
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             producer_id: record.producer_id,
+            claim,
         });
     }
     Ok(())
+}
+
+/// A claim ticket's fields, for records carrying the `claimcheck.version` header (what the
+/// gateway writes); anything else, or a header set that is not a valid ticket, is `None`.
+fn claim_fields(
+    headers: &kafka_protocol::indexmap::IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>,
+    value: Option<&[u8]>,
+) -> Option<ClaimFields> {
+    use strata_claimcheck::ClaimTicket;
+    use strata_claimcheck::ticket::header;
+    if !headers.keys().any(|k| k.as_str() == header::VERSION) {
+        return None;
+    }
+    let pairs = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)));
+    let ticket = ClaimTicket::from_record(pairs, value.unwrap_or_default()).ok()?;
+    Some(ClaimFields {
+        id: ticket.id.to_string(),
+        uri: ticket.uri,
+        size: ticket.size,
+        sha256: ticket.sha256,
+    })
 }

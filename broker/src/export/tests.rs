@@ -1,5 +1,6 @@
-//! Writer + manifest round trip: write records, read them back with the `parquet` crate's Arrow
-//! reader, verify the manifest, then flip one byte and see `verify` catch it.
+//! Writer + manifest round trip: write records through a destination's sink, read them back
+//! with the `parquet` crate's Arrow reader, verify the manifest, then flip one byte and see
+//! `verify` catch it. Manifest versions and coverage checks.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -7,9 +8,13 @@ use arrow_array::{Array, StructArray};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::manifest::{MANIFEST_VERSION, Manifest, ManifestFile, sha256_file, verify};
+use super::destination::Destination;
+use super::manifest::{
+    MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestFile, RequestedRange, coverage_problems,
+    verify,
+};
 use super::parquet_writer::{PartitionParquetWriter, schema};
-use super::{ExportRecord, TimestampKind};
+use super::{ClaimFields, ExportRecord, TimestampKind};
 
 fn record(offset: i64) -> ExportRecord {
     ExportRecord {
@@ -27,22 +32,36 @@ fn record(offset: i64) -> ExportRecord {
             vec![]
         },
         producer_id: if offset < 50 { -1 } else { 7 },
+        claim: (offset == 42).then(|| ClaimFields {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            uri: "/v1/claims/0123456789abcdef0123456789abcdef".into(),
+            size: 12345,
+            sha256: "ab".repeat(32),
+        }),
     }
 }
 
-#[test]
-fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
+#[tokio::test]
+async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let name = "orders-3-10-109.parquet";
+    let dest = Destination::Local(dir.path().to_path_buf());
+    let name = "orders-p00003-00000000000000000010.parquet";
     let path = dir.path().join(name);
     let records: Vec<_> = (10..110).map(record).collect();
-    let mut writer = PartitionParquetWriter::create(&path, "orders", 3).unwrap();
-    writer.write(&records[..40]).unwrap();
-    writer.write(&records[40..]).unwrap();
-    let summary = writer.finish().unwrap();
+    let sink = dest.create(name).await.unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "orders", 3).unwrap();
+    writer.write(&records[..40]).await.unwrap();
+    assert!(!path.exists(), "visible before it is complete");
+    writer.write(&records[40..]).await.unwrap();
+    let summary = writer.finish().await.unwrap();
     assert_eq!(summary.records, 100);
     assert_eq!(summary.offsets, Some((10, 109)));
-    assert!(!dir.path().join("orders-3-10-109.parquet.tmp").exists());
+    assert!(!dir.path().join(format!("{name}.tmp")).exists());
+    // The digest computed while writing is the file's.
+    assert_eq!(
+        dest.sha256(name).await.unwrap(),
+        Some((summary.sha256.clone(), summary.bytes))
+    );
 
     // Read back with the parquet crate and compare every column.
     let file = std::fs::File::open(&path).unwrap();
@@ -60,6 +79,7 @@ fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
         let value = batch.column(6).as_binary::<i32>();
         let headers = batch.column(7).as_list::<i32>();
         let producer = batch.column(8).as_primitive::<Int64Type>();
+        let claim = batch.column(9).as_struct();
         for i in 0..batch.num_rows() {
             let want = &records[row];
             assert_eq!(topic.value(i), "orders");
@@ -81,16 +101,27 @@ fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
                 assert_eq!(vals.is_valid(j).then(|| vals.value(j)), v.as_deref());
             }
             assert_eq!(producer.value(i), want.producer_id);
+            assert_eq!(claim.is_valid(i), want.claim.is_some());
+            if let Some(c) = &want.claim {
+                assert_eq!(claim.column(0).as_string::<i32>().value(i), c.id);
+                assert_eq!(claim.column(2).as_primitive::<Int64Type>().value(i), 12345);
+                assert_eq!(claim.column(3).as_string::<i32>().value(i), c.sha256);
+            }
             row += 1;
         }
     }
     assert_eq!(row, 100);
 
-    let (sha256, bytes) = sha256_file(&path).unwrap();
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         topic: "orders".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
+        partitions: vec![RequestedRange {
+            partition: 3,
+            from_offset: 10,
+            to_offset: 109,
+        }],
+        max_file_bytes: None,
         files: vec![ManifestFile {
             file: name.into(),
             partition: 3,
@@ -101,13 +132,19 @@ fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
             min_timestamp_ms: summary.timestamps.map(|t| t.0),
             max_timestamp_ms: summary.timestamps.map(|t| t.1),
             records: 100,
-            bytes,
-            sha256,
+            bytes: summary.bytes,
+            sha256: summary.sha256.clone(),
         }],
+        claims: None,
     };
-    manifest.write(dir.path()).unwrap();
-    assert_eq!(Manifest::read(dir.path()).unwrap(), manifest);
-    let (_, problems) = verify(dir.path()).unwrap();
+    dest.write_small(MANIFEST_FILE, manifest.to_json().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        Manifest::read(&dest, MANIFEST_FILE).await.unwrap(),
+        Some(manifest.clone())
+    );
+    let (_, problems) = verify(&dest).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 
     // Flip one byte in the middle of the file: verify must report it.
@@ -115,21 +152,128 @@ fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let middle = content.len() / 2;
     content[middle] ^= 0x01;
     std::fs::write(&path, &content).unwrap();
-    let (_, problems) = verify(dir.path()).unwrap();
+    let (_, problems) = verify(&dest).await.unwrap();
     assert!(
         problems.iter().any(|p| p.problem.contains("SHA-256")),
         "{problems:?}"
     );
 }
 
+#[tokio::test]
+async fn object_store_destination_writes_whole_files_and_verifies() {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let dest = Destination::Object {
+        store,
+        prefix: "exports/run1".into(),
+        url: "memory://exports/run1".into(),
+    };
+    dest.probe_writable().await.unwrap();
+    let name = "t-p00000-00000000000000000000.parquet";
+    let sink = dest.create(name).await.unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
+    let records: Vec<_> = (0..50).map(record).collect();
+    writer.write(&records).await.unwrap();
+    assert_eq!(
+        dest.sha256(name).await.unwrap(),
+        None,
+        "visible before complete"
+    );
+    let summary = writer.finish().await.unwrap();
+    assert_eq!(
+        dest.sha256(name).await.unwrap(),
+        Some((summary.sha256.clone(), summary.bytes))
+    );
+    assert_eq!(dest.parquet_rows(name).await.unwrap(), 50);
+}
+
+#[test]
+fn verify_reports_gaps_and_overlaps_between_files() {
+    let file = |name: &str, from: i64, to: i64| ManifestFile {
+        file: name.into(),
+        partition: 0,
+        requested_from_offset: from,
+        requested_to_offset: to,
+        first_offset: Some(from),
+        last_offset: Some(to),
+        min_timestamp_ms: None,
+        max_timestamp_ms: None,
+        records: (to - from + 1) as u64,
+        bytes: 0,
+        sha256: String::new(),
+    };
+    let mut manifest = Manifest {
+        version: MANIFEST_VERSION,
+        topic: "t".into(),
+        created_at: String::new(),
+        partitions: vec![RequestedRange {
+            partition: 0,
+            from_offset: 0,
+            to_offset: 99,
+        }],
+        max_file_bytes: Some(1),
+        files: vec![file("a", 0, 49), file("b", 50, 99)],
+        claims: None,
+    };
+    assert!(coverage_problems(&manifest).is_empty());
+    manifest.files[1] = file("b", 40, 99);
+    assert_eq!(coverage_problems(&manifest).len(), 1, "overlap");
+    manifest.files[1] = file("b", 50, 90);
+    assert_eq!(coverage_problems(&manifest).len(), 1, "short");
+}
+
+#[test]
+fn manifest_version_1_still_parses() {
+    let v1 = br#"{"version":1,"topic":"t","created_at":"2026-01-01T00:00:00Z","files":[
+        {"file":"t-0-0-9.parquet","partition":0,"requested_from_offset":0,"requested_to_offset":9,
+         "first_offset":0,"last_offset":9,"min_timestamp_ms":1,"max_timestamp_ms":2,"records":10,
+         "bytes":100,"sha256":"00"}]}"#;
+    let manifest = Manifest::parse(v1, "v1").unwrap();
+    assert_eq!(manifest.files[0].records, 10);
+    assert!(manifest.partitions.is_empty());
+}
+
 #[test]
 fn manifest_rejects_an_unknown_version() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("manifest.json"),
+    let error = Manifest::parse(
         br#"{"version":99,"topic":"t","created_at":"x","files":[]}"#,
+        "manifest.json",
     )
-    .unwrap();
-    let error = Manifest::read(dir.path()).unwrap_err().to_string();
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("unknown version 99"), "{error}");
+}
+
+#[tokio::test]
+async fn object_store_destination_uploads_a_large_file_in_parts() {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let dest = Destination::Object {
+        store,
+        prefix: "big".into(),
+        url: "memory://big".into(),
+    };
+    let name = "t-p00000-00000000000000000000.parquet";
+    let sink = dest.create(name).await.unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
+    // Incompressible values, more than two multipart parts' worth in all.
+    let records: Vec<ExportRecord> = (0..320)
+        .map(|offset| {
+            let mut r = record(offset);
+            r.value = Some(Bytes::from(
+                (0..64 * 1024)
+                    .map(|_| rand::random::<u8>())
+                    .collect::<Vec<_>>(),
+            ));
+            r
+        })
+        .collect();
+    for chunk in records.chunks(40) {
+        writer.write(chunk).await.unwrap();
+    }
+    let summary = writer.finish().await.unwrap();
+    assert!(summary.bytes > 2 * super::destination::PART_BYTES as u64);
+    assert_eq!(
+        dest.sha256(name).await.unwrap(),
+        Some((summary.sha256.clone(), summary.bytes))
+    );
+    assert_eq!(dest.parquet_rows(name).await.unwrap(), 320);
 }

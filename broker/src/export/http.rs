@@ -1,0 +1,340 @@
+//! The export as an HTTP job on the broker's listener (documented in `openapi_paths.json`,
+//! merged into `GET /v1/openapi.json`):
+//!
+//! * `POST /v1/exports` with the CLI's parameters as JSON: checks the request (topic,
+//!   partitions, range, a writable destination) before answering, then runs the export in the
+//!   background and answers `202` with the job id.
+//! * `GET /v1/exports/{id}`: state (`running`, `succeeded`, `failed`), progress per partition,
+//!   errors, and the manifest once done.
+//!
+//! The job reads through the running broker's own read path (`PartitionLog::read` for local
+//! segments, the broker's `RemoteLogManager` below the local log start), so the broker keeps
+//! serving while it runs. Jobs live in memory: a restart forgets them, and re-posting the same
+//! request resumes the export at its destination (see `job.rs`). Like every route on the HTTP
+//! listener these are unauthenticated and write where `out` says: bind the listener to
+//! loopback or a private network.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ExportError;
+use super::destination::Destination;
+use super::job::{Bound, ExportRequest, ExportSource, plan, run_export};
+use super::manifest::Manifest;
+use super::progress::{ExportProgress, PartitionProgress};
+
+/// Every `(method, path)` served here, in OpenAPI syntax (checked against the document).
+pub const ROUTES: &[(&str, &str)] = &[("post", "/v1/exports"), ("get", "/v1/exports/{id}")];
+
+/// The OpenAPI `paths` of [`ROUTES`].
+pub const OPENAPI_PATHS: &str = include_str!("openapi_paths.json");
+
+/// The body of `POST /v1/exports`: the CLI's flags.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    pub topic: String,
+    #[serde(default)]
+    pub partitions: Vec<i32>,
+    pub from_offset: Option<i64>,
+    /// RFC 3339.
+    pub from_time: Option<String>,
+    pub to_offset: Option<i64>,
+    pub to_time: Option<String>,
+    /// A directory on the broker host, or an object-store URL (`s3://bucket/prefix`).
+    pub out: String,
+    pub max_file_bytes: Option<u64>,
+    #[serde(default)]
+    pub verify_claims: bool,
+}
+
+impl ExportBody {
+    pub fn to_request(&self) -> Result<ExportRequest, ExportError> {
+        let bound = |offset: Option<i64>, time: &Option<String>, name: &str| match (offset, time) {
+            (Some(o), None) => Ok(Bound::Offset(o)),
+            (None, Some(t)) => Bound::parse_time(name, t),
+            _ => Err(ExportError::BadRequest(format!(
+                "give exactly one of {name}_offset and {name}_time"
+            ))),
+        };
+        if self.max_file_bytes == Some(0) {
+            return Err(ExportError::BadRequest("max_file_bytes must be > 0".into()));
+        }
+        Ok(ExportRequest {
+            topic: self.topic.clone(),
+            partitions: self.partitions.clone(),
+            from: bound(self.from_offset, &self.from_time, "from")?,
+            to: bound(self.to_offset, &self.to_time, "to")?,
+            max_file_bytes: self.max_file_bytes,
+            verify_claims: self.verify_claims,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// What `GET /v1/exports/{id}` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub id: Uuid,
+    pub state: JobState,
+    pub request: ExportBody,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub offsets_done: u64,
+    pub offsets_total: u64,
+    pub records_done: u64,
+    pub log_bytes_read: u64,
+    pub bytes_written: u64,
+    pub partitions: Vec<PartitionProgress>,
+    pub errors: Vec<String>,
+    pub manifest: Option<Manifest>,
+}
+
+struct Job {
+    request: ExportBody,
+    destination: String,
+    started_at: String,
+    progress: ExportProgress,
+    outcome: Mutex<Option<Outcome>>,
+}
+
+/// How a finished job ended.
+struct Outcome {
+    state: JobState,
+    finished_at: String,
+    errors: Vec<String>,
+    manifest: Option<Manifest>,
+}
+
+impl Job {
+    fn status(&self, id: Uuid) -> JobStatus {
+        let partitions = self.progress.snapshot();
+        let (offsets_done, offsets_total) = self.progress.totals();
+        let outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, finished_at, errors, manifest) = match &*outcome {
+            None => (JobState::Running, None, Vec::new(), None),
+            Some(o) => (
+                o.state,
+                Some(o.finished_at.clone()),
+                o.errors.clone(),
+                o.manifest.clone(),
+            ),
+        };
+        JobStatus {
+            id,
+            state,
+            request: self.request.clone(),
+            started_at: self.started_at.clone(),
+            finished_at,
+            offsets_done,
+            offsets_total,
+            records_done: partitions.iter().map(|p| p.records_done).sum(),
+            log_bytes_read: partitions.iter().map(|p| p.log_bytes_read).sum(),
+            bytes_written: partitions.iter().map(|p| p.bytes_written).sum(),
+            partitions,
+            errors,
+            manifest,
+        }
+    }
+}
+
+/// The jobs of this broker process.
+#[derive(Clone)]
+pub struct ExportJobs {
+    source: ExportSource,
+    jobs: Arc<Mutex<HashMap<Uuid, Arc<Job>>>>,
+}
+
+impl ExportJobs {
+    pub fn new(source: ExportSource) -> Self {
+        Self {
+            source,
+            jobs: Arc::default(),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(ROUTES[0].1, post(start_job))
+            .route(ROUTES[1].1, get(job_status))
+            .with_state(self.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Job>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An error answer in the gateway's shape: `{"error": {"code", "message"}}`.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.1, "message": self.2 } });
+        (self.0, Json(body)).into_response()
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        let (status, code) = match &e {
+            ExportError::BadRequest(_)
+            | ExportError::OutOfRange { .. }
+            | ExportError::Expired { .. }
+            | ExportError::Destination(_)
+            | ExportError::Io { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self(status, code, e.to_string())
+    }
+}
+
+async fn start_job(
+    State(jobs): State<ExportJobs>,
+    body: Result<Json<ExportBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let request = body.to_request()?;
+    let dest = Destination::parse(&body.out)?;
+    let destination = dest.to_string();
+    // Checked before answering so that a bad request fails here, not in the job.
+    dest.probe_writable().await?;
+    plan(&jobs.source, &request).await?;
+
+    let id = Uuid::new_v4();
+    let job = Arc::new(Job {
+        request: body,
+        destination: destination.clone(),
+        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        progress: ExportProgress::default(),
+        outcome: Mutex::new(None),
+    });
+    {
+        let mut map = jobs.lock();
+        let busy = map
+            .values()
+            .any(|j| j.destination == destination && j.outcome.lock().is_ok_and(|o| o.is_none()));
+        if busy {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("an export to {destination} is already running"),
+            ));
+        }
+        map.insert(id, job.clone());
+    }
+    tracing::info!(%id, topic = %request.topic, dest = %destination, "export job started");
+    let source = jobs.source.clone();
+    let running = job.clone();
+    tokio::spawn(async move {
+        let result = run_export(&source, &request, &dest, &running.progress).await;
+        let finished = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let outcome = match result {
+            Ok(manifest) => {
+                let failures: Vec<String> = manifest
+                    .claims
+                    .iter()
+                    .flat_map(|c| &c.failures)
+                    .map(|f| {
+                        format!(
+                            "claim {} at {}-{}@{}: {}",
+                            f.id, manifest.topic, f.partition, f.offset, f.problem
+                        )
+                    })
+                    .collect();
+                let state = if failures.is_empty() {
+                    JobState::Succeeded
+                } else {
+                    JobState::Failed
+                };
+                tracing::info!(%id, ?state, files = manifest.files.len(), "export job finished");
+                Outcome {
+                    state,
+                    finished_at: finished,
+                    errors: failures,
+                    manifest: Some(manifest),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%id, %error, "export job failed");
+                Outcome {
+                    state: JobState::Failed,
+                    finished_at: finished,
+                    errors: vec![error.to_string()],
+                    manifest: None,
+                }
+            }
+        };
+        *running.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    });
+    Ok((StatusCode::ACCEPTED, Json(job.status(id))))
+}
+
+async fn job_status(
+    State(jobs): State<ExportJobs>,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let not_found = || {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no export job {id}"),
+        )
+    };
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let job = jobs.lock().get(&uuid).cloned().ok_or_else(not_found)?;
+    Ok(Json(job.status(uuid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let paths: serde_json::Value = serde_json::from_str(OPENAPI_PATHS).unwrap();
+        let paths = paths.as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(paths[*path].get(*method).is_some(), "{method} {path}");
+        }
+        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, ROUTES.len());
+        strata_claimcheck::http::openapi::merged_document(serde_json::Value::Object(paths.clone()))
+            .unwrap();
+    }
+
+    #[test]
+    fn body_needs_exactly_one_bound_each_side() {
+        let body: ExportBody = serde_json::from_value(json!({
+            "topic": "t", "from_offset": 0, "to_time": "2024-01-01T00:00:00Z", "out": "/tmp/x"
+        }))
+        .unwrap();
+        let request = body.to_request().unwrap();
+        assert_eq!(request.from, Bound::Offset(0));
+        assert_eq!(request.to, Bound::Time(1_704_067_200_000));
+        let both: ExportBody = serde_json::from_value(json!({
+            "topic": "t", "from_offset": 0, "from_time": "2024-01-01T00:00:00Z", "to_offset": 1,
+            "out": "/tmp/x"
+        }))
+        .unwrap();
+        assert!(both.to_request().is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Live progress of one export, shared between the job and whoever watches it (the CLI's
+//! progress bar, `GET /v1/exports/{id}`).
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// Progress of one partition's range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionProgress {
+    pub partition: i32,
+    /// The offset range exported (inclusive), after resolving times.
+    pub from_offset: i64,
+    pub to_offset: i64,
+    /// Offsets of the range passed so far (records plus gaps such as control batches).
+    pub offsets_done: u64,
+    /// Records written to Parquet.
+    pub records_done: u64,
+    /// Bytes of record batches read from the log (both tiers).
+    pub log_bytes_read: u64,
+    /// Bytes of finished Parquet files.
+    pub bytes_written: u64,
+    pub files_done: u32,
+    pub done: bool,
+}
+
+impl PartitionProgress {
+    pub fn offsets_total(&self) -> u64 {
+        (self.to_offset - self.from_offset + 1).max(0) as u64
+    }
+}
+
+/// A cheaply cloned handle on the progress of every partition of one export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportProgress {
+    partitions: Arc<Mutex<Vec<PartitionProgress>>>,
+}
+
+impl ExportProgress {
+    pub fn snapshot(&self) -> Vec<PartitionProgress> {
+        self.lock().clone()
+    }
+
+    pub(crate) fn set_plan(&self, partitions: Vec<PartitionProgress>) {
+        *self.lock() = partitions;
+    }
+
+    pub(crate) fn update(&self, partition: i32, change: impl FnOnce(&mut PartitionProgress)) {
+        if let Some(p) = self.lock().iter_mut().find(|p| p.partition == partition) {
+            change(p);
+        }
+    }
+
+    /// Offsets done and total over every partition.
+    pub fn totals(&self) -> (u64, u64) {
+        let partitions = self.lock();
+        (
+            partitions.iter().map(|p| p.offsets_done).sum(),
+            partitions
+                .iter()
+                .map(PartitionProgress::offsets_total)
+                .sum(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PartitionProgress>> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
