@@ -78,7 +78,9 @@ impl AppendAdmission for UploadLagAdmission {
             return Ok(());
         };
         let lag = view.status.upload_lag_bytes;
-        if !view.status.tiered || lag <= self.max_lag_bytes {
+        // With `remote.log.copy.disable=true` nothing is uploaded on purpose (Kafka then keeps
+        // segments under the total retention): that lag must not refuse producers.
+        if !view.status.copy_enabled || lag <= self.max_lag_bytes {
             return Ok(());
         }
         Err((
@@ -257,4 +259,52 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
     let changed = tiered(&previous) != tiered(&next);
     *ts.state.lock() = next;
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogManagerConfig;
+
+    async fn admission_for(copy_enabled: bool) -> Result<(), (i16, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        manager
+            .create_topic("t", 1, BTreeMap::new(), false)
+            .unwrap();
+        let log = manager.partition("t", 0).unwrap();
+        let state = Arc::new(TierState::default());
+        state.lock().insert(
+            ("t".into(), 0),
+            PartitionView {
+                status: PartitionTierStatus {
+                    topic: "t".into(),
+                    tiered: true,
+                    copy_enabled,
+                    upload_lag_bytes: 10_000,
+                    ..Default::default()
+                },
+                uploaded: BTreeMap::new(),
+            },
+        );
+        let admission = UploadLagAdmission {
+            state,
+            max_lag_bytes: 1_000,
+        };
+        admission.admit(&log)
+    }
+
+    #[tokio::test]
+    async fn upload_lag_over_the_bound_refuses_appends_while_copying_is_on() {
+        let (code, message) = admission_for(true).await.unwrap_err();
+        assert_eq!(code, KAFKA_STORAGE_ERROR);
+        assert!(message.contains("10000 bytes wait for upload"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn upload_lag_does_not_refuse_appends_when_copying_is_disabled() {
+        admission_for(false).await.unwrap();
+    }
 }
