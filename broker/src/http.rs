@@ -33,3 +33,18 @@ async fn render_metrics(State(metrics): State<MetricsHandle>) -> impl IntoRespon
         metrics.encode_text(),
     )
 }
+
+/// Checks that an OpenAPI `paths` fragment documents exactly `routes` (method, path) and merges
+/// into the gateway's document without clashing; shared by every module that mounts routes.
+#[cfg(test)]
+pub(crate) fn assert_routes_documented_exactly(openapi_paths: &str, routes: &[(&str, &str)]) {
+    let paths: serde_json::Value = serde_json::from_str(openapi_paths).unwrap();
+    let paths = paths.as_object().unwrap();
+    for (method, path) in routes {
+        assert!(paths[*path].get(*method).is_some(), "{method} {path}");
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, routes.len());
+    strata_claimcheck::http::openapi::merged_document(serde_json::Value::Object(paths.clone()))
+        .unwrap();
+}

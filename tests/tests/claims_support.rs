@@ -4,11 +4,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use strata_tests::Strata;
+#[allow(unused_imports)] // not every test binary that includes this file waits
+pub use strata_tests::wait_until;
 
 /// A blocking HTTP client without the default 30 s timeout (multi-GB bodies).
 pub fn http() -> reqwest::blocking::Client {
@@ -207,15 +208,4 @@ pub fn list_s3(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
         .filter_map(|s| s.split("</Key>").next())
         .map(str::to_string)
         .collect()
-}
-
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

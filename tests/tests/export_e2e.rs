@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use strata_tests::{Strata, Tool, assert_success, kcat, python, require};
+use strata_tests::{Strata, Tool, assert_success, kcat, require};
 use support::*;
 
 #[test]
@@ -159,19 +159,7 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
         .arg(&remote)
         .start();
     let topic = "audit-tiered";
-    let out = python(
-        "tiering_client.py",
-        &[
-            "create",
-            &strata.kafka_addr(),
-            topic,
-            "remote.storage.enable=true",
-            "segment.bytes=20000",
-            "local.retention.bytes=1",
-            "retention.ms=-1",
-        ],
-    );
-    assert_success(&out, "create tiered topic");
+    create_tiered_topic(&strata, topic);
     produce(&strata, topic, 0..1500, "none");
     let data_dir = strata.data_dir().to_path_buf();
     wait_until(

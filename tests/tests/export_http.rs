@@ -16,24 +16,6 @@ use strata_tests::s3::S3Target;
 use strata_tests::{Strata, Tool, assert_success, python, require};
 use support::*;
 
-/// A topic with 20 kB segments and no local history beyond the active segment, so that the
-/// remote tier soon holds most of it.
-fn create_tiered_topic(strata: &Strata, topic: &str) {
-    let out = python(
-        "tiering_client.py",
-        &[
-            "create",
-            &strata.kafka_addr(),
-            topic,
-            "remote.storage.enable=true",
-            "segment.bytes=20000",
-            "local.retention.bytes=1",
-            "retention.ms=-1",
-        ],
-    );
-    assert_success(&out, "create tiered topic");
-}
-
 fn tiering_broker() -> strata_tests::StrataBuilder {
     Strata::builder()
         .set("log.retention.check.interval.ms", "500")

@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use strata_tests::{Strata, assert_success, kcat, run_with_timeout, strata_bin, venv_python};
+#[allow(unused_imports)] // not every test binary that includes this file waits
+pub use strata_tests::wait_until;
+use strata_tests::{
+    Strata, assert_success, kcat, python, run_with_timeout, strata_bin, venv_python,
+};
 
 /// Reads every Parquet file of an export with pyarrow; prints one JSON object per row
 /// (bytes as hex) sorted by offset, plus the schema's type names.
@@ -128,14 +132,6 @@ pub fn flip_one_byte(dir: &Path) {
     std::fs::write(&file, bytes).unwrap();
 }
 
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The base offset of the partition's first local segment.
 pub fn first_local_offset(data_dir: &Path, topic: &str) -> i64 {
     std::fs::read_dir(data_dir.join(format!("{topic}-0")))
@@ -231,4 +227,22 @@ pub fn check_timestamps(doc: &serde_json::Value, consumed: &[(i64, i64)]) {
             .unwrap_or_else(|| panic!("offset {offset} not consumed"));
         assert_eq!(row["ts_ms"].as_i64(), Some(want.1), "timestamp at {offset}");
     }
+}
+
+/// A topic with 20 kB segments and no local history beyond the active segment, so that the
+/// remote tier soon holds most of it.
+pub fn create_tiered_topic(strata: &Strata, topic: &str) {
+    let out = python(
+        "tiering_client.py",
+        &[
+            "create",
+            &strata.kafka_addr(),
+            topic,
+            "remote.storage.enable=true",
+            "segment.bytes=20000",
+            "local.retention.bytes=1",
+            "retention.ms=-1",
+        ],
+    );
+    assert_success(&out, "create tiered topic");
 }

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[allow(unused_imports)] // not every test binary that includes this file waits
+pub use strata_tests::wait_until;
 use strata_tests::{Strata, StrataBuilder, assert_success, kcat, python};
 
 /// `records.py` BASE_TS.
@@ -63,14 +65,6 @@ pub fn local_segments(data_dir: &Path, topic: &str) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Waits until everything but the active segment was uploaded and deleted locally.
