@@ -113,6 +113,18 @@ fn splice_fetch(
     api_version: i16,
     fetch: &FetchResponse,
 ) -> anyhow::Result<Option<ResponseFrame>> {
+    let worth_splicing = fetch
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .any(|p| {
+            p.records
+                .as_ref()
+                .is_some_and(|r| r.len() >= SPLICE_MIN_BYTES)
+        });
+    if !worth_splicing {
+        return Ok(None); // the common small or empty answer: no clone, plain encoding
+    }
     let mut stand_in = fetch.clone();
     let mut spliced = Vec::new();
     for topic in &mut stand_in.responses {
@@ -125,9 +137,6 @@ fn splice_fetch(
                 partition.records = Some(Bytes::copy_from_slice(&marker(index)));
             }
         }
-    }
-    if spliced.is_empty() {
-        return Ok(None);
     }
 
     let header_version = ApiKey::Fetch.response_header_version(api_version);
