@@ -12,6 +12,16 @@ cd "$root"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A fresh clone (CI) gains nothing from incremental compilation, which doubles what the build
+# writes to disk.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+
+free_kib="$(df -Pk . | awk 'NR==2 {print $4}')"
+if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  echo "test.sh: warning: only $((free_kib / 1024)) MiB free on $(df -P . | awk 'NR==2 {print $6}');" \
+    "a clean build and test run writes about 8 GiB (free space, or point CARGO_TARGET_DIR elsewhere)" >&2
+fi
+
 step "installing test dependencies (only what is missing)"
 bash scripts/install-test-deps.sh
 
