@@ -714,3 +714,44 @@ async fn full_disk_fails_appends_without_poisoning_the_log() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// One append of 700 batches is written as 1400 pieces (new base offset + the client's bytes),
+/// more than one `pwritev` takes: every byte after the base offset must be the client's own.
+#[tokio::test]
+async fn a_many_batch_append_keeps_the_client_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("many", 1, overrides(&[]), false)
+        .unwrap();
+    let log = manager.partition("many", 0).unwrap();
+    log.append(batch(3, 10), Durability::Written).await.unwrap();
+
+    let sent: Vec<Bytes> = (0..700).map(|i| batch(1 + i % 3, 20 + i)).collect();
+    let request = Bytes::from(sent.concat());
+    let result = log.append(request, Durability::Fsync).await.unwrap();
+    assert_eq!(result.base_offset, 3);
+    let records: i64 = (0..700).map(|i| 1 + i % 3).sum();
+    assert_eq!(result.last_offset, 3 + records - 1);
+
+    let mut offset = 3;
+    let mut stored = Vec::new();
+    while offset < log.log_end_offset() {
+        for batch in BatchIter::new(log.read(offset, 256 * 1024).unwrap().records) {
+            offset = batch.next_offset();
+            stored.push(batch);
+        }
+    }
+    assert_eq!(stored.len(), 700);
+    let mut expected_base = 3;
+    for (sent, stored) in sent.iter().zip(&stored) {
+        stored.validate().unwrap();
+        assert_eq!(stored.base_offset(), expected_base);
+        assert_eq!(
+            &stored.as_bytes()[8..],
+            &sent[8..],
+            "batch at {expected_base}"
+        );
+        expected_base = stored.next_offset();
+    }
+}

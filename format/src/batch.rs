@@ -7,6 +7,8 @@ use crate::FormatError;
 
 /// Size of the fixed v2 batch header; records start right after it.
 pub const BATCH_HEADER_SIZE: usize = 61;
+/// The first field, the base offset (big-endian i64): outside the CRC, so a broker may rewrite it.
+pub const BASE_OFFSET_SIZE: usize = 8;
 /// The CRC covers everything from the attributes field to the end of the batch.
 pub const CRC_COVERED_FROM: usize = 21;
 /// The only record batch version this crate understands.

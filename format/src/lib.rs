@@ -30,8 +30,8 @@ mod error;
 mod iter;
 
 pub use batch::{
-    BATCH_HEADER_SIZE, CRC_COVERED_FROM, Compression, MAGIC_V2, NO_PRODUCER_ID, NO_SEQUENCE,
-    RecordBatch, RecordBatchMut, TimestampType, increment_sequence,
+    BASE_OFFSET_SIZE, BATCH_HEADER_SIZE, CRC_COVERED_FROM, Compression, MAGIC_V2, NO_PRODUCER_ID,
+    NO_SEQUENCE, RecordBatch, RecordBatchMut, TimestampType, increment_sequence,
 };
 pub use error::FormatError;
 pub use iter::{BatchIter, BatchIterEnd};

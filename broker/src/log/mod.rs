@@ -36,6 +36,7 @@ mod manager;
 mod offset_index;
 mod partition_log;
 mod producer_state;
+mod read_buffers;
 mod recovery;
 mod retention;
 mod segment;

@@ -13,11 +13,12 @@
 //! point in `flushed`. Everyone whose batch ended at or below it returns without syncing again.
 
 use std::collections::BTreeMap;
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use strata_format::{RecordBatch, RecordBatchMut};
+use strata_format::{BASE_OFFSET_SIZE, RecordBatch, RecordBatchMut};
 
 use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
@@ -205,18 +206,10 @@ impl PartitionLog {
         } else {
             -1
         };
-        let mut buffer = BytesMut::from(&records[..]);
         let mut placements = Vec::with_capacity(batches.len());
         let mut next = state.next_offset;
         let mut position = 0usize;
         for batch in batches {
-            let size = batch.size();
-            let mut view = RecordBatchMut::new(&mut buffer[position..position + size])
-                .map_err(|e| LogError::CorruptMessage(e.to_string()))?;
-            view.set_base_offset(next);
-            if log_append_time >= 0 {
-                view.set_log_append_time(log_append_time);
-            }
             let last = next + i64::from(batch.last_offset_delta());
             let max_timestamp = if log_append_time >= 0 {
                 log_append_time
@@ -225,17 +218,48 @@ impl PartitionLog {
             };
             placements.push(BatchPlacement {
                 relative_position: position,
-                size,
+                size: batch.size(),
                 base_offset: next,
                 last_offset: last,
                 max_timestamp,
             });
             next = last + 1;
-            position += size;
+            position += batch.size();
         }
+        // The base offset is outside the CRC, so with CreateTime the file gets each new base
+        // offset followed by the client's own bytes, in one vectored write and without a copy.
+        // LogAppendTime changes CRC-covered fields: those batches are rewritten in a copy.
+        let base_offsets: Vec<[u8; 8]>;
+        let mut stamped = BytesMut::new();
+        let pieces: Vec<IoSlice<'_>> = if log_append_time >= 0 {
+            stamped.extend_from_slice(records);
+            for placement in &placements {
+                let range =
+                    placement.relative_position..placement.relative_position + placement.size;
+                let mut view = RecordBatchMut::new(&mut stamped[range])
+                    .map_err(|e| LogError::CorruptMessage(e.to_string()))?;
+                view.set_base_offset(placement.base_offset);
+                view.set_log_append_time(log_append_time);
+            }
+            vec![IoSlice::new(&stamped)]
+        } else {
+            base_offsets = placements
+                .iter()
+                .map(|placement| placement.base_offset.to_be_bytes())
+                .collect();
+            placements
+                .iter()
+                .zip(&base_offsets)
+                .flat_map(|(placement, base_offset)| {
+                    let rest = placement.relative_position + BASE_OFFSET_SIZE
+                        ..placement.relative_position + placement.size;
+                    [IoSlice::new(base_offset), IoSlice::new(&records[rest])]
+                })
+                .collect()
+        };
         let active = state.active().clone();
         active
-            .append(&buffer, &placements, config.index_interval_bytes, now)
+            .append(&pieces, position, &placements, config.index_interval_bytes, now)
             .map_err(|error| {
                 let error = LogError::storage(format!("appending to {}", active.log_path().display()), error);
                 tracing::error!(topic = %self.topic, partition = self.partition, %error, disk_full = error.is_disk_full(), "append failed; log left unchanged");

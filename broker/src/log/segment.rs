@@ -7,7 +7,7 @@
 //! the file back to `size`, leaving the segment exactly as it was.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use strata_format::{BATCH_HEADER_SIZE, BatchIter, BatchIterEnd, RecordBatch};
 
 use super::offset_index::OffsetIndex;
+use super::read_buffers::{LARGEST_POOLED, READ_BUFFERS};
 use super::time_index::TimeIndex;
 
 /// Where one batch of an append lands, relative to the append's buffer.
@@ -44,6 +45,25 @@ fn read_exact_uninit(file: &File, mut position: u64, len: usize) -> io::Result<V
     // batch still being written).
     buffer.truncate(len);
     Ok(buffer)
+}
+
+/// `pwritev` until every piece is written (the kernel may stop short, and takes at most
+/// `IOV_MAX` pieces per call).
+fn write_all_vectored_at(file: &File, pieces: &[IoSlice<'_>], mut position: u64) -> io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    let mut pieces = pieces.to_vec();
+    let mut remaining = &mut pieces[..];
+    IoSlice::advance_slices(&mut remaining, 0);
+    while !remaining.is_empty() {
+        let batch = remaining.len().min(IOV_MAX);
+        let written = rustix::io::pwritev(file, &remaining[..batch], position)?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        position += written as u64;
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
 }
 
 /// `00000000000000000042.log` and friends.
@@ -168,17 +188,18 @@ impl Segment {
         self.meta().size == 0
     }
 
-    /// Writes `buffer` (whole batches, offsets already assigned) at the end of the log and
-    /// indexes it. On error the file is cut back and nothing changed.
+    /// Writes `pieces` (`len` bytes in all: whole batches, offsets already assigned) at the end
+    /// of the log and indexes them. On error the file is cut back and nothing changed.
     pub fn append(
         &self,
-        buffer: &[u8],
+        pieces: &[IoSlice<'_>],
+        len: usize,
         batches: &[BatchPlacement],
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> io::Result<()> {
         let position = self.meta().size;
-        if let Err(error) = self.log.write_all_at(buffer, position) {
+        if let Err(error) = write_all_vectored_at(&self.log, pieces, position) {
             // Roll back a partial write so the next append (after space returns) starts clean.
             if let Err(truncate_error) = self.log.set_len(position) {
                 tracing::error!(log = %self.log_path.display(), %truncate_error, "could not roll back a failed write");
@@ -191,7 +212,7 @@ impl Segment {
             let batch_position = position + batch.relative_position as u64;
             meta.index_batch(batch_position, batch, index_interval_bytes);
         }
-        meta.size = position + buffer.len() as u64;
+        meta.size = position + len as u64;
         Ok(())
     }
 
@@ -224,7 +245,8 @@ impl Segment {
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes` but at
-    /// least one batch. One copy: file -> the returned buffer (not zero-filled first).
+    /// least one batch. One copy: file -> the returned buffer (a reused one from
+    /// [`READ_BUFFERS`], not zero-filled first).
     pub fn read(&self, offset: i64, max_bytes: usize) -> io::Result<Option<Bytes>> {
         let limit = self.meta().size;
         let Some((start, first_size)) = self.position_of(offset, limit)? else {
@@ -233,7 +255,12 @@ impl Segment {
         let want = (max_bytes as u64)
             .max(u64::from(first_size))
             .min(limit - start);
-        let buffer = Bytes::from(read_exact_uninit(&self.log, start, want as usize)?);
+        let want = want as usize;
+        let buffer = if want <= LARGEST_POOLED {
+            READ_BUFFERS.read_at(&self.log, start, want)?
+        } else {
+            Bytes::from(read_exact_uninit(&self.log, start, want)?)
+        };
         // Cut at the last whole batch.
         let mut batches = BatchIter::new(buffer.clone());
         for _ in batches.by_ref() {}
