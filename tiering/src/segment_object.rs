@@ -134,6 +134,11 @@ impl SegmentEncoder {
         }
     }
 
+    /// Position in the segment file of the next batch pushed.
+    pub fn file_position(&self) -> u64 {
+        self.file_position
+    }
+
     /// Raw bytes buffered for the current chunk.
     pub fn buffered(&self) -> usize {
         self.buf.len()

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
-use tokio::io::{AsyncReadExt, BufReader};
+use std::io::Read;
+
+use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -41,7 +43,7 @@ use crate::manifest::{RemoteSegment, SegmentState};
 use crate::manifest_cache::ManifestCache;
 use crate::quota::RateLimiter;
 use crate::retention::complete_deletes;
-use crate::segment_object::{SegmentEncoder, encode_chunk};
+use crate::segment_object::{EncodedChunk, SegmentEncoder, encode_chunk};
 use crate::store::RemoteStore;
 
 /// What an upload did.
@@ -264,82 +266,44 @@ impl Uploader {
         }
     }
 
-    /// Read the segment batch by batch, encode chunks, write them and the index files.
+    /// Encode the segment's chunks (on a background thread, see [`encode_segment`]), write
+    /// them as they come, then the index files.
     async fn write_body(
         &self,
         desc: &SegmentDescriptor,
         key: &Path,
         sink: &mut Sink,
     ) -> Result<(crate::segment_object::Footer, Bytes, (u64, u32, u32))> {
-        let cfg = &self.config;
-        let path = &desc.log_path;
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| TieringError::io("open segment", path, e))?;
-        let mut reader = BufReader::with_capacity(256 << 10, file);
-        let mut enc = SegmentEncoder::new(desc.base_offset, cfg.chunk_size, cfg.compression);
-        let bad = |d: String| TieringError::corrupt("local segment", path.display(), d);
-        loop {
-            let mut head = [0u8; LENGTH_PREFIX];
-            match reader.read_exact(&mut head).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(TieringError::io("read segment", path, e)),
-            }
-            let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-            if len < (BATCH_HEADER_SIZE - LENGTH_PREFIX) as i32 || len as usize > (1 << 30) {
-                return Err(bad(format!("batch length {len}")));
-            }
-            let mut bytes = vec![0u8; LENGTH_PREFIX + len as usize];
-            bytes[..LENGTH_PREFIX].copy_from_slice(&head);
-            reader
-                .read_exact(&mut bytes[LENGTH_PREFIX..])
+        let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel(2);
+        let encoder = {
+            let (segment, cfg) = (desc.clone(), self.config.clone());
+            std::thread::Builder::new()
+                .name("strata-tier-encode".into())
+                .spawn(move || encode_segment(&segment, &cfg, chunks_tx))
+                .map_err(|e| TieringError::io("start the segment encoder", &desc.log_path, e))?
+        };
+        // The encoder stops at its next send once `chunks` is dropped (an upload error).
+        while let Some(chunk) = chunks.recv().await {
+            self.quota.acquire(chunk.bytes.len() as u64).await;
+            sink.write(chunk.bytes, self.config.multipart_concurrency)
                 .await
-                .map_err(|e| TieringError::io("read segment", path, e))?;
-            let batch = RecordBatch::new(Bytes::from(bytes)).map_err(|e| bad(e.to_string()))?;
-            batch
-                .validate()
-                .map_err(|e| bad(format!("batch at offset {}: {e}", batch.base_offset())))?;
-            if batch.base_offset() < desc.base_offset || batch.last_offset() >= desc.next_offset {
-                return Err(bad(format!(
-                    "batch [{}, {}] outside segment [{}, {})",
-                    batch.base_offset(),
-                    batch.last_offset(),
-                    desc.base_offset,
-                    desc.next_offset
-                )));
-            }
-            if enc.needs_flush_before(batch.size()) {
-                self.flush_chunk(&mut enc, key, sink).await?;
-            }
-            enc.push_batch(&batch);
+                .map_err(|e| TieringError::store("put segment part", key, e))?;
         }
-        self.flush_chunk(&mut enc, key, sink).await?;
+        let mut enc = tokio::task::spawn_blocking(move || encoder.join())
+            .await
+            .map_err(|_| TieringError::ShuttingDown)?
+            .map_err(|_| {
+                TieringError::io(
+                    "encode segment",
+                    &desc.log_path,
+                    std::io::Error::other("encoder thread panicked"),
+                )
+            })??;
         for index in [&desc.offset_index_path, &desc.time_index_path] {
             let len = self.copy_file(index, key, sink).await?;
             enc.index_written(len);
         }
         Ok(enc.finish())
-    }
-
-    async fn flush_chunk(
-        &self,
-        enc: &mut SegmentEncoder,
-        key: &Path,
-        sink: &mut Sink,
-    ) -> Result<()> {
-        let Some(raw) = enc.take_chunk() else {
-            return Ok(());
-        };
-        let chunk = tokio::task::spawn_blocking(move || encode_chunk(raw))
-            .await
-            .map_err(|_| TieringError::ShuttingDown)?
-            .map_err(|e| TieringError::io("compress chunk", key.as_ref(), e))?;
-        self.quota.acquire(chunk.bytes.len() as u64).await;
-        enc.chunk_written(chunk.meta);
-        sink.write(chunk.bytes, self.config.multipart_concurrency)
-            .await
-            .map_err(|e| TieringError::store("put segment part", key, e))
     }
 
     /// Stream an index file (if present) into the sink; returns its length.
@@ -366,5 +330,89 @@ impl Uploader {
                 .await
                 .map_err(|e| TieringError::store("put segment part", key, e))?;
         }
+    }
+}
+
+/// CPU priority (nice value) of the segment encoder threads: uploads are background work, so on
+/// a machine with no spare core, produce and fetch go first and uploads use what is left.
+const ENCODER_NICE: i32 = 10;
+
+/// Reads the segment file batch by batch, checks every batch (CRC, offsets within the segment)
+/// and compresses chunks, sending each encoded chunk to `chunks` in order. Runs on a thread of
+/// its own at a lower CPU priority; returns the encoder for the index sections and footer.
+fn encode_segment(
+    desc: &SegmentDescriptor,
+    cfg: &TieringConfig,
+    chunks: tokio::sync::mpsc::Sender<EncodedChunk>,
+) -> Result<SegmentEncoder> {
+    lower_thread_priority();
+    let path = &desc.log_path;
+    let file = std::fs::File::open(path).map_err(|e| TieringError::io("open segment", path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut enc = SegmentEncoder::new(desc.base_offset, cfg.chunk_size, cfg.compression);
+    let bad = |d: String| TieringError::corrupt("local segment", path.display(), d);
+    let send = |enc: &mut SegmentEncoder| -> Result<()> {
+        let Some(raw) = enc.take_chunk() else {
+            return Ok(());
+        };
+        let mut chunk =
+            encode_chunk(raw).map_err(|e| TieringError::io("compress chunk", path, e))?;
+        chunk.meta = enc.chunk_written(chunk.meta);
+        chunks
+            .blocking_send(chunk)
+            .map_err(|_| TieringError::ShuttingDown)
+    };
+    loop {
+        let mut head = [0u8; LENGTH_PREFIX];
+        match reader.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(TieringError::io("read segment", path, e)),
+        }
+        let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        if len < (BATCH_HEADER_SIZE - LENGTH_PREFIX) as i32 || len as usize > (1 << 30) {
+            return Err(bad(format!("batch length {len}")));
+        }
+        // `read_to_end` fills spare capacity without zeroing it first.
+        let mut bytes = Vec::with_capacity(LENGTH_PREFIX + len as usize);
+        bytes.extend_from_slice(&head);
+        (&mut reader)
+            .take(len as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| TieringError::io("read segment", path, e))?;
+        if bytes.len() != LENGTH_PREFIX + len as usize {
+            return Err(bad(format!(
+                "batch at file position {} cut short",
+                enc.file_position()
+            )));
+        }
+        let batch = RecordBatch::new(Bytes::from(bytes)).map_err(|e| bad(e.to_string()))?;
+        batch
+            .validate()
+            .map_err(|e| bad(format!("batch at offset {}: {e}", batch.base_offset())))?;
+        if batch.base_offset() < desc.base_offset || batch.last_offset() >= desc.next_offset {
+            return Err(bad(format!(
+                "batch [{}, {}] outside segment [{}, {})",
+                batch.base_offset(),
+                batch.last_offset(),
+                desc.base_offset,
+                desc.next_offset
+            )));
+        }
+        if enc.needs_flush_before(batch.size()) {
+            send(&mut enc)?;
+        }
+        enc.push_batch(&batch);
+    }
+    send(&mut enc)?;
+    Ok(enc)
+}
+
+/// Lowers the calling thread's CPU priority to [`ENCODER_NICE`] (Linux applies a nice value set
+/// for a thread id to that thread only). Best effort: a refusal leaves the thread as it was.
+fn lower_thread_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), ENCODER_NICE) {
+        tracing::debug!(%error, "could not lower the segment encoder's CPU priority");
     }
 }
