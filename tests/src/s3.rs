@@ -3,7 +3,9 @@
 //! (`STRATA_TEST_S3_BUCKET`, created by the test command), and a unique prefix per test so tests
 //! never see each other's objects.
 
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// Connection details of the S3 server under test.
 #[derive(Debug, Clone)]
@@ -57,5 +59,34 @@ impl S3Target {
             ),
             ("AWS_ALLOW_HTTP".into(), "true".into()),
         ]
+    }
+
+    /// Runs `tests/clients/s3_objects.py MODE s3://bucket/prefix [ARGS]` against this server
+    /// (signed requests through boto3, so MinIO and real S3 work as moto does); its stdout.
+    pub fn objects(&self, mode: &str, prefix: &str, args: &[&str]) -> String {
+        let mut command = Command::new(crate::venv_python());
+        command
+            .arg(crate::repo_root().join("tests/clients/s3_objects.py"))
+            .arg(mode)
+            .arg(format!("s3://{}/{prefix}", self.bucket))
+            .args(args);
+        for (key, value) in self.env() {
+            command.env(key, value);
+        }
+        let output = crate::run_with_timeout(&mut command, Duration::from_secs(300));
+        crate::assert_success(&output, &format!("s3_objects.py {mode} {prefix}"))
+    }
+
+    /// Keys under `prefix` in the test bucket.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        self.objects("list", prefix, &[])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Deletes every object under `prefix` (frees the test server's memory after big objects).
+    pub fn delete_all(&self, prefix: &str) {
+        self.objects("delete", prefix, &[]);
     }
 }

@@ -194,18 +194,3 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
-
-/// Keys under `prefix` in an S3 bucket (moto accepts unsigned ListObjectsV2 requests).
-pub fn list_s3(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
-    let body = http()
-        .get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
-        .send()
-        .expect("ListObjectsV2")
-        .text()
-        .unwrap();
-    body.split("<Key>")
-        .skip(1)
-        .filter_map(|s| s.split("</Key>").next())
-        .map(str::to_string)
-        .collect()
-}

@@ -8,7 +8,6 @@
 #[path = "export_support.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -176,38 +175,6 @@ fn http_export_says_when_history_expired() {
     assert!(message.contains(&format!("[{start}, 1500)")), "{message}");
 }
 
-/// Downloads every object under `url` (s3://bucket/prefix) into `dir`, or with `corrupt` flips
-/// one byte in the middle of the first Parquet object and uploads it back.
-const S3_TOOL: &str = r#"
-import os, sys, boto3
-mode, url, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-bucket, _, prefix = url[len("s3://"):].partition("/")
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []))
-if mode == "download":
-    for key in keys:
-        s3.download_file(bucket, key, os.path.join(arg, key.rsplit("/", 1)[1]))
-    print(len(keys))
-else:
-    key = [k for k in keys if k.endswith(".parquet")][0]
-    body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    body[len(body) // 2] ^= 0x40
-    s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
-    print(key)
-"#;
-
-fn s3_tool(target: &S3Target, mode: &str, url: &str, arg: &Path) -> String {
-    let mut command = std::process::Command::new(strata_tests::venv_python());
-    command.args(["-c", S3_TOOL, mode, url]).arg(arg);
-    for (k, v) in target.env() {
-        command.env(k, v);
-    }
-    assert_success(
-        &strata_tests::run_with_timeout(&mut command, Duration::from_secs(120)),
-        &format!("s3 tool {mode}"),
-    )
-}
-
 fn verify_with_env(target: &S3Target, url: &str) -> std::process::Output {
     let mut command = std::process::Command::new(strata_tests::strata_bin());
     command.args(["export", "verify", url]);
@@ -255,7 +222,12 @@ fn s3_tiered_topic_exported_to_s3_verifies_and_catches_a_corrupted_object() {
         "strata export verify s3://",
     );
     let temp = tempfile::tempdir().unwrap();
-    let count: usize = s3_tool(&target, "download", &out_url, temp.path())
+    let out_prefix = format!(
+        "{}/",
+        out_url.trim_start_matches(&format!("s3://{}/", target.bucket))
+    );
+    let count: usize = target
+        .objects("download", &out_prefix, &[temp.path().to_str().unwrap()])
         .trim()
         .parse()
         .unwrap();
@@ -269,7 +241,7 @@ fn s3_tiered_topic_exported_to_s3_verifies_and_catches_a_corrupted_object() {
     check_rows(&doc, topic, 0, 1499);
     check_timestamps(&doc, &consumed_timestamps(&strata, topic));
 
-    let corrupted = s3_tool(&target, "corrupt", &out_url, temp.path());
+    let corrupted = target.objects("corrupt", &out_prefix, &[]);
     let out = verify_with_env(&target, &out_url);
     assert!(!out.status.success(), "verify passed a corrupted object");
     let stderr = String::from_utf8_lossy(&out.stderr);
