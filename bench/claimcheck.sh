@@ -10,11 +10,12 @@
 #   BYTES    payload size (default 5 GiB = 5368709120)
 #   BACKEND  local (remote tier in a local directory) and/or s3 (needs a running S3 server:
 #            STRATA_TEST_S3_ENDPOINT, STRATA_TEST_S3_BUCKET and AWS_* credentials, as printed by
-#            /work/wt-tools/moto.sh). Default: local, plus s3 when STRATA_TEST_S3_ENDPOINT is set.
+#            scripts/test.sh, or s3s-fs: see BENCHMARKS.md). Default: local, plus s3 when STRATA_TEST_S3_ENDPOINT is set.
 # Env: S3_BYTES (payload size on s3, default BYTES: moto keeps objects in RAM), PART_BYTES and
 #      CONCURRENCY (claimcheck.multipart.part.bytes / .concurrency, default 8 MiB and 2, used by
 #      both sides), STRATA_BIN and RAW_CEILING_BIN (release builds of strata and of the example
 #      to use instead of building them),
+#      ROUNDS (alternating rounds, best of each kept; default 3),
 #      BENCH_DIR (where the payload and the local remote tier go, default a mktemp -d under /tmp).
 # Prints MB/s (10^6 bytes/s) per direction, gateway/raw ratios (target >= 0.80) and peak RSS
 # (target < 128 MiB).
@@ -29,6 +30,7 @@ if [[ ${#BACKENDS[@]} -eq 0 ]]; then
 fi
 PART_BYTES=${PART_BYTES:-8388608}
 CONCURRENCY=${CONCURRENCY:-2}
+ROUNDS=${ROUNDS:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
 
 RAW=${RAW_CEILING_BIN:-}
@@ -52,6 +54,26 @@ trap cleanup EXIT
 # VmHWM of $PID in KiB; reset_peak makes the next reading cover only what follows (clear_refs 5).
 peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$PID/status"; }
 reset_peak() { echo 5 >"/proc/$PID/clear_refs"; }
+# Every timed phase starts from the same state: no dirty pages and, where this user may drop
+# them (root), an empty page cache, so neither side inherits the other's cached pages. Uploads
+# then read the payload from the page cache (warmed here: the client's disk reads are not what
+# is measured); downloads read the stored object from disk on both sides.
+settle() {
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+  if [[ -n "${1:-}" ]]; then cat "$1" >/dev/null; fi
+}
+best() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > a ? b : a)}'; }
+# Frees the store after each round (the payload objects are the bench's own): the local
+# directory directly, S3 through tests/clients/s3_objects.py (signed requests, any S3 server).
+delete_claim_object() {
+  local backend=$1 url=$2 id=$3
+  if [[ $backend == local ]]; then
+    rm -rf "${url#file://}/claimcheck/claims/$id"
+  else
+    .venv/bin/python tests/clients/s3_objects.py delete "$url/claimcheck/claims/$id/" >/dev/null
+  fi
+}
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.1f", b / 1e6 / s}'; }
 ratio() { awk -v g="$1" -v r="$2" 'BEGIN {printf "%.2f", g / r}'; }
 
@@ -73,21 +95,7 @@ run_backend() {
   local sha
   sha=$(sha256sum "$file" | cut -d' ' -f1)
 
-  # 1. The raw ceiling: the same bytes straight through object_store. Every timed phase starts
-  # with no dirty pages (sync), so no run pays for the previous one's writeback; an untimed
-  # warm-up round trip first, so that the first timed writer does not alone pay for evicting
-  # the page cache (on this VM that made the first of two identical runs up to 8x slower).
-  "$RAW" upload "$url" "$file" "$PART_BYTES" "$CONCURRENCY" >/dev/null
-  "$RAW" download "$url" "$size" >/dev/null
-  sync
-  local raw_up raw_down
-  raw_up=$("$RAW" upload "$url" "$file" "$PART_BYTES" "$CONCURRENCY")
-  raw_up=$(sed -E 's/.*raw_upload_mbps=([0-9.]+).*/\1/' <<<"$raw_up")
-  sync
-  raw_down=$("$RAW" download "$url" "$size")
-  raw_down=$(sed -E 's/.*raw_download_mbps=([0-9.]+).*/\1/' <<<"$raw_down")
-
-  # 2. The gateway on the same store.
+  # One broker on the store for all rounds.
   local kport=$((20000 + RANDOM % 20000)) hport
   hport=$((kport + 1))
   "$STRATA_BIN" serve --data-dir "$WORK/data-$backend" --remote "$url" \
@@ -99,44 +107,52 @@ run_backend() {
   local base_kib
   base_kib=$(peak_kib)
 
-  sync
-  reset_peak
-  local up status secs
-  up=$(curl -sS -X POST -T "$file" -H 'Expect:' -H 'content-type: application/octet-stream' \
-    -H "x-strata-sha256: $sha" -o "$WORK/receipt.json" -w '%{http_code} %{time_total}' \
-    "http://127.0.0.1:$hport/v1/topics/bench/claims")
-  read -r status secs <<<"$up"
-  [[ $status == 201 ]] || { echo "upload answered $status: $(cat "$WORK/receipt.json")" >&2; exit 1; }
-  local gw_up up_peak_kib
-  gw_up=$(mbps "$size" "$secs")
-  up_peak_kib=$(peak_kib)
+  # An untimed warm-up round trip of the raw path first, so that the first timed writer does not
+  # alone pay for evicting the page cache (on this VM that made the first of two identical runs
+  # up to 8x slower). Then ROUNDS rounds, each side in turn per direction; the best of each is
+  # kept, so a slow moment of the shared disk hits both sides alike.
+  "$RAW" upload "$url/warmup" "$file" "$PART_BYTES" "$CONCURRENCY" >/dev/null
+  "$RAW" download "$url/warmup" "$size" >/dev/null
+  local raw_up=0 raw_down=0 gw_up=0 gw_down=0 up_peak_kib=0 down_peak_kib=0 round
+  for round in $(seq "$ROUNDS"); do
+    local out status secs bytes uri id mbps_now
+    settle "$file"
+    out=$("$RAW" upload "$url/raw-$round" "$file" "$PART_BYTES" "$CONCURRENCY")
+    raw_up=$(best "$raw_up" "$(sed -E 's/.*raw_upload_mbps=([0-9.]+).*/\1/' <<<"$out")")
 
-  local uri id
-  uri=$(sed -E 's/.*"uri":"([^"]+)".*/\1/' "$WORK/receipt.json")
-  id=$(sed -E 's/.*"id":"([^"]+)".*/\1/' "$WORK/receipt.json")
-  sync
-  reset_peak
-  local down bytes
-  down=$(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$uri")
-  read -r status secs bytes <<<"$down"
-  [[ $status == 200 && $bytes == "$size" ]] || { echo "download: $down" >&2; exit 1; }
-  local gw_down down_peak_kib
-  gw_down=$(mbps "$size" "$secs")
-  down_peak_kib=$(peak_kib)
+    settle "$file"
+    reset_peak
+    out=$(curl -sS -X POST -T "$file" -H 'Expect:' -H 'content-type: application/octet-stream' \
+      -H "x-strata-sha256: $sha" -o "$WORK/receipt.json" -w '%{http_code} %{time_total}' \
+      "http://127.0.0.1:$hport/v1/topics/bench/claims")
+    read -r status secs <<<"$out"
+    [[ $status == 201 ]] || { echo "upload answered $status: $(cat "$WORK/receipt.json")" >&2; exit 1; }
+    gw_up=$(best "$gw_up" "$(mbps "$size" "$secs")")
+    up_peak_kib=$(( $(peak_kib) > up_peak_kib ? $(peak_kib) : up_peak_kib ))
+    uri=$(sed -E 's/.*"uri":"([^"]+)".*/\1/' "$WORK/receipt.json")
+    id=$(sed -E 's/.*"id":"([^"]+)".*/\1/' "$WORK/receipt.json")
 
-  # Content check (untimed): the bytes served are the bytes uploaded.
-  local got
-  got=$(curl -sS "$uri" | sha256sum | cut -d' ' -f1)
-  [[ $got == "$sha" ]] || { echo "download sha256 $got != $sha" >&2; exit 1; }
+    settle
+    out=$("$RAW" download "$url/raw-$round" "$size")
+    raw_down=$(best "$raw_down" "$(sed -E 's/.*raw_download_mbps=([0-9.]+).*/\1/' <<<"$out")")
 
+    settle
+    reset_peak
+    out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$uri")
+    read -r status secs bytes <<<"$out"
+    [[ $status == 200 && $bytes == "$size" ]] || { echo "download: $out" >&2; exit 1; }
+    gw_down=$(best "$gw_down" "$(mbps "$size" "$secs")")
+    down_peak_kib=$(( $(peak_kib) > down_peak_kib ? $(peak_kib) : down_peak_kib ))
+
+    if [[ $round == 1 ]]; then
+      # Content check (untimed): the bytes served are the bytes uploaded.
+      local got
+      got=$(curl -sS "$uri" | sha256sum | cut -d' ' -f1)
+      [[ $got == "$sha" ]] || { echo "download sha256 $got != $sha" >&2; exit 1; }
+    fi
+    delete_claim_object "$backend" "$url" "$id"
+  done
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
-  if [[ $backend == s3 ]]; then
-    # Free the S3 server's memory (moto keeps objects in RAM); moto accepts unsigned requests.
-    local key=${url#s3://$STRATA_TEST_S3_BUCKET/}/claimcheck/claims/$id
-    for object in payload meta.json position.json; do
-      curl -sS -o /dev/null -X DELETE "$STRATA_TEST_S3_ENDPOINT/$STRATA_TEST_S3_BUCKET/$key/$object"
-    done
-  fi
   rm -rf "$WORK/remote" "$WORK/data-$backend"
 
   printf '%-6s size=%d part=%d concurrency=%d sha256=ok\n' "$backend" "$size" "$PART_BYTES" "$CONCURRENCY"

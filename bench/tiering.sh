@@ -13,8 +13,9 @@
 #        so the last segment rolls too)                                    -> produce, tiering on
 #      wait until `cold` has no local data left (GET /v1/tier/status: local log start = log end)
 #      replay `hot` and `cold` from offset 0 with kcat and with the confluent-kafka consumer
-#   2. S3 backend (a moto server: the one in STRATA_TEST_S3_ENDPOINT/AWS_* if set, else one
-#      started here from .venv): the same `cold` topic, produced, tiered, replayed.
+#   2. S3 backend (the server in STRATA_TEST_S3_ENDPOINT/AWS_* if set -- MinIO, s3s-fs, real
+#      S3; S3_NAME names it in the table -- else a moto server started here from .venv): the
+#      same `cold` topic, produced, tiered, replayed.
 # The broker restarts before every replay, so no replay finds chunks cached by the one before
 # (the chunk cache's disk tier is wiped at start); the OS page cache is left as it is, for hot
 # data and for the local-directory bucket alike.
@@ -161,12 +162,12 @@ replay s3 cold cold s3 "$s3_url" "${s3_env[@]}"
 stop_broker
 
 # --- summary ------------------------------------------------------------------------------------
-"$py" - "$results" "$size_mb" <<'PY'
+"$py" - "$results" "$size_mb" "${S3_NAME:-moto}" <<'PY'
 import json, sys
 rows = {(r["backend"], r["case"]): r for r in map(json.loads, open(sys.argv[1])) if r}
 mb = lambda b, c: rows.get((b, c), {}).get("mb_per_s")
 print(f"\nreplay of a {sys.argv[2]} MiB topic from offset 0 (MB/s of record values)\n")
-print("| consumer | hot (local disk) | cold, local-directory backend | cold/hot | cold, S3 (moto) | cold/hot |")
+print(f"| consumer | hot (local disk) | cold, local-directory backend | cold/hot | cold, S3 ({sys.argv[3]}) | cold/hot |")
 print("|---|---|---|---|---|---|")
 for client in ("kcat", "python"):
     hot, local, s3 = mb("local", f"hot-{client}"), mb("local", f"cold-{client}"), mb("s3", f"cold-{client}")
