@@ -53,6 +53,13 @@ start_broker() {
   broker_pid=$!
   wait_port "$kafka_port"
 }
+# Each timed phase starts with no dirty pages and, where this user may drop them (root), an empty
+# page cache: neither the replay nor the export competes with writeback of the produce or
+# inherits the other's cached bucket files.
+settle() {
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
 stop_broker() { kill -TERM "$broker_pid"; wait "$broker_pid" || true; broker_pid=""; }
 
 start_broker
@@ -106,6 +113,7 @@ echo "local $(( $(local_bytes) >> 20 )) MiB, remote $(( remote_bytes >> 20 )) Mi
 # --- cold replay with a real consumer ---
 stop_broker; start_broker
 echo "replaying with kcat..." >&2
+settle
 replay_start=$(date +%s.%N)
 replayed="$(kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q -f '%o\n' | wc -l)"
 replay_end=$(date +%s.%N)
@@ -114,6 +122,7 @@ stop_broker
 
 # --- export of the same offsets ---
 echo "exporting..." >&2
+settle
 /usr/bin/time -v -o "$work/time.txt" "$strata" export --data-dir "$work/data" \
   --remote "file://$work/bucket" --topic "$topic" --from-offset 0 --to-offset $(( count - 1 )) \
   --out "$work/out" >"$work/export.out" 2>"$work/export.err" || { cat "$work/export.err" >&2; exit 1; }

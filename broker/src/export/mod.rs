@@ -12,7 +12,7 @@
 //!     │  RecordBatchDecoder, records outside [from, to] dropped, control batches skipped
 //!     ▼                                  claims.rs: --verify-claims hashes each ticket's payload
 //!  parquet_writer.rs  PartitionParquetWriter ── Arrow RecordBatch per chunk, zstd
-//!     │  row groups closed at ~32 MiB or 1M rows; a new file at --max-file-bytes
+//!     │  row groups closed at ~16 MiB or 1M rows; a new file at --max-file-bytes
 //!     ▼
 //!  destination.rs  FileSink ── local .tmp + fsync + rename | object-store multipart upload
 //!     │  SHA-256 and size computed while writing
@@ -27,7 +27,7 @@
 //!   Inside a running broker these are the broker's own instances (shared chunk cache, reader
 //!   pool); the range ends at the high watermark resolved when the job starts.
 //! - **Bounded memory.** One read chunk (a few MiB of batches, at least one batch), the Parquet
-//!   row group being built (~32 MiB, twice that while it is flushed), for object stores two
+//!   row group being built (~16 MiB, twice that while it is flushed), for object stores two
 //!   8 MiB parts in flight, and (CLI) a remote chunk cache of four chunks; partitions run one
 //!   after another.
 //! - **No partial output looks complete.** A file becomes visible only when complete (rename, or
