@@ -103,32 +103,31 @@ fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e6
 }
 
-/// Plain std::fs: `batches` sequential writes of `size` bytes, optionally fdatasync after each.
-fn std_write(batches: usize, size: usize, sync_each: bool) -> Duration {
+/// When a plain std::fs baseline fdatasyncs.
+#[derive(Clone, Copy, PartialEq)]
+enum PlainSync {
+    Never,
+    EachWrite,
+    /// Once at the end: the machine's durable sequential write, what acks=all appends would
+    /// cost if one fsync could cover them all.
+    AtEnd,
+}
+
+/// Plain std::fs: `batches` sequential writes of `size` bytes to a new file.
+fn std_write(batches: usize, size: usize, sync: PlainSync) -> Duration {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut file = std::fs::File::create(dir.path().join("plain")).unwrap();
     let buffer = vec![7u8; size];
     let started = Instant::now();
     for _ in 0..batches {
         file.write_all(&buffer).unwrap();
-        if sync_each {
+        if sync == PlainSync::EachWrite {
             file.sync_data().unwrap();
         }
     }
-    started.elapsed()
-}
-
-/// The machine's durable sequential write: `batches` writes of `size` bytes, one fdatasync at
-/// the end (what acks=all appends would cost if one fsync could cover them all).
-fn std_write_durable(batches: usize, size: usize) -> Duration {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let mut file = std::fs::File::create(dir.path().join("plain")).unwrap();
-    let buffer = vec![7u8; size];
-    let started = Instant::now();
-    for _ in 0..batches {
-        file.write_all(&buffer).unwrap();
+    if sync == PlainSync::AtEnd {
+        file.sync_data().unwrap();
     }
-    file.sync_data().unwrap();
     started.elapsed()
 }
 
@@ -189,14 +188,14 @@ fn benches(c: &mut Criterion) {
     let (engine, plain) = best_of(
         5,
         || engine_append(&fixture, n, Durability::Written, 1),
-        || std_write(n, size, false),
+        || std_write(n, size, PlainSync::Never),
     );
     report("append, no fsync (acks=1)", n * size, engine, plain);
     let n = 64;
     let (engine, plain) = best_of(
         3,
         || engine_append(&fixture, n, Durability::Fsync, 1),
-        || std_write(n, size, true),
+        || std_write(n, size, PlainSync::EachWrite),
     );
     report(
         "append, fsync per batch (acks=all)",
@@ -207,7 +206,7 @@ fn benches(c: &mut Criterion) {
     let (engine, plain) = best_of(
         3,
         || engine_append(&fixture, n, Durability::Fsync, 8),
-        || std_write(n, size, true),
+        || std_write(n, size, PlainSync::EachWrite),
     );
     report("8 writers acks=all (group commit)", n * size, engine, plain);
     // Against the yardstick, the machine's sequential write bandwidth (made durable):
@@ -216,7 +215,7 @@ fn benches(c: &mut Criterion) {
     let (engine, plain) = best_of(
         3,
         || engine_append(&fixture, n, Durability::Fsync, 8),
-        || std_write_durable(n, size),
+        || std_write(n, size, PlainSync::AtEnd),
     );
     report(
         "8 writers acks=all vs durable write",
