@@ -128,6 +128,26 @@ pub fn python(script: &str, args: &[&str]) -> Output {
     )
 }
 
+/// Creates a one-partition tiered topic through the Python admin client: `segment.bytes` as
+/// given, nothing kept locally but the active segment (`local.retention.bytes=1`), remote
+/// history kept forever, so the remote tier soon holds most of the topic.
+pub fn create_tiered_topic(strata: &Strata, topic: &str, segment_bytes: u32) {
+    let segment = format!("segment.bytes={segment_bytes}");
+    let out = python(
+        "tiering_client.py",
+        &[
+            "create",
+            &strata.kafka_addr(),
+            topic,
+            "remote.storage.enable=true",
+            &segment,
+            "local.retention.bytes=1",
+            "retention.ms=-1",
+        ],
+    );
+    assert_success(&out, &format!("creating tiered topic {topic}"));
+}
+
 /// Runs a kafkajs script from `tests/js/` with node.
 pub fn node(script: &str, args: &[&str]) -> Output {
     let path = repo_root().join("tests/js").join(script);

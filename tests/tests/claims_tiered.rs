@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use strata_tests::{Strata, StrataBuilder, Tool, assert_success, python, require, strata_bin};
+use strata_tests::{
+    Strata, StrataBuilder, Tool, assert_success, create_tiered_topic, require, strata_bin,
+};
 use support::*;
 
 fn tiered_strata(remote: &std::path::Path) -> StrataBuilder {
@@ -21,23 +23,6 @@ fn tiered_strata(remote: &std::path::Path) -> StrataBuilder {
         .set("remote.log.manager.task.interval.ms", "500")
         .arg("--remote")
         .arg(format!("file://{}", remote.display()))
-}
-
-/// A one-partition topic tiered with tiny segments, nothing kept locally but the active one.
-fn create_tiered_topic(strata: &Strata, topic: &str) {
-    let out = python(
-        "tiering_client.py",
-        &[
-            "create",
-            &strata.kafka_addr(),
-            topic,
-            "remote.storage.enable=true",
-            "segment.bytes=1024",
-            "local.retention.bytes=1",
-            "retention.ms=-1",
-        ],
-    );
-    assert_success(&out, "creating a tiered topic");
 }
 
 fn partition_status(strata: &Strata, topic: &str) -> Value {
@@ -72,7 +57,7 @@ fn ticket_whose_segment_left_local_disk_is_read_from_the_remote_tier() {
     let remote = tempfile::tempdir().unwrap();
     let strata = tiered_strata(remote.path()).start();
     let topic = "cold-tickets";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 1024);
     let payload_len = 300_000;
     let (status, first) = upload_generated(&strata, topic, "", payload_len, 5);
     assert_eq!(status, 201, "{first}");
@@ -148,7 +133,7 @@ fn gateway_appends_obey_the_upload_lag_bound_like_produce() {
         .set("remote.log.manager.max.upload.lag.bytes", "3000")
         .start();
     let topic = "lagging";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 1024);
     // Break the remote tier's part of the bucket (a file where its `topics/` directory must
     // go: even root cannot create directories under a file); the claim objects live under
     // `claimcheck/` and still work, so only the upload lag stops the gateway.

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use strata_tests::{Strata, Tool, assert_success, kcat, require};
+use strata_tests::{Strata, Tool, assert_success, create_tiered_topic, kcat, require};
 use support::*;
 
 #[test]
@@ -159,7 +159,7 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
         .arg(&remote)
         .start();
     let topic = "audit-tiered";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     produce(&strata, topic, 0..1500, "none");
     let data_dir = strata.data_dir().to_path_buf();
     wait_until(

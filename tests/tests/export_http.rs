@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use strata_tests::s3::S3Target;
-use strata_tests::{Strata, Tool, assert_success, python, require};
+use strata_tests::{Strata, Tool, assert_success, create_tiered_topic, python, require};
 use support::*;
 
 fn tiering_broker() -> strata_tests::StrataBuilder {
@@ -22,7 +22,7 @@ fn tiering_broker() -> strata_tests::StrataBuilder {
 }
 
 fn produce_mostly_remote(strata: &Strata, topic: &str, records: usize) -> i64 {
-    create_tiered_topic(strata, topic);
+    create_tiered_topic(strata, topic, 20000);
     produce(strata, topic, 0..records, "none");
     let data_dir = strata.data_dir().to_path_buf();
     wait_until(

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // not every test binary that includes this file waits
 pub use strata_tests::wait_until;
-use strata_tests::{
-    Strata, assert_success, kcat, python, run_with_timeout, strata_bin, venv_python,
-};
+use strata_tests::{Strata, assert_success, kcat, run_with_timeout, strata_bin, venv_python};
 
 /// Reads every Parquet file of an export with pyarrow; prints one JSON object per row
 /// (bytes as hex) sorted by offset, plus the schema's type names.
@@ -227,22 +225,4 @@ pub fn check_timestamps(doc: &serde_json::Value, consumed: &[(i64, i64)]) {
             .unwrap_or_else(|| panic!("offset {offset} not consumed"));
         assert_eq!(row["ts_ms"].as_i64(), Some(want.1), "timestamp at {offset}");
     }
-}
-
-/// A topic with 20 kB segments and no local history beyond the active segment, so that the
-/// remote tier soon holds most of it.
-pub fn create_tiered_topic(strata: &Strata, topic: &str) {
-    let out = python(
-        "tiering_client.py",
-        &[
-            "create",
-            &strata.kafka_addr(),
-            topic,
-            "remote.storage.enable=true",
-            "segment.bytes=20000",
-            "local.retention.bytes=1",
-            "retention.ms=-1",
-        ],
-    );
-    assert_success(&out, "create tiered topic");
 }

@@ -11,18 +11,17 @@ mod support;
 use std::time::Duration;
 
 use strata_tests::s3::S3Target;
-use strata_tests::{Tool, assert_success, require, run_with_timeout, strata_bin};
-use support::{
-    BASE_TS, client, create_tiered_topic, kcat_reads_everything, list_offset, tiered_builder,
-    wait_tiered,
+use strata_tests::{
+    Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin,
 };
+use support::{BASE_TS, client, kcat_reads_everything, list_offset, tiered_builder, wait_tiered};
 
 const RECORDS: usize = 3000;
 
 fn scenario(remote: &str, env: &[(String, String)]) {
     let topic = "tiered-e2e";
     let mut strata = tiered_builder(remote, env).start();
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     client(&[
         "produce",
         &strata.kafka_addr(),

@@ -9,11 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use strata_tests::{Tool, free_port, kcat, repo_root, require};
-use support::{
-    client, create_tiered_topic, list_offset, partition_status, tiered_builder, wait_tiered,
-    wait_until,
-};
+use strata_tests::{Tool, create_tiered_topic, free_port, kcat, repo_root, require};
+use support::{client, list_offset, partition_status, tiered_builder, wait_tiered, wait_until};
 
 /// Every `.seg` object under `dir` and every object key the manifests reference.
 fn objects_and_references(dir: &Path) -> (Vec<String>, Vec<String>) {
@@ -63,7 +60,7 @@ fn tiering_kill9_during_upload_and_remote_deletion_leaves_no_orphan_or_dangling_
     let builder = tiered_builder(&url, &[]).set("remote.log.manager.orphan.grace.ms", "0");
     let mut strata = builder.start();
     let topic = "kill9";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
     // Uploads are in flight now: crash.
     strata.kill9();
@@ -109,7 +106,7 @@ fn tiering_corrupt_remote_chunk_is_an_error_never_bad_bytes() {
     let remote = tempfile::tempdir().unwrap();
     let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
     let topic = "corrupt";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
     wait_tiered(&strata, topic, 2999);
     // Flip bytes in the middle of the first segment object (inside its first chunk).
@@ -147,7 +144,7 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     let remote = tempfile::tempdir().unwrap();
     let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
     let topic = "offon";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
     wait_tiered(&strata, topic, 999);
     client(&[
@@ -254,7 +251,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         .set("remote.log.manager.max.upload.lag.bytes", "100000")
         .start();
     let topic = "outage";
-    create_tiered_topic(&strata, topic);
+    create_tiered_topic(&strata, topic, 20000);
     moto.stop();
     let bootstrap = strata.kafka_addr();
     let producer = std::thread::spawn(move || {
@@ -368,7 +365,7 @@ fn tiering_topic_deletion_removes_remote_data_and_restore_never_resurrects_it() 
     let url = format!("file://{}", remote.path().display());
     let mut strata = tiered_builder(&url, &[]).start();
     for topic in ["doomed", "kept", "interrupted"] {
-        create_tiered_topic(&strata, topic);
+        create_tiered_topic(&strata, topic, 20000);
         client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
     }
     for topic in ["doomed", "kept", "interrupted"] {

@@ -30,18 +30,6 @@ pub fn client(args: &[&str]) -> String {
     assert_success(&out, &format!("tiering_client.py {}", args.join(" ")))
 }
 
-pub fn create_tiered_topic(strata: &Strata, topic: &str) {
-    client(&[
-        "create",
-        &strata.kafka_addr(),
-        topic,
-        "remote.storage.enable=true",
-        "segment.bytes=20000",
-        "local.retention.bytes=1",
-        "retention.ms=-1",
-    ]);
-}
-
 pub fn tier_status(strata: &Strata) -> serde_json::Value {
     reqwest::blocking::get(format!("{}/v1/tier/status", strata.http_url()))
         .and_then(|r| r.json())

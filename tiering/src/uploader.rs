@@ -15,8 +15,9 @@
 //!   both once older than the grace period. Every attempt writes a new key, so a retry never
 //!   overwrites or collides with an earlier attempt.
 //! * Failure during 2: the multipart upload is aborted before the error is returned.
-//! * Memory is bounded by one chunk plus `multipart_concurrency + 1` parts, whatever the segment
-//!   size; segments under `multipart_threshold` are buffered and sent with a single PUT.
+//! * Memory is bounded by three chunks (one being encoded, two queued for the upload) plus
+//!   `multipart_concurrency + 1` parts, whatever the segment size; segments under
+//!   `multipart_threshold` are buffered and sent with a single PUT.
 //! * The copy quota is charged per stored chunk before it is written.
 
 use std::collections::HashSet;
