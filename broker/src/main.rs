@@ -9,6 +9,8 @@ mod cli;
 /// element, and with the system allocator a 30-byte frame claiming 2^31 elements makes the
 /// reservation fail and the process abort. With jemalloc the untouched reservation costs nothing
 /// and the decode fails cleanly on the next read (tests/tests/kafka_bad_input.rs proves it).
+/// Its options (one arena per CPU, so peak memory does not grow with the thread count) are
+/// compiled in from `.cargo/config.toml`.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -429,11 +429,12 @@ async fn export_file(
                 }
             }
         }
-        writer.write(&records).await?;
+        let record_count = records.len() as u64;
+        writer.write(records).await?;
         let at = chunk.position.min(range.to + 1);
         progress.update(range.partition, |p| {
             p.offsets_done += (at - reported_offset).max(0) as u64;
-            p.records_done += records.len() as u64;
+            p.records_done += record_count;
             p.log_bytes_read = p.log_bytes_read.max(chunk.bytes_read);
         });
         reported_offset = at;

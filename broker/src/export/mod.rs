@@ -11,8 +11,9 @@
 //!     │  whole batches, at most READ_CHUNK_BYTES per step, decoded with kafka-protocol's
 //!     │  RecordBatchDecoder, records outside [from, to] dropped, control batches skipped
 //!     ▼                                  claims.rs: --verify-claims hashes each ticket's payload
-//!  parquet_writer.rs  PartitionParquetWriter ── Arrow RecordBatch per chunk, zstd
-//!     │  row groups closed at ~16 MiB or 1M rows; a new file at --max-file-bytes
+//!  parquet_writer.rs  PartitionParquetWriter ── records copied into Arrow builders
+//!     │  row groups closed at ~16 MiB or 1M rows, encoded (zstd) on the blocking pool, one per
+//!     │  core at once, appended to the file in order; a new file at --max-file-bytes
 //!     ▼
 //!  destination.rs  FileSink ── local .tmp + fsync + rename | object-store multipart upload
 //!     │  SHA-256 and size computed while writing
@@ -26,10 +27,11 @@
 //!   export sees exactly what a consumer sees; a corrupt chunk fails the export, never a file.
 //!   Inside a running broker these are the broker's own instances (shared chunk cache, reader
 //!   pool); the range ends at the high watermark resolved when the job starts.
-//! - **Bounded memory.** One read chunk (a few MiB of batches, at least one batch), the Parquet
-//!   row group being built (~16 MiB, twice that while it is flushed), for object stores two
-//!   8 MiB parts in flight, and (CLI) a remote chunk cache of four chunks; partitions run one
-//!   after another.
+//! - **Bounded memory.** Two prefetched read chunks (a few MiB of batches each, at least one
+//!   batch), the row group being collected (~16 MiB of Arrow arrays) plus one being encoded per
+//!   core (2 to 4, each its arrays and its encoded pages), for object stores two 8 MiB parts in
+//!   flight, and (CLI) a remote chunk cache of four chunks; partitions run one after another.
+//!   A 2 GiB export peaks near 200 MiB RSS on 2 cores (BENCHMARKS.md).
 //! - **No partial output looks complete.** A file becomes visible only when complete (rename, or
 //!   multipart completion); `manifest.json` is written only after every file, so a destination
 //!   without it is an interrupted export, which a re-run with the same request resumes from

@@ -49,10 +49,17 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let path = dir.path().join(name);
     let records: Vec<_> = (10..110).map(record).collect();
     let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "orders", 3).unwrap();
-    writer.write(&records[..40]).await.unwrap();
+    // Row groups of a few records: many are encoded at once and must land in order.
+    let mut writer = PartitionParquetWriter::create(sink, "orders", 3)
+        .unwrap()
+        .with_row_group_bytes(256);
+    for chunk in records[..40].chunks(4) {
+        writer.write(chunk.to_vec()).await.unwrap();
+    }
     assert!(!path.exists(), "visible before it is complete");
-    writer.write(&records[40..]).await.unwrap();
+    for chunk in records[40..].chunks(4) {
+        writer.write(chunk.to_vec()).await.unwrap();
+    }
     let summary = writer.finish().await.unwrap();
     assert_eq!(summary.records, 100);
     assert_eq!(summary.offsets, Some((10, 109)));
@@ -67,6 +74,11 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let file = std::fs::File::open(&path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     assert_eq!(reader.schema().fields(), schema().fields());
+    assert!(
+        reader.metadata().num_row_groups() >= 10,
+        "{} row groups",
+        reader.metadata().num_row_groups()
+    );
     let batches: Vec<_> = reader.build().unwrap().map(|b| b.unwrap()).collect();
     let mut row = 0usize;
     for batch in &batches {
@@ -172,7 +184,7 @@ async fn object_store_destination_writes_whole_files_and_verifies() {
     let sink = dest.create(name).await.unwrap();
     let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
     let records: Vec<_> = (0..50).map(record).collect();
-    writer.write(&records).await.unwrap();
+    writer.write(records.clone()).await.unwrap();
     assert_eq!(
         dest.sha256(name).await.unwrap(),
         None,
@@ -267,7 +279,7 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
         })
         .collect();
     for chunk in records.chunks(40) {
-        writer.write(chunk).await.unwrap();
+        writer.write(chunk.to_vec()).await.unwrap();
     }
     let summary = writer.finish().await.unwrap();
     assert!(summary.bytes > 2 * super::destination::PART_BYTES as u64);
