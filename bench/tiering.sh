@@ -5,6 +5,8 @@
 #   bash bench/tiering.sh                    # full run: 2 GiB topics (about 10 minutes)
 #   SIZE_MB=256 bash bench/tiering.sh        # quick development run
 #   BROKER_SET="remote.log.chunk.compression=lz4" bash bench/tiering.sh   # extra broker configs
+#   STRATA_TEST_S3_ENDPOINT=http://127.0.0.1:8014 STRATA_TEST_S3_BUCKET=tb S3_PREFIX=t \
+#     S3_NAME=s3s-fs bash bench/tiering.sh   # the S3 leg on another server (s3s-fs, MinIO, ...)
 #
 # One run does, on one release `strata` per backend:
 #   1. local-directory backend (`--remote file://...`):
@@ -66,7 +68,10 @@ fi
 s3_env=(AWS_ENDPOINT_URL="$STRATA_TEST_S3_ENDPOINT" AWS_REGION="${AWS_REGION:-us-east-1}"
   AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
   AWS_ALLOW_HTTP=true)
-s3_url="s3://${STRATA_TEST_S3_BUCKET:-strata-test}/tier-bench-$$"
+# S3_PREFIX: the key prefix of this run. s3s-fs keeps each object's metadata in a file named
+# after the base64 of bucket + key, which must fit in 255 bytes: with it use a short bucket and
+# prefix (for example STRATA_TEST_S3_BUCKET=tb S3_PREFIX=t).
+s3_url="s3://${STRATA_TEST_S3_BUCKET:-strata-test}/${S3_PREFIX:-tier-bench-$$}"
 
 # --- one broker at a time -----------------------------------------------------------------------
 broker_pid=""; kafka=""; http=""

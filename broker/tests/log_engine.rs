@@ -519,12 +519,13 @@ async fn corruption_is_repaired_keeping_everything_before_it() {
     );
     drop((log, manager));
 
-    // A torn tail (truncated .log) is cut at the last whole batch.
+    // A torn tail (the last batch cut short) is cut at the last whole batch. (The unclean stop
+    // left the zeroed tail of the acks=all append above after the batches: cut into the data.)
     let logs = segment_files(&partition_dir, "log");
     let last = logs.last().unwrap();
+    let data = data_len(std::fs::read(last).unwrap()) as u64;
     let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
-    let len = file.metadata().unwrap().len();
-    file.set_len(len - 7).unwrap();
+    file.set_len(data - 7).unwrap();
     let manager = open(dir.path()).await;
     let log = manager.partition("t", 0).unwrap();
     assert_eq!(log.log_end_offset(), next);
@@ -754,4 +755,84 @@ async fn a_many_batch_append_keeps_the_client_bytes() {
         );
         expected_base = stored.next_offset();
     }
+}
+
+/// Bytes of whole batches at the start of `bytes` (where a log's data ends).
+fn data_len(bytes: Vec<u8>) -> usize {
+    let mut batches = BatchIter::new(Bytes::from(bytes));
+    batches.by_ref().for_each(drop);
+    batches.position()
+}
+
+/// Durable appends write zeros ahead of themselves (so that their fsyncs need no file-size
+/// commit). The zeros are never part of the log: a roll and a clean stop cut them off, and an
+/// unclean stop drops them without taking any segment after them.
+#[tokio::test]
+async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition_dir = dir.path().join("t-0");
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("t", 1, overrides(&[("segment.bytes", "65536")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..60 {
+        log.append(batch(4, 1000), Durability::Fsync).await.unwrap();
+    }
+    let before = read_all(&log);
+    let logs = segment_files(&partition_dir, "log");
+    assert!(
+        logs.len() >= 3,
+        "expected rolls, got {} segments",
+        logs.len()
+    );
+    for closed in &logs[..logs.len() - 1] {
+        let bytes = std::fs::read(closed).unwrap();
+        let len = bytes.len();
+        assert_eq!(data_len(bytes), len, "{} keeps a tail", closed.display());
+    }
+    let active = std::fs::read(logs.last().unwrap()).unwrap();
+    let active_len = active.len();
+    let data = data_len(active.clone());
+    assert!(
+        active_len > data && active_len - data <= 4 << 20,
+        "active segment: {active_len} bytes in the file for {data} of batches"
+    );
+    assert!(active[data..].iter().all(|&b| b == 0));
+
+    // Unclean stop: the tail is dropped, every acknowledged batch is there.
+    drop((log, manager));
+    // A closed segment with zeros after its batches (a crash right after a roll, before the
+    // cut reached the disk) is scanned too, and keeps the segments after it.
+    std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).ok();
+    let first = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&logs[0])
+        .unwrap();
+    std::io::Write::write_all(&mut &first, &[0u8; 8192]).unwrap();
+    drop(first);
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(read_all(&log), before);
+    for path in &logs {
+        let bytes = std::fs::read(path).unwrap();
+        let len = bytes.len();
+        assert_eq!(data_len(bytes), len, "{} keeps a tail", path.display());
+    }
+
+    // Appends go on densely; a clean stop leaves no tail behind.
+    let next = log.log_end_offset();
+    let appended = log.append(batch(2, 100), Durability::Fsync).await.unwrap();
+    assert_eq!(appended.base_offset, next);
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+    for path in segment_files(&partition_dir, "log") {
+        let bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        assert_eq!(data_len(bytes), len, "{} keeps a tail", path.display());
+    }
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(log.log_end_offset(), appended.last_offset + 1);
+    assert_eq!(&read_all(&log)[..before.len()], &before[..]);
 }

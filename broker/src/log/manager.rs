@@ -673,6 +673,7 @@ impl LogManager {
                 .shut_down
                 .store(true, std::sync::atomic::Ordering::Release);
             drop(partition.lock_state());
+            partition.trim_zeroed_tail()?;
             partition.flush().await?;
             partition.snapshot_producer_state()?;
         }

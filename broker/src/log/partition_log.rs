@@ -143,7 +143,9 @@ impl PartitionLog {
     ) -> Result<AppendResult, LogError> {
         let config = self.config();
         let batches = validate_batches(&records, &config)?;
-        let outcome = self.append_locked(&records, &batches, &config)?;
+        // Appends fsynced before the acknowledgement write into a zeroed tail (see segment.rs).
+        let durable = durability == Durability::Fsync || config.flush_messages <= 1;
+        let outcome = self.append_locked(&records, &batches, &config, durable)?;
         if outcome.closed_segment.is_some() {
             self.spawn_close();
         }
@@ -160,6 +162,7 @@ impl PartitionLog {
         records: &Bytes,
         batches: &[RecordBatch],
         config: &TopicConfig,
+        durable: bool,
     ) -> Result<AppendOutcome, LogError> {
         let now = now_ms();
         let mut state = self.lock_state();
@@ -259,7 +262,14 @@ impl PartitionLog {
         };
         let active = state.active().clone();
         active
-            .append(&pieces, position, &placements, config.index_interval_bytes, now)
+            .append(
+                &pieces,
+                position,
+                &placements,
+                config.index_interval_bytes,
+                now,
+                durable,
+            )
             .map_err(|error| {
                 let error = LogError::storage(format!("appending to {}", active.log_path().display()), error);
                 tracing::error!(topic = %self.topic, partition = self.partition, %error, disk_full = error.is_disk_full(), "append failed; log left unchanged");
@@ -448,6 +458,15 @@ impl PartitionLog {
                 advanced
             });
         }
+    }
+
+    /// Cuts the active segment's zeroed tail (clean shutdown: the files left behind hold
+    /// exactly the log).
+    pub fn trim_zeroed_tail(&self) -> Result<(), LogError> {
+        let active = self.lock_state().active().clone();
+        active
+            .trim_zeroed_tail()
+            .map_err(|e| LogError::storage(format!("trimming {}", active.log_path().display()), e))
     }
 
     /// Flushes everything written so far (data fsync; indexes persisted).

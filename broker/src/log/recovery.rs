@@ -6,7 +6,8 @@
 //! - **Unclean stop**: segments at or after the recovery point (the offset below which everything
 //!   was fsynced, from `recovery-point-offset-checkpoint`) are scanned batch by batch: length,
 //!   magic, CRC and offset continuity. The log is truncated at the first bad or torn batch, later
-//!   segments are deleted, and indexes are rebuilt from the scan.
+//!   segments are deleted, and indexes are rebuilt from the scan. A tail of zeros is the
+//!   zeroed tail of durable appends (`segment.rs`): it is cut off and later segments stay.
 //! - A damaged or missing index of a trusted segment is rebuilt from its log, whatever the case.
 //! - Producer state = newest readable `<offset>.snapshot` at or below the log end + replay of the
 //!   batch headers after it.
@@ -169,6 +170,7 @@ fn open_log(path: &Path) -> Result<File, LogError> {
 fn empty_meta(dir: &Path, base: i64, config: &TopicConfig) -> SegmentMeta {
     SegmentMeta {
         size: 0,
+        file_len: 0,
         next_offset: base,
         max_timestamp: -1,
         offset_of_max_timestamp: base,
@@ -229,20 +231,31 @@ fn rebuild_segment(
     })
     .map_err(|e| storage(&log_path, "scanning", e))?;
     let valid_end = outcome.valid_end;
-    let truncated = valid_end < file_size;
-    if truncated {
-        let reason = bad_batch
-            .map(|(_, p)| p)
-            .or(outcome.torn)
-            .unwrap_or_else(|| "trailing bytes".into());
-        tracing::warn!(segment = %log_path.display(), position = valid_end, discarded_bytes = file_size - valid_end,
-            next_offset = meta.next_offset, %reason, "truncating log at first invalid batch");
+    let mut truncated = false;
+    if valid_end < file_size {
+        let zeros = is_all_zeros(&file, valid_end..file_size)
+            .map_err(|e| storage(&log_path, "reading the tail of", e))?;
+        if zeros {
+            // The zeroed tail durable appends write ahead of themselves (segment.rs): not data,
+            // and nothing after this segment depends on it.
+            tracing::info!(segment = %log_path.display(), position = valid_end, tail_bytes = file_size - valid_end,
+                next_offset = meta.next_offset, "dropping the zeroed tail of the log");
+        } else {
+            truncated = true;
+            let reason = bad_batch
+                .map(|(_, p)| p)
+                .or(outcome.torn)
+                .unwrap_or_else(|| "trailing bytes".into());
+            tracing::warn!(segment = %log_path.display(), position = valid_end, discarded_bytes = file_size - valid_end,
+                next_offset = meta.next_offset, %reason, "truncating log at first invalid batch");
+        }
         file.set_len(valid_end)
             .map_err(|e| storage(&log_path, "truncating", e))?;
         file.sync_all()
             .map_err(|e| storage(&log_path, "fsyncing", e))?;
     }
     meta.size = valid_end;
+    meta.file_len = valid_end;
     if valid_end > 0 {
         meta.first_append_ms = Some(now_ms());
     }
@@ -259,6 +272,22 @@ fn rebuild_segment(
         .persist_indexes()
         .map_err(|e| storage(&log_path, "writing indexes of", e))?;
     Ok((segment, truncated))
+}
+
+/// Whether `range` of `file` holds only zero bytes (stops at the first other byte).
+fn is_all_zeros(file: &File, range: std::ops::Range<u64>) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut position = range.start;
+    while position < range.end {
+        let len = (range.end - position).min(buffer.len() as u64) as usize;
+        file.read_exact_at(&mut buffer[..len], position)?;
+        if buffer[..len].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        position += len as u64;
+    }
+    Ok(true)
 }
 
 /// Loads a segment without reading its log, except the active segment's tail after its last
@@ -296,6 +325,7 @@ fn load_trusted(
         meta.offset_of_max_timestamp = entry.offset;
     }
     meta.size = size;
+    meta.file_len = size;
     if size > 0 {
         meta.first_append_ms = Some(now_ms());
     }

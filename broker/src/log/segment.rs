@@ -5,6 +5,15 @@
 //! wait for an fsync. A reader bounds itself by the size it saw under the lock, so it never sees a
 //! half-written batch. Writes go to `size` with `pwrite`; a failed write (ENOSPC, EIO) truncates
 //! the file back to `size`, leaving the segment exactly as it was.
+//!
+//! **Zeroed tail for durable appends.** An fdatasync after an append that grew the file must
+//! also commit the new file size (on ext4 a journal commit): measured on our virtio disk,
+//! 0.45-1.7 ms per 16.5 KiB append + fdatasync, against 0.2-0.47 ms when the same bytes overwrite
+//! blocks that are already written. So an append that will be fsynced (acks=all) and reaches past
+//! the end of the file writes [`ZEROED_TAIL_BYTES`] of zeros after itself; its fsync commits the
+//! size and the zeros once, and the next appends into that range only flush their own pages.
+//! The tail is never part of the log: readers stop at `size`, closing the segment cuts the file
+//! back to `size`, and recovery drops a tail of zeros as what it is (see `recovery.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -66,6 +75,23 @@ fn write_all_vectored_at(file: &File, pieces: &[IoSlice<'_>], mut position: u64)
     Ok(())
 }
 
+/// Zeros kept written past the end of a segment that takes durable appends (see the module doc):
+/// one journal commit per this many bytes instead of one per fsync.
+pub(crate) const ZEROED_TAIL_BYTES: u64 = 4 << 20;
+
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Writes zeros over `range` of `file`.
+fn write_zeros(file: &File, range: std::ops::Range<u64>) -> io::Result<()> {
+    let mut position = range.start;
+    while position < range.end {
+        let len = (range.end - position).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..len], position)?;
+        position += len as u64;
+    }
+    Ok(())
+}
+
 /// `00000000000000000042.log` and friends.
 pub(crate) fn segment_file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -82,6 +108,8 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<(i64, &str)> {
 
 pub(crate) struct SegmentMeta {
     pub size: u64,
+    /// Length of the file: `size` plus the zeroed tail, if any (see the module doc).
+    pub file_len: u64,
     pub next_offset: i64,
     pub max_timestamp: i64,
     pub offset_of_max_timestamp: i64,
@@ -120,6 +148,7 @@ impl Segment {
         let time_path = dir.join(segment_file_name(base_offset, "timeindex"));
         let meta = SegmentMeta {
             size: 0,
+            file_len: 0,
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -189,7 +218,9 @@ impl Segment {
     }
 
     /// Writes `pieces` (`len` bytes in all: whole batches, offsets already assigned) at the end
-    /// of the log and indexes them. On error the file is cut back and nothing changed.
+    /// of the log and indexes them. On error the file is cut back and nothing changed. With
+    /// `durable` (the caller will fsync it) a new zeroed tail follows an append that reached
+    /// past the end of the file.
     pub fn append(
         &self,
         pieces: &[IoSlice<'_>],
@@ -197,22 +228,64 @@ impl Segment {
         batches: &[BatchPlacement],
         index_interval_bytes: u64,
         now_ms: i64,
+        durable: bool,
     ) -> io::Result<()> {
-        let position = self.meta().size;
+        let (position, file_len) = {
+            let meta = self.meta();
+            (meta.size, meta.file_len)
+        };
         if let Err(error) = write_all_vectored_at(&self.log, pieces, position) {
             // Roll back a partial write so the next append (after space returns) starts clean.
             if let Err(truncate_error) = self.log.set_len(position) {
                 tracing::error!(log = %self.log_path.display(), %truncate_error, "could not roll back a failed write");
             }
+            self.meta_mut().file_len = position;
             return Err(error);
         }
+        let end = position + len as u64;
+        let file_len = if durable && end > file_len {
+            // The append's own fsync commits the new size and the zeros together.
+            self.extend_zeroed_tail(end, end + ZEROED_TAIL_BYTES)
+        } else {
+            file_len.max(end)
+        };
         let mut meta = self.meta_mut();
         meta.first_append_ms.get_or_insert(now_ms);
         for batch in batches {
             let batch_position = position + batch.relative_position as u64;
             meta.index_batch(batch_position, batch, index_interval_bytes);
         }
-        meta.size = position + len as u64;
+        meta.size = end;
+        meta.file_len = file_len;
+        Ok(())
+    }
+
+    /// Writes zeros from `from` (the end of the data) to `to` and returns the new file length.
+    /// Best effort: without room for the zeros (ENOSPC) the file is cut back to `from` and
+    /// appends go on without a tail.
+    fn extend_zeroed_tail(&self, from: u64, to: u64) -> u64 {
+        match write_zeros(&self.log, from..to) {
+            Ok(()) => to,
+            Err(error) => {
+                tracing::debug!(log = %self.log_path.display(), %error, "could not extend the zeroed tail");
+                match self.log.set_len(from) {
+                    Ok(()) => from,
+                    // Some zeros stayed: they are past `size`, still only a tail.
+                    Err(_) => to,
+                }
+            }
+        }
+    }
+
+    /// Cuts the file back to the log's end, dropping the zeroed tail, and fsyncs the new length
+    /// (a segment trusted after a clean stop is read up to its file length).
+    pub fn trim_zeroed_tail(&self) -> io::Result<()> {
+        let mut meta = self.meta_mut();
+        if meta.file_len > meta.size {
+            self.log.set_len(meta.size)?;
+            self.log.sync_data()?;
+            meta.file_len = meta.size;
+        }
         Ok(())
     }
 
@@ -326,6 +399,7 @@ impl Segment {
     /// Makes the segment immutable: records the final max timestamp in the time index and
     /// persists both indexes. Data is fsynced separately by [`Segment::sync_all`].
     pub fn close(&self) -> io::Result<()> {
+        self.trim_zeroed_tail()?;
         {
             let mut meta = self.meta_mut();
             let (timestamp, offset) = (meta.max_timestamp, meta.offset_of_max_timestamp);
