@@ -10,12 +10,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strata_broker::log::{Durability, LogManager, LogManagerConfig, PartitionLog};
+use strata_format::testing::BatchBuilder;
 
 // The broker's allocator, so that allocation costs are the ones `strata` pays.
 #[global_allocator]
@@ -25,38 +23,10 @@ const RECORD: usize = 1024;
 const RECORDS_PER_BATCH: usize = 16;
 
 fn batch() -> Bytes {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: None,
-            value: Some(Bytes::from(vec![7u8; RECORD])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buffer.freeze()
+    BatchBuilder::new()
+        .records(RECORDS_PER_BATCH)
+        .value(vec![7u8; RECORD])
+        .build()
 }
 
 struct Fixture {

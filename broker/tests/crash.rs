@@ -8,54 +8,20 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use strata_broker::log::{Durability, LogManager, LogManagerConfig};
+use strata_format::testing::BatchBuilder;
 use strata_format::{BatchIter, RecordBatch};
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
 const TOPIC: &str = "crash";
 const ITERATIONS: usize = 50;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A batch whose single record's value starts with a unique id, so duplicates are detectable.
 fn batch(id: u64, size: usize) -> Bytes {
     let mut value = id.to_be_bytes().to_vec();
     value.resize(size.max(8), (id % 251) as u8);
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: None,
-        value: Some(Bytes::from(value)),
-        headers: Default::default(),
-    };
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buffer.freeze()
+    BatchBuilder::new().value(value).build()
 }
 
 /// Checksum of everything the log must keep unchanged (all but the base offset).

@@ -7,14 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strata_broker::log::{
     ConfigOp, ConfigSource, Durability, LocalDeletionGate, LogManager, LogManagerConfig,
     PartitionLog, SegmentEvent,
 };
 use strata_format::BatchIter;
+use strata_format::testing::BatchBuilder;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -23,40 +21,15 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Record i's value is `value_size` bytes of `i % 251`, its timestamp `timestamp + i`.
 fn batch_with(count: usize, value_size: usize, timestamp: i64, producer: (i64, i16, i32)) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol keeps records in one batch while offset - sequence is constant.
-            sequence: if producer.0 < 0 {
-                i as i32 - 1
-            } else {
-                producer.2 + i as i32
-            },
-            timestamp: timestamp + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![(i % 251) as u8; value_size])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buffer.freeze()
+    BatchBuilder::new()
+        .records(count)
+        .values(move |i| Bytes::from(vec![(i % 251) as u8; value_size]))
+        .timestamp(timestamp)
+        .timestamp_step(1)
+        .producer(producer.0, producer.1, producer.2)
+        .build()
 }
 
 fn batch(count: usize, value_size: usize) -> Bytes {

@@ -5,13 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use proptest::prelude::*;
 use strata_broker::log::{Durability, LogManager, LogManagerConfig};
 use strata_format::BatchIter;
+use strata_format::testing::BatchBuilder;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -43,41 +41,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn batch(records: usize, size: usize, tag: u8) -> Bytes {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: None,
-            value: Some(Bytes::from(vec![tag; size])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buffer.freeze()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
@@ -101,7 +64,7 @@ proptest! {
                 let log = manager.partition("m", 0).unwrap();
                 match op {
                     Op::Append { records, size, fsync } => {
-                        let bytes = batch(records, size, step as u8);
+                        let bytes = BatchBuilder::new().records(records).value(vec![step as u8; size]).build();
                         let durability = if fsync { Durability::Fsync } else { Durability::Written };
                         let result = log.append(bytes.clone(), durability).await.unwrap();
                         assert_eq!(result.base_offset, next, "offsets are dense");

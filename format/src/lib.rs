@@ -28,6 +28,8 @@
 mod batch;
 mod error;
 mod iter;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use batch::{
     BASE_OFFSET_SIZE, BATCH_HEADER_SIZE, CRC_COVERED_FROM, Compression, MAGIC_V2, NO_PRODUCER_ID,

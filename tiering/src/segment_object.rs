@@ -340,7 +340,7 @@ pub fn decode_footer(key: &str, bytes: &[u8], crc: u32) -> Result<Footer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_batches::{Codec, batch_bytes};
+    use crate::test_batches::batch_bytes;
 
     fn encode_all(batches: &[Vec<u8>], chunk: usize, c: Compression) -> (Vec<u8>, Footer) {
         let mut enc = SegmentEncoder::new(0, chunk, c);
@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn chunks_round_trip_for_every_codec() {
         let batches: Vec<Vec<u8>> = (0..40)
-            .map(|i| batch_bytes(i * 5, 5, 1000 + i, Codec::None))
+            .map(|i| batch_bytes(i * 5, 5, 1000 + i, strata_format::Compression::None))
             .collect();
         let raw: Vec<u8> = batches.concat();
         for c in [Compression::None, Compression::Zstd, Compression::Lz4] {
@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn already_compressed_batches_are_stored_raw_and_corruption_is_caught() {
         let batches: Vec<Vec<u8>> = (0..4)
-            .map(|i| batch_bytes(i * 5, 5, 1000, Codec::Zstd))
+            .map(|i| batch_bytes(i * 5, 5, 1000, strata_format::Compression::Zstd))
             .collect();
         let (mut obj, footer) = encode_all(&batches, 1 << 20, Compression::Zstd);
         assert_eq!(footer.chunks[0].codec, ChunkCodec::Raw);

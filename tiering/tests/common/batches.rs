@@ -1,57 +1,26 @@
-//! Real Kafka record batches (magic v2) for tests, built with `kafka-protocol`'s encoder.
+//! Real Kafka record batches (magic v2) for tests, built with `strata_format::testing`.
 #![allow(dead_code)]
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use strata_format::Compression;
+use strata_format::testing::BatchBuilder;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    None,
-    Zstd,
-    Lz4,
-}
-
-/// One batch of `count` records starting at `base_offset`, record i stamped `base_ts + i`.
-pub fn batch_bytes(base_offset: i64, count: i64, base_ts: i64, codec: Codec) -> Vec<u8> {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: base_offset + i,
-            sequence: i as i32,
-            timestamp: base_ts + i,
-            key: Some(Bytes::from(format!("key-{}", base_offset + i))),
-            value: Some(Bytes::from(format!(
-                "value-{}-{}",
-                base_offset + i,
-                "x".repeat(((base_offset + i) % 97) as usize)
-            ))),
-            headers: Default::default(),
+/// One batch of `count` records starting at `base_offset`, record i stamped `base_ts + i`, with
+/// keys and values of varying length derived from each record's offset.
+pub fn batch_bytes(base_offset: i64, count: i64, base_ts: i64, codec: Compression) -> Vec<u8> {
+    BatchBuilder::new()
+        .base_offset(base_offset)
+        .records(count as usize)
+        .timestamp(base_ts)
+        .timestamp_step(1)
+        .keys(|offset| Bytes::from(format!("key-{offset}")))
+        .values(|offset| {
+            let padding = "x".repeat((offset % 97) as usize);
+            Bytes::from(format!("value-{offset}-{padding}"))
         })
-        .collect();
-    let compression = match codec {
-        Codec::None => Compression::None,
-        Codec::Zstd => Compression::Zstd,
-        Codec::Lz4 => Compression::Lz4,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+        .compression(codec)
+        .build()
+        .to_vec()
 }
 
 /// A segment file body: `batches` batches of `per_batch` records from `base_offset`, alternating
@@ -68,9 +37,9 @@ pub fn segment_bytes(
     for b in 0..batches {
         let off = base_offset + b * per_batch;
         let codec = match (mixed, b % 3) {
-            (false, _) | (true, 0) => Codec::None,
-            (true, 1) => Codec::Zstd,
-            _ => Codec::Lz4,
+            (false, _) | (true, 0) => Compression::None,
+            (true, 1) => Compression::Zstd,
+            _ => Compression::Lz4,
         };
         let bytes = batch_bytes(off, per_batch, base_ts + off, codec);
         index.push((off, out.len(), bytes.len()));

@@ -308,34 +308,15 @@ mod tests {
     use crate::log::Durability;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use strata_format::testing::BatchBuilder;
 
     /// One batch of one record whose value is `value_len` bytes.
     fn batch(offset: i64, value_len: usize) -> Bytes {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: 0,
-            timestamp: 1_700_000_000_000 + offset,
-            key: None,
-            value: Some(Bytes::from(vec![b'v'; value_len])),
-            headers: Default::default(),
-        };
-        let mut buf = bytes::BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
-        buf.freeze()
+        BatchBuilder::new()
+            .base_offset(offset)
+            .timestamp(1_700_000_000_000 + offset)
+            .value(vec![b'v'; value_len])
+            .build()
     }
 
     fn batches(count: i64) -> (Bytes, usize) {
