@@ -178,6 +178,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "Cold reads run at most this many at a time.",
     },
     BrokerConfigDef {
+        name: "remote.log.read.ahead.chunks",
+        default: "4",
+        kind: long(0, 1024),
+        doc: "Chunks (4 MiB of batches each) a sequential cold read downloads ahead of what the consumer asked for, to hide the object store's latency; they wait in the memory chunk cache.",
+    },
+    BrokerConfigDef {
         name: "remote.log.chunk.compression",
         default: "zstd",
         kind: ConfigKind::Choice(&["zstd", "lz4", "none"]),

@@ -118,6 +118,9 @@ impl TierSettings {
         if let Some(n) = get("remote.log.reader.threads") {
             config.reader_threads = n as usize;
         }
+        if let Some(n) = get("remote.log.read.ahead.chunks") {
+            config.read_ahead_chunks = n as usize;
+        }
         if let Some(n) = get("remote.log.index.file.cache.total.size.bytes") {
             config.cache_disk_bytes = n;
         }
@@ -276,5 +279,37 @@ impl TieredStorage {
             let _ = task.await;
         }
         self.rlm.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiering_config_takes_the_broker_config_names() {
+        let configs: BTreeMap<String, String> = [
+            ("remote.log.reader.threads", "6"),
+            ("remote.log.read.ahead.chunks", "12"),
+            ("remote.log.chunk.compression", "lz4"),
+            ("remote.log.manager.copier.thread.pool.size", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = TierSettings::tiering_config(&configs, "/tmp/cache".into());
+        assert_eq!(config.reader_threads, 6);
+        assert_eq!(config.read_ahead_chunks, 12);
+        assert_eq!(config.copier_threads, 3);
+        assert!(matches!(
+            config.compression,
+            strata_tiering::segment_object::Compression::Lz4
+        ));
+        assert_eq!(config.cache_dir, Some("/tmp/cache".into()));
+        let defaults = TierSettings::tiering_config(&BTreeMap::new(), "/tmp/cache".into());
+        assert_eq!(
+            defaults.read_ahead_chunks,
+            TieringConfig::default().read_ahead_chunks
+        );
     }
 }
