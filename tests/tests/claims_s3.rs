@@ -7,9 +7,10 @@
 //! (the local-directory test in `claims_gateway.rs` always does). On moto, the README test
 //! command's S3 server, 2 GiB passes most runs but not all: moto concatenates the parts in Python
 //! memory on CompleteMultipartUpload (8.7 GB peak for 2 GiB, measured 2026-11-22), and on a busy
-//! 2-core machine that call can outlast the S3 client's 30 s request timeout (seen in a CI run on
-//! this machine). The broker-side path (multipart streaming, bounded parts in flight) is the same
-//! for every size. The test runs alone (`heavy_` group), bounds the broker's peak RSS (under
+//! 2-core machine that call outlasted the S3 client's default 30 s request timeout (seen in a CI
+//! run on this machine): the broker here runs with `AWS_TIMEOUT=300s`, the setting the README
+//! gives for slow S3 servers. The broker-side path (multipart streaming, bounded parts in flight)
+//! is the same for every size. The test runs alone (`heavy_` group), bounds the broker's peak RSS (under
 //! 128 MiB) and deletes its objects when done.
 
 #[path = "claims_support.rs"]
@@ -31,6 +32,8 @@ fn start(target: &S3Target, name: &str, sets: &[(&str, &str)]) -> (Strata, Strin
     for (k, v) in target.env() {
         builder = builder.env(&k, &v);
     }
+    // moto completes a multipart upload in Python memory: seconds per hundred MiB.
+    builder = builder.env("AWS_TIMEOUT", "300s");
     for (k, v) in sets {
         builder = builder.set(k, v);
     }
