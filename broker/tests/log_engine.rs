@@ -768,7 +768,7 @@ async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
     let active_len = active.len();
     let data = data_len(active.clone());
     assert!(
-        active_len > data && active_len - data <= 4 << 20,
+        active_len > data && active_len - data <= 1 << 20,
         "active segment: {active_len} bytes in the file for {data} of batches"
     );
     assert!(active[data..].iter().all(|&b| b == 0));

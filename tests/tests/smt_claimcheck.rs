@@ -33,13 +33,30 @@ fn payload_files(strata: &Strata) -> Vec<String> {
         .collect()
 }
 
+/// Bytes of record batches in the partition's `.log` files. Not the file sizes: after acks=all
+/// appends the active segment ends in a zeroed tail that is not part of the log.
 fn segment_bytes(strata: &Strata, topic: &str) -> u64 {
     std::fs::read_dir(strata.data_dir().join(format!("{topic}-0")))
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-        .map(|e| e.metadata().unwrap().len())
+        .map(|e| batch_bytes(&std::fs::read(e.path()).unwrap()))
         .sum()
+}
+
+/// Length of the whole batches at the start of `log` (each: 8-byte base offset, 4-byte length,
+/// then `length` bytes).
+fn batch_bytes(log: &[u8]) -> u64 {
+    let mut position = 0usize;
+    while let Some(header) = log.get(position..position + 12) {
+        let length = i32::from_be_bytes(header[8..12].try_into().unwrap());
+        let end = position + 12 + length.max(0) as usize;
+        if length <= 0 || end > log.len() {
+            break;
+        }
+        position = end;
+    }
+    position as u64
 }
 
 const CHAIN: &[&str] = &[
