@@ -737,6 +737,13 @@ fn data_len(bytes: Vec<u8>) -> usize {
     batches.position()
 }
 
+/// The `.log` file holds whole batches and nothing after them.
+fn assert_no_tail(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let len = bytes.len();
+    assert_eq!(data_len(bytes), len, "{} keeps a tail", path.display());
+}
+
 /// Durable appends write zeros ahead of themselves (so that their fsyncs need no file-size
 /// commit). The zeros are never part of the log: a roll and a clean stop cut them off, and an
 /// unclean stop drops them without taking any segment after them.
@@ -759,11 +766,9 @@ async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
         "expected rolls, got {} segments",
         logs.len()
     );
-    for closed in &logs[..logs.len() - 1] {
-        let bytes = std::fs::read(closed).unwrap();
-        let len = bytes.len();
-        assert_eq!(data_len(bytes), len, "{} keeps a tail", closed.display());
-    }
+    logs[..logs.len() - 1]
+        .iter()
+        .for_each(|closed| assert_no_tail(closed));
     let active = std::fs::read(logs.last().unwrap()).unwrap();
     let active_len = active.len();
     let data = data_len(active.clone());
@@ -787,11 +792,7 @@ async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
     let manager = open(dir.path()).await;
     let log = manager.partition("t", 0).unwrap();
     assert_eq!(read_all(&log), before);
-    for path in &logs {
-        let bytes = std::fs::read(path).unwrap();
-        let len = bytes.len();
-        assert_eq!(data_len(bytes), len, "{} keeps a tail", path.display());
-    }
+    logs.iter().for_each(|path| assert_no_tail(path));
 
     // Appends go on densely; a clean stop leaves no tail behind.
     let next = log.log_end_offset();
@@ -799,11 +800,9 @@ async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
     assert_eq!(appended.base_offset, next);
     manager.shutdown().await.unwrap();
     drop((log, manager));
-    for path in segment_files(&partition_dir, "log") {
-        let bytes = std::fs::read(&path).unwrap();
-        let len = bytes.len();
-        assert_eq!(data_len(bytes), len, "{} keeps a tail", path.display());
-    }
+    segment_files(&partition_dir, "log")
+        .iter()
+        .for_each(|path| assert_no_tail(path));
     let manager = open(dir.path()).await;
     let log = manager.partition("t", 0).unwrap();
     assert_eq!(log.log_end_offset(), appended.last_offset + 1);

@@ -174,7 +174,6 @@ impl PartitionParquetWriter {
     pub fn create(sink: FileSink, topic: &str, partition: i32) -> Result<Self, ExportError> {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("strata export {}", env!("CARGO_PKG_VERSION")))
             .build();
         let pending = PendingBytes::default();
@@ -189,7 +188,7 @@ impl PartitionParquetWriter {
             columns,
             pending,
             sink,
-            row_group: RowGroupBuilder::new(),
+            row_group: RowGroupBuilder::new(ROW_GROUP_BYTES),
             encoding: VecDeque::new(),
             max_encoding: encode_jobs(),
             row_group_bytes: ROW_GROUP_BYTES,
@@ -209,6 +208,7 @@ impl PartitionParquetWriter {
     #[cfg(test)]
     pub fn with_row_group_bytes(mut self, bytes: usize) -> Self {
         self.row_group_bytes = bytes;
+        self.row_group = RowGroupBuilder::new(bytes);
         self
     }
 
@@ -297,7 +297,10 @@ impl PartitionParquetWriter {
             .columns
             .create_column_writers(self.row_groups_started)?;
         self.row_groups_started += 1;
-        let row_group = std::mem::replace(&mut self.row_group, RowGroupBuilder::new());
+        let row_group = std::mem::replace(
+            &mut self.row_group,
+            RowGroupBuilder::new(self.row_group_bytes),
+        );
         let record_bytes = row_group.record_bytes;
         let batch = row_group.finish(&self.topic, self.partition)?;
         let task = tokio::task::spawn_blocking(move || encode_row_group(&batch, writers));
@@ -374,7 +377,8 @@ struct RowGroupBuilder {
 }
 
 impl RowGroupBuilder {
-    fn new() -> Self {
+    /// A row group that closes at `row_group_bytes` of records.
+    fn new(row_group_bytes: usize) -> Self {
         Self {
             rows: 0,
             record_bytes: 0,
@@ -386,7 +390,7 @@ impl RowGroupBuilder {
             // buffer this size by doubling would copy it about twice over.
             values: BinaryBuilder::with_capacity(
                 0,
-                ROW_GROUP_BYTES + super::reader::READ_CHUNK_BYTES,
+                row_group_bytes + super::reader::READ_CHUNK_BYTES,
             ),
             headers: ListBuilder::new(StructBuilder::new(
                 header_fields(),
