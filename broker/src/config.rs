@@ -173,15 +173,15 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
     },
     BrokerConfigDef {
         name: "remote.log.reader.threads",
-        default: "4",
+        default: "16",
         kind: long(1, 1024),
-        doc: "Cold reads run at most this many at a time.",
+        doc: "Object-store requests (ranged GETs of chunks and footers) cold reads have in flight at most; the pool is shared by all cold reads and separate from uploads. An object store serves one stream at a fraction of its bandwidth, so sequential replay needs many at once.",
     },
     BrokerConfigDef {
         name: "remote.log.read.ahead.chunks",
         default: "4",
         kind: long(0, 1024),
-        doc: "Chunks (4 MiB of batches each) a sequential cold read downloads ahead of what the consumer asked for, to hide the object store's latency; they wait in the memory chunk cache.",
+        doc: "Chunks (4 MiB of batches each) a sequential cold read downloads ahead of what the consumer asked for, to hide the object store's latency; at least two more fetches' worth for consumers with large fetches (0: none). They wait in the memory chunk cache.",
     },
     BrokerConfigDef {
         name: "remote.log.chunk.compression",

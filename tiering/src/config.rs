@@ -25,7 +25,7 @@ pub struct TieringConfig {
     pub copier_threads: usize,
     /// Copy byte-rate quota (`remote.log.manager.copy.max.bytes.per.second`); `None` = unlimited.
     pub copy_max_bytes_per_second: Option<u64>,
-    /// Concurrent cold-read object-store requests (`remote.log.reader.threads`). Default 8.
+    /// Concurrent cold-read object-store requests (`remote.log.reader.threads`). Default 16.
     pub reader_threads: usize,
     /// In-memory chunk cache size. Default 256 MiB.
     pub cache_memory_bytes: u64,
@@ -33,9 +33,9 @@ pub struct TieringConfig {
     pub cache_dir: Option<PathBuf>,
     /// On-disk chunk cache size. Default 4 GiB.
     pub cache_disk_bytes: u64,
-    /// Chunks prefetched beyond what a sequential read needs for its next fetch. Default 4
-    /// (16 MiB with the default chunk size): enough to hide a ranged GET's latency behind the
-    /// consumer's processing of the previous fetch.
+    /// Chunks prefetched beyond what a sequential read needs for its next fetch, and at least
+    /// two reads' worth. Default 4 (16 MiB with the default chunk size): enough to hide a ranged
+    /// GET's latency behind the consumer's processing of the previous fetch.
     pub read_ahead_chunks: usize,
     /// Abandoned upload attempts and unreferenced objects younger than this are left alone by
     /// `reconcile` (another writer may be mid-upload). Default 1 h.
@@ -59,7 +59,7 @@ impl Default for TieringConfig {
             multipart_concurrency: 2,
             copier_threads: 4,
             copy_max_bytes_per_second: None,
-            reader_threads: 8,
+            reader_threads: 16,
             cache_memory_bytes: 256 << 20,
             cache_dir: None,
             cache_disk_bytes: 4 << 30,

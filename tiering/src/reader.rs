@@ -15,7 +15,8 @@
 //!   burst of cold reads queues behind itself and never takes upload or hot-path capacity.
 //! * Sequential replay: a read starts the downloads of every chunk it needs at once (concurrent
 //!   ranged GETs), and a read that stops inside a segment starts those of the next read of the
-//!   same size plus `read_ahead_chunks` more, when pool permits are free.
+//!   same size plus `read_ahead_chunks` more, when pool permits are free; that window runs on
+//!   into the next segment (its footer first), so crossing a segment boundary does not stall.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,32 +40,23 @@ const FOOTER_CACHE_ENTRIES: usize = 4096;
 /// Reads remote history; owned by the manager.
 #[derive(Debug)]
 pub struct RemoteLogReader {
-    remote: RemoteStore,
     manifests: Arc<ManifestCache>,
     pub(crate) cache: Arc<ChunkCache>,
-    footers: Mutex<HashMap<String, Arc<Footer>>>,
-    permits: Arc<Semaphore>,
+    fetcher: Fetcher,
     read_ahead: usize,
 }
 
-impl RemoteLogReader {
-    pub(crate) fn new(
-        remote: RemoteStore,
-        manifests: Arc<ManifestCache>,
-        cache: Arc<ChunkCache>,
-        reader_threads: usize,
-        read_ahead: usize,
-    ) -> Self {
-        Self {
-            remote,
-            manifests,
-            cache,
-            footers: Mutex::new(HashMap::new()),
-            permits: Arc::new(Semaphore::new(reader_threads.max(1))),
-            read_ahead,
-        }
-    }
+/// Footer and chunk downloads through the reader pool and the caches; cheap to clone into the
+/// tasks that prefetch.
+#[derive(Debug, Clone)]
+struct Fetcher {
+    remote: RemoteStore,
+    cache: Arc<ChunkCache>,
+    footers: Arc<Mutex<HashMap<String, Arc<Footer>>>>,
+    permits: Arc<Semaphore>,
+}
 
+impl Fetcher {
     async fn footer(&self, seg: &RemoteSegment) -> Result<Arc<Footer>> {
         if let Some(f) = self
             .footers
@@ -143,21 +135,15 @@ impl RemoteLogReader {
         self.cache.get_or_fetch(id, fetch).await
     }
 
-    /// Starts the downloads a sequential reader will want from chunk `from` on: every chunk a
-    /// read of `max_bytes` from there needs, plus `read_ahead` more. So the ranged GETs of one
-    /// fetch run concurrently instead of one after another, and the consumer's next fetch finds
-    /// its chunks ready. Skipped while the reader pool is saturated (reads come first).
-    fn prefetch(&self, seg: &RemoteSegment, footer: &Footer, from: usize, max_bytes: usize) {
-        let mut end = from;
-        let mut wanted = 0usize;
-        while end < footer.chunks.len() && wanted < max_bytes {
-            wanted += footer.chunks[end].raw_len as usize;
-            end += 1;
-        }
-        let end = (end + self.read_ahead).min(footer.chunks.len());
-        for index in from + 1..end {
+    /// Starts downloading chunks `indexes` of `seg` in the background, except those already
+    /// cached or downloading; stops when the reader pool is saturated (reads come first).
+    fn start_chunks(&self, seg: &RemoteSegment, footer: &Footer, indexes: std::ops::Range<usize>) {
+        for index in indexes.start..indexes.end.min(footer.chunks.len()) {
+            if self.permits.available_permits() == 0 {
+                return;
+            }
             let (id, fetch) = self.chunk_fetch(seg, footer, index);
-            if self.cache.contains(&id) || self.permits.available_permits() == 0 {
+            if self.cache.contains(&id) {
                 continue;
             }
             let cache = self.cache.clone();
@@ -165,6 +151,74 @@ impl RemoteLogReader {
                 let _ = cache.get_or_fetch(id, fetch).await;
             });
         }
+    }
+}
+
+impl RemoteLogReader {
+    pub(crate) fn new(
+        remote: RemoteStore,
+        manifests: Arc<ManifestCache>,
+        cache: Arc<ChunkCache>,
+        reader_threads: usize,
+        read_ahead: usize,
+    ) -> Self {
+        Self {
+            manifests,
+            cache: cache.clone(),
+            fetcher: Fetcher {
+                remote,
+                cache,
+                footers: Arc::default(),
+                permits: Arc::new(Semaphore::new(reader_threads.max(1))),
+            },
+            read_ahead,
+        }
+    }
+
+    /// Starts the downloads a sequential reader will want from chunk `from` of `seg` on: every
+    /// chunk a read of `max_bytes` from there needs, plus `read_ahead` more (at least two more
+    /// reads' worth), continuing into
+    /// `next` (the following segment) when `seg` runs out. So the ranged GETs of one fetch run
+    /// concurrently instead of one after another, and the consumer's next fetch finds its
+    /// chunks ready, also when it crosses into the next segment.
+    fn prefetch(
+        &self,
+        seg: &RemoteSegment,
+        footer: &Footer,
+        next: Option<&RemoteSegment>,
+        from: usize,
+        max_bytes: usize,
+    ) {
+        let chunks = &footer.chunks;
+        let mut end = from;
+        let mut wanted = 0usize;
+        while end < chunks.len() && wanted < max_bytes {
+            wanted += chunks[end].raw_len as usize;
+            end += 1;
+        }
+        // Beyond this read, at least two more reads of the same size: a consumer with large
+        // fetches turns a fixed window over in one fetch, before its GETs have returned.
+        let average = (seg.size_bytes as usize / chunks.len().max(1)).max(1);
+        let per_read = max_bytes.div_ceil(average);
+        let ahead = match self.read_ahead {
+            0 => 0, // read-ahead off
+            n => n.max(2 * per_read),
+        };
+        self.fetcher
+            .start_chunks(seg, footer, from + 1..end + ahead);
+        let Some(next) = next else { return };
+        // What spills past this segment, in chunks of this segment's average size.
+        let spill = (max_bytes - wanted.min(max_bytes)).div_ceil(average)
+            + (end + ahead).saturating_sub(chunks.len());
+        if spill == 0 || self.fetcher.permits.available_permits() == 0 {
+            return;
+        }
+        let (fetcher, next) = (self.fetcher.clone(), next.clone());
+        tokio::spawn(async move {
+            if let Ok(footer) = fetcher.footer(&next).await {
+                fetcher.start_chunks(&next, &footer, 0..spill);
+            }
+        });
     }
 
     /// Whole batches from the batch containing `offset`, up to `max_bytes` (at least one batch).
@@ -189,14 +243,17 @@ impl RemoteLogReader {
         let mut parts: Vec<Bytes> = Vec::new();
         let mut total = 0usize;
         let mut cursor = offset;
-        'segments: for seg in m.finished().filter(|s| s.next_offset > offset) {
-            let footer = self.footer(seg).await?;
+        let segments: Vec<&RemoteSegment> =
+            m.finished().filter(|s| s.next_offset > offset).collect();
+        'segments: for (i, &seg) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).copied();
+            let footer = self.fetcher.footer(seg).await?;
             let Some(first) = footer.chunk_for_offset(cursor) else {
                 continue;
             };
-            self.prefetch(seg, &footer, first, max_bytes.saturating_sub(total));
+            self.prefetch(seg, &footer, next, first, max_bytes.saturating_sub(total));
             for index in first..footer.chunks.len() {
-                let data = self.chunk(seg, &footer, index).await?;
+                let data = self.fetcher.chunk(seg, &footer, index).await?;
                 let mut pos = 0usize;
                 let mut start: Option<usize> = None;
                 for item in whole_batches(&data) {
@@ -211,7 +268,7 @@ impl RemoteLogReader {
                         if let Some(s) = start {
                             parts.push(data.slice(s..pos));
                         }
-                        self.prefetch(seg, &footer, index, max_bytes);
+                        self.prefetch(seg, &footer, next, index, max_bytes);
                         break 'segments;
                     }
                     start.get_or_insert(pos);
@@ -223,7 +280,7 @@ impl RemoteLogReader {
                     parts.push(data.slice(s..pos));
                 }
                 if total >= max_bytes {
-                    self.prefetch(seg, &footer, index, max_bytes);
+                    self.prefetch(seg, &footer, next, index, max_bytes);
                     break 'segments;
                 }
             }
@@ -252,12 +309,12 @@ impl RemoteLogReader {
             return Ok(None);
         };
         for seg in v.manifest.finished().filter(|s| s.max_timestamp >= ts) {
-            let footer = self.footer(seg).await?;
+            let footer = self.fetcher.footer(seg).await?;
             let Some(first) = footer.chunk_for_timestamp(ts) else {
                 continue;
             };
             for index in first..footer.chunks.len() {
-                let data = self.chunk(seg, &footer, index).await?;
+                let data = self.fetcher.chunk(seg, &footer, index).await?;
                 for item in whole_batches(&data) {
                     let batch =
                         item.map_err(|d| TieringError::corrupt("chunk", &seg.object_key, d))?;

@@ -318,3 +318,47 @@ async fn slow_store_concurrent_readers_share_one_download() {
         1
     );
 }
+
+/// A sequential reader at the end of one segment finds the first chunks of the next segment
+/// already downloaded: read-ahead does not stop at segment boundaries (on a slow store each
+/// boundary would otherwise cost a footer GET plus a chunk GET while the consumer waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_runs_on_into_the_next_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _faults) = faulty();
+    let mgr = manager(&remote, test_config());
+    let id = Uuid::new_v4();
+    let first = write_segment(dir.path(), "t", id, 0, 40, 5, false);
+    let second = write_segment(dir.path(), "t", id, 200, 40, 5, false);
+    mgr.upload_now(&first.desc).await.unwrap();
+    mgr.upload_now(&second.desc).await.unwrap();
+    let cold = manager(
+        &remote,
+        TieringConfig {
+            read_ahead_chunks: 2,
+            ..test_config()
+        },
+    );
+    let stats = cold.cache_stats();
+    // The last batch of the first segment: its chunk is the segment's last.
+    let last = cold.read("t", 0, 195, 1).await.unwrap().unwrap();
+    assert_eq!(&last[..], first.batch_at(195));
+    // The read-ahead runs in the background: its footer GET, then two chunk GETs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.downloads.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the next segment's chunks were never prefetched ({} downloads)",
+            stats.downloads.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hits = stats.memory_hits.load(Ordering::SeqCst);
+    let next = cold.read("t", 0, 200, 1).await.unwrap().unwrap();
+    assert_eq!(&next[..], second.batch_at(200));
+    assert_eq!(
+        stats.memory_hits.load(Ordering::SeqCst),
+        hits + 1,
+        "the next segment's first chunk came from the cache"
+    );
+}
