@@ -39,7 +39,7 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use tokio::task::JoinHandle;
 
@@ -172,8 +172,14 @@ pub struct PartitionParquetWriter {
 impl PartitionParquetWriter {
     /// Starts a file on `sink`.
     pub fn create(sink: FileSink, topic: &str, partition: i32) -> Result<Self, ExportError> {
+        // Values are opaque payloads: no dictionary (hashing every value to find few repeats)
+        // and no min/max statistics (nobody prunes row groups on payload bytes); zstd still
+        // catches what repeats.
+        let value = parquet::schema::types::ColumnPath::from("value");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_column_dictionary_enabled(value.clone(), false)
+            .set_column_statistics_enabled(value, EnabledStatistics::None)
             .set_created_by(format!("strata export {}", env!("CARGO_PKG_VERSION")))
             .build();
         let pending = PendingBytes::default();
