@@ -16,17 +16,20 @@
 #        so the last segment rolls too)                                    -> produce, tiering on
 #      wait until `cold` has no local data left (GET /v1/tier/status: local log start = log end)
 #      PRODUCE_ROUNDS-1 more pairs to new topics, alternately on first and off first, each
-#        tiering-on produce followed by the same wait, each produce preceded by a `sync`; the
-#        ratio is the median of the pairs. One pair is noise on a VM, where writing into
-#        page-cache pages the guest has not touched yet runs at ~280 MB/s and into recycled ones
-#        at GB/s (dd, BENCHMARKS.md), whichever produce happens to get them.
+#        tiering-on produce followed by the same wait; the ratio is the median of the pairs.
+#        Each produce starts from the same page-cache state: `sync`, then (as root) the page
+#        cache dropped. On a VM whose host reclaims the pages a guest frees, writing into pages
+#        the guest has not touched lately runs at ~250 MB/s of system time and into just-freed
+#        ones at GB/s (dd, BENCHMARKS.md): without the drop, whichever produce came after a
+#        large free got the fast pages and one pair ranged from 0.55 to 1.15.
 #      replay `hot` and `cold` from offset 0 with kcat and with the confluent-kafka consumer
 #   2. S3 backend (the server in STRATA_TEST_S3_ENDPOINT/AWS_* if set -- MinIO, s3s-fs, real
 #      S3; S3_NAME names it in the table -- else a moto server started here from .venv): the
 #      same `cold` topic, produced, tiered, replayed.
 # The broker restarts before every replay, so no replay finds chunks cached by the one before
-# (the chunk cache's disk tier is wiped at start); the OS page cache is left as it is, for hot
-# data and for the local-directory bucket alike.
+# (the chunk cache's disk tier is wiped at start), and (as root) the OS page cache is dropped:
+# the hot replay reads the segment files from disk, the cold ones the bucket's objects (from
+# disk on the local-directory backend). Before session 7 the page cache was left as it was.
 # Records: 1 KiB (RECORD_BYTES), acks=1, no client compression; text-like values from a pool of
 # 8192 (bench/tiering_client.py), so the remote tier's zstd chunk compression works as on logs.
 set -euo pipefail
@@ -129,9 +132,18 @@ produce() { # topic -> JSON
   timeout 900 "$py" "$client" produce --bootstrap "$kafka" --topic "$1" --bytes $(( size_mb * 1048576 )) --size "$record_bytes"
 }
 
+# Before each produce and each replay: no dirty pages left by the step before, and (where this
+# user may) the page cache dropped, so every measured step starts from the same memory state
+# (see above).
+settle() {
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
 replay() { # backend case topic: kcat, then confluent-kafka, each after a broker restart
   local backend="$1" case="$2" topic="$3" name="$4" remote="$5"; shift 5
   restart_broker "$name" "$remote" "$@"
+  settle
   local start end bytes count
   start=$(now)
   # -f '%s': values only, so bytes counted = record value bytes (as for the Python consumer).
@@ -143,6 +155,7 @@ replay() { # backend case topic: kcat, then confluent-kafka, each after a broker
   [ "$count" -eq "$records" ] || { echo "kcat read $count records of $records from $topic" >&2; exit 1; }
   record "$backend" "$case-kcat" "$("$py" -c "print('{\"records\":$count,\"seconds\":%.3f,\"mb_per_s\":%.1f}' % ($end-$start, $bytes/($end-$start)/1e6))")"
   restart_broker "$name" "$remote" "$@"
+  settle
   local out; out="$(timeout 900 "$py" "$client" consume --bootstrap "$kafka" --topic "$topic" --count "$records")"
   "$py" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r['records']==$records else 1)" "$out" \
     || { echo "confluent-kafka read too little from $topic: $out" >&2; exit 1; }
@@ -162,11 +175,11 @@ for round in $(seq 1 "$produce_rounds"); do
   for mode in "${order[@]}"; do
     if [ "$mode" = off ]; then
       create_topic "hot$suffix" remote.storage.enable=false
-      sync
+      settle
       record local "produce-tiering-off$suffix" "$(produce "hot$suffix")"
     else
       create_topic "cold$suffix" remote.storage.enable=true local.retention.ms=1 segment.ms=5000
-      sync
+      settle
       record local "produce-tiering-on$suffix" "$(produce "cold$suffix")"
       wait_all_remote "cold$suffix"
     fi
