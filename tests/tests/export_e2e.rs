@@ -315,3 +315,134 @@ fn export_killed_mid_way_resumes_without_duplicates() {
         "strata export verify",
     );
 }
+
+/// DuckDB's view of an export made with `--value-format json`: the value column's type and,
+/// through JSON path extraction, each document's `i` and `name` by offset.
+const READ_JSON_WITH_DUCKDB: &str = r#"
+import json, sys, duckdb
+files = sys.argv[1] + "/*.parquet"
+con = duckdb.connect()
+kind = con.execute(f"SELECT typeof(value) FROM read_parquet('{files}') LIMIT 1").fetchone()[0]
+rows = con.execute(
+    f"SELECT \"offset\", CAST(value->>'$.i' AS BIGINT), value->>'$.name', value::VARCHAR "
+    f"FROM read_parquet('{files}') ORDER BY \"offset\""
+).fetchall()
+print(json.dumps({"type": kind, "rows": rows}))
+"#;
+
+/// The JSON document produced at offset `i` (non-ASCII text: the UTF-8 must arrive intact).
+fn json_value(i: usize) -> String {
+    format!(r#"{{"i": {i}, "name": "Zürich №{i}", "tags": ["a", "ö"]}}"#)
+}
+
+#[test]
+fn value_formats_json_and_utf8_type_the_column_and_refuse_values_that_do_not_fit() {
+    if !require(Tool::Kcat) || !require(Tool::Python) {
+        return;
+    }
+    let mut strata = Strata::start();
+    let topic = "events";
+    // 0..300 JSON documents, then at 300 a value that is neither UTF-8 nor JSON.
+    let mut input: Vec<u8> = (0..300)
+        .flat_map(|i| format!("k{i}\t{}\n", json_value(i)).into_bytes())
+        .collect();
+    input.extend(b"k300\t\xff\xfe not text\n");
+    let out = kcat(
+        &[
+            "-b",
+            &strata.kafka_addr(),
+            "-P",
+            "-t",
+            topic,
+            "-p",
+            "0",
+            "-K",
+            "\t",
+        ],
+        &input,
+    );
+    assert_success(&out, "kcat produce");
+    strata.stop();
+    let data = strata.data_dir().to_str().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let export = |format: &str, to: &str, out: &std::path::Path| {
+        strata_export(&[
+            "--data-dir",
+            &data,
+            "--topic",
+            topic,
+            "--from-offset",
+            "0",
+            "--to-offset",
+            to,
+            "--value-format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+
+    // JSON: DuckDB sees a JSON column and extracts fields from every document.
+    let json_dir = temp.path().join("json");
+    assert_success(
+        &export("json", "299", &json_dir),
+        "export --value-format json",
+    );
+    let out = strata_tests::run_with_timeout(
+        std::process::Command::new(strata_tests::venv_python())
+            .args(["-c", READ_JSON_WITH_DUCKDB])
+            .arg(&json_dir),
+        Duration::from_secs(120),
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&assert_success(&out, "duckdb read")).expect("duckdb output");
+    assert_eq!(doc["type"], "JSON", "value column type as DuckDB reads it");
+    let rows = doc["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 300);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], i as i64);
+        assert_eq!(row[1], i as i64);
+        assert_eq!(row[2], format!("Zürich №{i}"));
+        assert_eq!(row[3], json_value(i), "value text at offset {i}");
+    }
+    assert_success(
+        &strata_export(&["verify", json_dir.to_str().unwrap()]),
+        "verify json export",
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["value_format"], "json");
+
+    // UTF-8 through offset 300: the export fails naming that offset, and leaves no file.
+    let utf8_dir = temp.path().join("utf8");
+    let out = export("utf8", "300", &utf8_dir);
+    assert!(
+        !out.status.success(),
+        "a non-UTF-8 value was exported as text"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("offset 300") && stderr.contains("not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("binary"),
+        "the error says what to do: {stderr}"
+    );
+    assert!(!utf8_dir.join("manifest.json").exists());
+    let finished: Vec<_> = std::fs::read_dir(&utf8_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .collect();
+    assert!(finished.is_empty(), "{finished:?}");
+
+    // The same range as binary keeps the bytes as produced.
+    let binary_dir = temp.path().join("binary");
+    assert_success(&export("binary", "300", &binary_dir), "export binary");
+    let doc = read_parquet(&binary_dir);
+    let rows = doc["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 301);
+    assert_eq!(rows[300]["value"], hex(b"\xff\xfe not text"));
+    assert_eq!(rows[7]["value"], hex(json_value(7).as_bytes()));
+}

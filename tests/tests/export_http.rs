@@ -81,7 +81,43 @@ fn http_export_of_a_mostly_remote_topic_reads_back_byte_for_byte() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(error_message(&body).contains("nope"), "{body}");
+    let (status, body) = post_export(
+        &strata,
+        json!({"topic": topic, "from_offset": 0, "to_offset": 1, "out": out,
+               "value_format": "yaml"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body).contains("value_format"), "{body}");
     assert!(!out.join("manifest.json").exists());
+
+    // Values as text: offset 1's value is not UTF-8 (see `value`), so the job fails naming it
+    // and leaves no Parquet file behind.
+    let text_out = temp.path().join("as-text");
+    let (status, body) = post_export(
+        &strata,
+        json!({"topic": topic, "from_offset": 0, "to_offset": 10, "out": text_out,
+               "value_format": "utf8"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = wait_for_job(
+        &strata,
+        body["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        error.contains("offset 1:") && error.contains("not valid UTF-8"),
+        "{job}"
+    );
+    let parquet_files = std::fs::read_dir(&text_out)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(parquet_files, 0);
 
     let (status, body) = post_export(
         &strata,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use strata_broker::export::ValueFormat;
 use strata_broker::export::destination::Destination;
 use strata_broker::export::job::{Bound, ExportRequest, ExportSource, run_export};
 use strata_broker::export::manifest::{MANIFEST_FILE, verify};
@@ -66,6 +67,11 @@ pub struct ExportArgs {
     /// mismatches are listed in the manifest and make the export exit non-zero.
     #[arg(long)]
     verify_claims: bool,
+    /// How the `value` column holds record values: `binary` (the bytes as produced), `utf8`
+    /// (text) or `json` (text typed as JSON in Parquet). With `utf8` or `json`, a value that is
+    /// not valid UTF-8 or JSON fails the export, naming its offset.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ValueFormat::Binary)]
+    value_format: ValueFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +145,7 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
         to: bound(args.to_offset, args.to_time.as_deref(), "--to-time")?,
         max_file_bytes: args.max_file_bytes,
         verify_claims: args.verify_claims,
+        value_format: args.value_format,
     };
     if !data_dir.join("topics.json").exists() {
         bail!(

@@ -27,11 +27,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::ExportError;
 use super::destination::Destination;
 use super::job::{Bound, ExportRequest, ExportSource, plan, run_export};
 use super::manifest::Manifest;
 use super::progress::{ExportProgress, PartitionProgress};
+use super::{ExportError, ValueFormat};
 
 /// Every `(method, path)` served here, in OpenAPI syntax (checked against the document).
 pub const ROUTES: &[(&str, &str)] = &[("post", "/v1/exports"), ("get", "/v1/exports/{id}")];
@@ -56,6 +56,9 @@ pub struct ExportBody {
     pub max_file_bytes: Option<u64>,
     #[serde(default)]
     pub verify_claims: bool,
+    /// `binary` (default), `utf8` or `json`.
+    #[serde(default)]
+    pub value_format: ValueFormat,
 }
 
 impl ExportBody {
@@ -77,6 +80,7 @@ impl ExportBody {
             to: bound(self.to_offset, &self.to_time, "to")?,
             max_file_bytes: self.max_file_bytes,
             verify_claims: self.verify_claims,
+            value_format: self.value_format,
         })
     }
 }

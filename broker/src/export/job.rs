@@ -7,7 +7,7 @@
 //!  probe destination ─▶ manifest.json there? ─yes─▶ refuse (a complete export)
 //!        │ no
 //!        ▼
-//!  resolve ranges ─▶ manifest.partial.json there? ─yes, same topic/ranges/size─▶ resume
+//!  resolve ranges ─▶ manifest.partial.json there? ─yes, same topic/ranges/size/format─▶ resume
 //!        │ no                                      └─ different ──▶ refuse
 //!        ▼
 //!  write partial (plan, no files) ─▶ delete *.parquet.tmp leftovers
@@ -28,7 +28,6 @@ use std::sync::Arc;
 use strata_claimcheck::ClaimStore;
 use strata_tiering::RemoteLogManager;
 
-use super::ExportError;
 use super::claims::ClaimChecker;
 use super::destination::Destination;
 use super::manifest::{
@@ -38,6 +37,7 @@ use super::manifest::{
 use super::parquet_writer::PartitionParquetWriter;
 use super::progress::{ExportProgress, PartitionProgress};
 use super::reader::{PrefetchedChunks, READ_CHUNK_BYTES, RecordReader};
+use super::{ExportError, ValueFormat};
 use crate::log::{LogManager, PartitionLog};
 
 /// Smallest read step when files are split small.
@@ -97,6 +97,8 @@ pub struct ExportRequest {
     pub max_file_bytes: Option<u64>,
     /// Read every claim ticket's payload and check its size and SHA-256.
     pub verify_claims: bool,
+    /// How the `value` column holds values.
+    pub value_format: ValueFormat,
 }
 
 /// Where records come from: the log (a running broker's, or a stopped one's data directory),
@@ -242,6 +244,7 @@ pub async fn run_export(
             if partial.topic != request.topic
                 || partial.partitions != requested
                 || partial.max_file_bytes != request.max_file_bytes
+                || partial.value_format != request.value_format
             {
                 return Err(ExportError::BadRequest(format!(
                     "{} holds an interrupted export of other ranges ({}); re-run it with the same \
@@ -260,6 +263,7 @@ pub async fn run_export(
                 created_at: now_rfc3339(),
                 partitions: requested.clone(),
                 max_file_bytes: request.max_file_bytes,
+                value_format: request.value_format,
                 files: Vec::new(),
                 claims: None,
             };
@@ -408,7 +412,8 @@ async fn export_file(
 ) -> Result<(ManifestFile, Option<ClaimsReport>), ExportError> {
     let name = file_name(log.topic(), range.partition, range.from);
     let sink = dest.create(&name).await?;
-    let mut writer = PartitionParquetWriter::create(sink, log.topic(), range.partition)?;
+    let mut writer =
+        PartitionParquetWriter::create(sink, log.topic(), range.partition, request.value_format)?;
     let mut claim_report = ClaimsReport::default();
     let mut reported_offset = range.from;
     let mut to = range.to;

@@ -8,12 +8,13 @@
 //! every completed file: that is what a re-run resumes from (see `job.rs`).
 //!
 //! The format is versioned (`version`); readers accept every version in [`KNOWN_VERSIONS`].
-//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses.
+//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses; `value_format`, added
+//! within version 2, reads as `binary` when absent.
 
 use serde::{Deserialize, Serialize};
 
-use super::ExportError;
 use super::destination::Destination;
+use super::{ExportError, ValueFormat};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const PARTIAL_MANIFEST_FILE: &str = "manifest.partial.json";
@@ -32,6 +33,9 @@ pub struct Manifest {
     /// Files were closed at about this size (version 2; `null`: one file per partition).
     #[serde(default)]
     pub max_file_bytes: Option<u64>,
+    /// How the `value` column holds values (absent before it was an option: binary).
+    #[serde(default)]
+    pub value_format: ValueFormat,
     pub files: Vec<ManifestFile>,
     /// Claim tickets seen, and payload checks when `--verify-claims` was given (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]

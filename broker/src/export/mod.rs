@@ -41,6 +41,8 @@
 //!   job instead). Background retention and rolls are pushed out beyond its lifetime.
 //!
 //! # Limits
+//! Values are binary by default; `utf8` and `json` value formats check every value (a value
+//! that does not fit fails the export with its offset rather than being altered or dropped).
 //! Record headers come from kafka-protocol's decoder as a map: two headers with the same key in
 //! one record keep only the last. Transaction markers (control batches) are not exported; aborted
 //! transactional records are (the export is read-uncommitted). HTTP jobs live in memory: a
@@ -116,6 +118,53 @@ pub enum ExportError {
     BadRequest(String),
     #[error("reading the claim store: {0}")]
     Claims(String),
+    /// A record value that the requested value format cannot hold.
+    #[error(
+        "{topic}-{partition} offset {offset}: the value is not valid {} ({problem}); export with value format `binary` to keep values as bytes",
+        format.describe()
+    )]
+    BadValue {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        format: ValueFormat,
+        problem: String,
+    },
+}
+
+/// How the `value` column holds record values.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// The bytes as produced (Parquet BYTE_ARRAY, Arrow binary).
+    #[default]
+    Binary,
+    /// UTF-8 text (Arrow utf8, Parquet STRING); a value that is not valid UTF-8 fails the
+    /// export, naming its offset.
+    Utf8,
+    /// JSON documents (Arrow utf8 with the `arrow.json` extension, Parquet JSON); a value that
+    /// is not one JSON document fails the export, naming its offset.
+    Json,
+}
+
+impl ValueFormat {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Utf8 => "UTF-8",
+            Self::Json => "JSON",
+        }
+    }
 }
 
 impl ExportError {

@@ -8,7 +8,7 @@
 //! | timestamp      | timestamp(ms, UTC)                     |
 //! | timestamp_type | utf8 (`CreateTime` / `LogAppendTime`)  |
 //! | key            | binary, null for a null key            |
-//! | value          | binary, null for a tombstone           |
+//! | value          | binary (or utf8, or utf8 + `arrow.json` = Parquet JSON: [`ValueFormat`]), null for a tombstone |
 //! | headers        | list<struct<key utf8, value binary>>   |
 //! | producer_id    | int64 (-1 without idempotence)         |
 //! | claim          | struct<id, uri utf8, size int64, sha256 utf8>, null unless the record is a claim ticket |
@@ -28,9 +28,12 @@ use std::sync::{Arc, Mutex};
 use arrow_array::builder::{
     BinaryBuilder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
 };
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{
     ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
+use arrow_schema::extension::Json;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -44,7 +47,7 @@ use parquet::file::writer::SerializedFileWriter;
 use tokio::task::JoinHandle;
 
 use super::destination::FileSink;
-use super::{ClaimFields, ExportError, ExportRecord};
+use super::{ClaimFields, ExportError, ExportRecord, ValueFormat};
 
 /// Record bytes (keys, values, headers) per row group: a large row group for analytics readers
 /// that keeps the export's memory bounded while [`encode_jobs`] of them are encoded at once
@@ -79,8 +82,20 @@ fn header_item() -> Field {
     Field::new("item", DataType::Struct(header_fields()), false)
 }
 
-/// The export schema (see the module doc).
-pub fn schema() -> SchemaRef {
+/// Index of the `value` column in [`schema`].
+const VALUE_COLUMN: usize = 6;
+/// Index of the `offset` column in [`schema`].
+const OFFSET_COLUMN: usize = 2;
+
+/// The export schema (see the module doc), with the `value` column as `values` asks.
+pub fn schema(values: ValueFormat) -> SchemaRef {
+    let value = match values {
+        ValueFormat::Binary => Field::new("value", DataType::Binary, true),
+        ValueFormat::Utf8 => Field::new("value", DataType::Utf8, true),
+        ValueFormat::Json => {
+            Field::new("value", DataType::Utf8, true).with_extension_type(Json::default())
+        }
+    };
     Arc::new(Schema::new(vec![
         Field::new("topic", DataType::Utf8, false),
         Field::new("partition", DataType::Int32, false),
@@ -92,7 +107,7 @@ pub fn schema() -> SchemaRef {
         ),
         Field::new("timestamp_type", DataType::Utf8, false),
         Field::new("key", DataType::Binary, true),
-        Field::new("value", DataType::Binary, true),
+        value,
         Field::new("headers", DataType::List(Arc::new(header_item())), false),
         Field::new("producer_id", DataType::Int64, false),
         Field::new("claim", DataType::Struct(claim_fields()), true),
@@ -151,6 +166,9 @@ struct EncodeJob {
 pub struct PartitionParquetWriter {
     topic: Arc<str>,
     partition: i32,
+    /// The file's schema (its `value` column as the export's [`ValueFormat`] asks).
+    schema: SchemaRef,
+    values: ValueFormat,
     file: SerializedFileWriter<PendingBytes>,
     columns: ArrowRowGroupWriterFactory,
     pending: PendingBytes,
@@ -171,7 +189,12 @@ pub struct PartitionParquetWriter {
 
 impl PartitionParquetWriter {
     /// Starts a file on `sink`.
-    pub fn create(sink: FileSink, topic: &str, partition: i32) -> Result<Self, ExportError> {
+    pub fn create(
+        sink: FileSink,
+        topic: &str,
+        partition: i32,
+        values: ValueFormat,
+    ) -> Result<Self, ExportError> {
         // Values are opaque payloads: no dictionary (hashing every value to find few repeats)
         // and no min/max statistics (nobody prunes row groups on payload bytes); zstd still
         // catches what repeats.
@@ -185,11 +208,14 @@ impl PartitionParquetWriter {
         let pending = PendingBytes::default();
         // The high-level writer puts the Arrow schema into the footer metadata; its low-level
         // parts let row groups be encoded elsewhere and appended here.
-        let (file, columns) = ArrowWriter::try_new(pending.clone(), schema(), Some(props))?
+        let schema = schema(values);
+        let (file, columns) = ArrowWriter::try_new(pending.clone(), schema.clone(), Some(props))?
             .into_serialized_writer()?;
         Ok(Self {
             topic: topic.into(),
             partition,
+            schema,
+            values,
             file,
             columns,
             pending,
@@ -309,7 +335,14 @@ impl PartitionParquetWriter {
         );
         let record_bytes = row_group.record_bytes;
         let batch = row_group.finish(&self.topic, self.partition)?;
-        let task = tokio::task::spawn_blocking(move || encode_row_group(&batch, writers));
+        let typed = TypedValues {
+            schema: self.schema.clone(),
+            format: self.values,
+            topic: self.topic.clone(),
+            partition: self.partition,
+        };
+        let task =
+            tokio::task::spawn_blocking(move || encode_row_group(&typed.apply(batch)?, writers));
         self.encoding.push_back(EncodeJob { record_bytes, task });
         Ok(())
     }
@@ -365,6 +398,56 @@ fn encode_row_group(
         .into_iter()
         .map(ArrowColumnWriter::close)
         .collect::<Result<_, _>>()?)
+}
+
+/// Turns a collected row group (values as bytes) into the file's schema: unchanged for
+/// [`ValueFormat::Binary`], values checked and typed as text for the others. Runs on the
+/// blocking pool with the encoding (JSON parsing costs about what compression does).
+struct TypedValues {
+    schema: SchemaRef,
+    format: ValueFormat,
+    topic: Arc<str>,
+    partition: i32,
+}
+
+impl TypedValues {
+    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, ExportError> {
+        if self.format == ValueFormat::Binary {
+            return Ok(batch);
+        }
+        let values = batch.column(VALUE_COLUMN).as_binary::<i32>();
+        let offsets = batch.column(OFFSET_COLUMN).as_primitive::<Int64Type>();
+        let bad = |row: usize, problem: String| ExportError::BadValue {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: offsets.value(row),
+            format: self.format,
+            problem,
+        };
+        if self.format == ValueFormat::Json {
+            for (row, value) in values.iter().enumerate() {
+                if let Some(value) = value {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(value)
+                        .map_err(|e| bad(row, e.to_string()))?;
+                }
+            }
+        }
+        let text = StringArray::try_from_binary(values.clone()).map_err(|_| {
+            // The array check does not say which value failed: find it for the error.
+            let row = values
+                .iter()
+                .position(|v| v.is_some_and(|v| std::str::from_utf8(v).is_err()))
+                .unwrap_or(0);
+            let problem = match std::str::from_utf8(values.value(row)) {
+                Err(e) => e.to_string(),
+                Ok(_) => "invalid UTF-8".to_string(),
+            };
+            bad(row, problem)
+        })?;
+        let mut columns = batch.columns().to_vec();
+        columns[VALUE_COLUMN] = Arc::new(text);
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
 }
 
 /// The Arrow columns of one row group, appended to record by record.
@@ -458,7 +541,7 @@ impl RowGroupBuilder {
             Arc::new(Int64Array::from(self.producer_ids)),
             Arc::new(self.claims.finish()),
         ];
-        Ok(RecordBatch::try_new(schema(), columns)?)
+        Ok(RecordBatch::try_new(schema(ValueFormat::Binary), columns)?)
     }
 }
 

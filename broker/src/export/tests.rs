@@ -14,7 +14,7 @@ use super::manifest::{
     verify,
 };
 use super::parquet_writer::{PartitionParquetWriter, schema};
-use super::{ClaimFields, ExportRecord, TimestampKind};
+use super::{ClaimFields, ExportError, ExportRecord, TimestampKind, ValueFormat};
 
 fn record(offset: i64) -> ExportRecord {
     ExportRecord {
@@ -50,7 +50,7 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let records: Vec<_> = (10..110).map(record).collect();
     let sink = dest.create(name).await.unwrap();
     // Row groups of a few records: many are encoded at once and must land in order.
-    let mut writer = PartitionParquetWriter::create(sink, "orders", 3)
+    let mut writer = PartitionParquetWriter::create(sink, "orders", 3, ValueFormat::Binary)
         .unwrap()
         .with_row_group_bytes(256);
     for chunk in records[..40].chunks(4) {
@@ -73,7 +73,10 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     // Read back with the parquet crate and compare every column.
     let file = std::fs::File::open(&path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    assert_eq!(reader.schema().fields(), schema().fields());
+    assert_eq!(
+        reader.schema().fields(),
+        schema(ValueFormat::Binary).fields()
+    );
     assert!(
         reader.metadata().num_row_groups() >= 10,
         "{} row groups",
@@ -134,6 +137,7 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
             to_offset: 109,
         }],
         max_file_bytes: None,
+        value_format: ValueFormat::Binary,
         files: vec![ManifestFile {
             file: name.into(),
             partition: 3,
@@ -182,7 +186,7 @@ async fn object_store_destination_writes_whole_files_and_verifies() {
     dest.probe_writable().await.unwrap();
     let name = "t-p00000-00000000000000000000.parquet";
     let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary).unwrap();
     let records: Vec<_> = (0..50).map(record).collect();
     writer.write(records.clone()).await.unwrap();
     assert_eq!(
@@ -223,6 +227,7 @@ fn verify_reports_gaps_and_overlaps_between_files() {
             to_offset: 99,
         }],
         max_file_bytes: Some(1),
+        value_format: ValueFormat::Binary,
         files: vec![file("a", 0, 49), file("b", 50, 99)],
         claims: None,
     };
@@ -265,7 +270,7 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
     };
     let name = "t-p00000-00000000000000000000.parquet";
     let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "t", 0).unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary).unwrap();
     // Incompressible values, more than two multipart parts' worth in all.
     let records: Vec<ExportRecord> = (0..320)
         .map(|offset| {
@@ -288,4 +293,112 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
         Some((summary.sha256.clone(), summary.bytes))
     );
     assert_eq!(dest.parquet_rows(name).await.unwrap(), 320);
+}
+
+/// Writes `values` (offsets 100, 101, ...) to one file in `format`; the file's path, or the
+/// export's error.
+async fn write_values(
+    dir: &std::path::Path,
+    format: ValueFormat,
+    values: &[Option<&[u8]>],
+) -> Result<std::path::PathBuf, ExportError> {
+    let dest = Destination::Local(dir.to_path_buf());
+    let name = "v.parquet";
+    let mut writer = PartitionParquetWriter::create(dest.create(name).await?, "t", 0, format)?
+        .with_row_group_bytes(256);
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ExportRecord {
+            value: v.map(Bytes::copy_from_slice),
+            ..record(100 + i as i64)
+        })
+        .collect();
+    writer.write(records).await?;
+    writer.finish().await?;
+    Ok(dir.join(name))
+}
+
+#[tokio::test]
+async fn utf8_and_json_value_formats_write_typed_text_columns() {
+    let values: Vec<Option<&[u8]>> = vec![
+        Some(br#"{"id": 1, "name": "z\u00fcrich"}"#),
+        None,
+        Some(b"[1, 2.5, null]"),
+        Some("\"gr\u{fc}\u{df}e\"".as_bytes()),
+    ];
+    for format in [ValueFormat::Utf8, ValueFormat::Json] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_values(dir.path(), format, &values).await.unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        // Parquet's own type for the column: STRING, or JSON for readers such as DuckDB.
+        let column = reader.metadata().file_metadata().schema_descr().column(6);
+        assert_eq!(column.name(), "value");
+        let expected = match format {
+            ValueFormat::Json => parquet::basic::LogicalType::Json,
+            _ => parquet::basic::LogicalType::String,
+        };
+        assert_eq!(column.logical_type_ref(), Some(&expected), "{format:?}");
+        assert_eq!(reader.schema().fields(), schema(format).fields());
+        let text: Vec<Option<String>> = reader
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let column = b.column(6).as_string::<i32>().clone();
+                (0..b.num_rows())
+                    .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want: Vec<Option<String>> = values
+            .iter()
+            .map(|v| v.map(|v| String::from_utf8(v.to_vec()).unwrap()))
+            .collect();
+        assert_eq!(text, want, "{format:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_fit_the_format_fails_the_export_naming_its_offset() {
+    // (format, values at offsets 100.., offset of the first one that does not fit)
+    type Case<'a> = (ValueFormat, Vec<Option<&'a [u8]>>, i64);
+    let cases: [Case<'_>; 3] = [
+        (
+            ValueFormat::Utf8,
+            vec![Some(b"ok"), Some(b"ok"), Some(&[0x66, 0xff, 0x66])],
+            102,
+        ),
+        (
+            ValueFormat::Json,
+            vec![Some(b"{}"), Some(b"{\"a\": tru}")],
+            101,
+        ),
+        (
+            ValueFormat::Json,
+            vec![Some(b"1"), None, Some(b"\"x\" trailing")],
+            102,
+        ),
+    ];
+    for (format, values, offset) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        match write_values(dir.path(), format, &values).await {
+            Err(ExportError::BadValue {
+                offset: at,
+                format: f,
+                ..
+            }) => {
+                assert_eq!((at, f), (offset, format));
+            }
+            other => panic!("{format:?}: expected a bad value at {offset}, got {other:?}"),
+        }
+        // Nothing that looks like a complete file is left.
+        assert!(!dir.path().join("v.parquet").exists());
+    }
+    // Binary takes any bytes.
+    let dir = tempfile::tempdir().unwrap();
+    write_values(dir.path(), ValueFormat::Binary, &[Some(&[0xff, 0xfe])])
+        .await
+        .unwrap();
 }
