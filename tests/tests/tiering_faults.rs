@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use strata_tests::{Tool, create_tiered_topic, free_port, kcat, repo_root, require};
-use support::{client, list_offset, partition_status, tiered_builder, wait_tiered, wait_until};
+use support::{
+    client, list_offset, local_segments, partition_status, tiered_builder, wait_tiered, wait_until,
+};
 
 /// Every `.seg` object under `dir` and every object key the manifests reference.
 fn objects_and_references(dir: &Path) -> (Vec<String>, Vec<String>) {
@@ -172,6 +174,66 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
         "offon-g",
     ]);
     assert!(out.contains("OK consumed 2000"), "{out}");
+    assert_no_orphans(remote.path());
+
+    // remote.log.copy.disable (KIP-950): new segments stay local, the remote ones stay readable.
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.log.copy.disable=true",
+    ]);
+    let tiered_before = partition_status(&strata, topic)["highest_tiered_offset"]
+        .as_i64()
+        .unwrap();
+    assert!(tiered_before < 2000, "{tiered_before}");
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a", "2000"]);
+    // Time for the segments to close (segment.bytes, then segment.ms for the last) and for
+    // several upload rounds (remote.log.manager.task.interval.ms=1000) that must do nothing.
+    wait_until(
+        "segments close while copy is disabled",
+        Duration::from_secs(60),
+        || local_segments(strata.data_dir(), topic) >= 4,
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let status = partition_status(&strata, topic);
+    assert_eq!(status["copy_enabled"], false, "{status}");
+    assert_eq!(
+        status["highest_tiered_offset"].as_i64(),
+        Some(tiered_before),
+        "nothing is uploaded while copy is disabled: {status}"
+    );
+    let local_start = list_offset(&strata, topic, -4);
+    assert!(
+        local_start <= 2000,
+        "new data left local disk: -4 = {local_start}"
+    );
+    let out = client(&[
+        "consume",
+        &strata.kafka_addr(),
+        topic,
+        "3000",
+        "a",
+        "copy-off-g",
+    ]);
+    assert!(out.contains("OK consumed 3000"), "{out}");
+    // Copy enabled again: the held-back segments go up and leave local disk, nothing lost.
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.log.copy.disable=false",
+    ]);
+    wait_tiered(&strata, topic, 2999);
+    let out = client(&[
+        "consume",
+        &strata.kafka_addr(),
+        topic,
+        "3000",
+        "a",
+        "copy-on-g",
+    ]);
+    assert!(out.contains("OK consumed 3000"), "{out}");
     assert_no_orphans(remote.path());
 
     client(&[
