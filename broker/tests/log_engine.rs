@@ -808,3 +808,69 @@ async fn the_zeroed_tail_of_durable_appends_is_never_part_of_the_log() {
     assert_eq!(log.log_end_offset(), appended.last_offset + 1);
     assert_eq!(&read_all(&log)[..before.len()], &before[..]);
 }
+
+/// `flush.messages` and `flush.ms` make acks=1 (`Durability::Written`) appends durable without
+/// an fsync per append: the recovery point (offset below which everything is fsynced) moves
+/// after that many messages, or once the oldest unflushed write is that old; with neither
+/// set low, it stays behind.
+#[tokio::test]
+async fn flush_messages_and_flush_ms_advance_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LogManagerConfig::new(dir.path());
+    config.roll_check_interval = std::time::Duration::from_millis(50);
+    let manager = LogManager::open(config).await.unwrap();
+    for (name, settings) in [
+        ("by-count", overrides(&[("flush.messages", "5")])),
+        ("by-time", overrides(&[("flush.ms", "200")])),
+        ("neither", overrides(&[])),
+    ] {
+        manager.create_topic(name, 1, settings, false).unwrap();
+    }
+    let (by_count, by_time, neither) = (
+        manager.partition("by-count", 0).unwrap(),
+        manager.partition("by-time", 0).unwrap(),
+        manager.partition("neither", 0).unwrap(),
+    );
+
+    // flush.messages=5: two records, then two more, stay unflushed; the fifth flushes them all.
+    for _ in 0..2 {
+        by_count
+            .append(batch(2, 100), Durability::Written)
+            .await
+            .unwrap();
+    }
+    assert_eq!(by_count.recovery_point(), 0);
+    by_count
+        .append(batch(1, 100), Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(by_count.recovery_point(), 5);
+
+    // flush.ms=200: not flushed at once, flushed by the periodic check soon after 200 ms.
+    let started = std::time::Instant::now();
+    by_time
+        .append(batch(3, 100), Durability::Written)
+        .await
+        .unwrap();
+    neither
+        .append(batch(3, 100), Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(by_time.recovery_point(), 0);
+    while by_time.recovery_point() < 3 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "flush.ms=200 never flushed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "flushed before flush.ms: {:?}",
+        started.elapsed()
+    );
+    // The default flush.ms (Long.MAX, as in Kafka) leaves acks=1 data to the OS.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(neither.recovery_point(), 0);
+    assert_eq!(neither.log_end_offset(), 3);
+}
