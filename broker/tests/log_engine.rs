@@ -874,3 +874,54 @@ async fn flush_messages_and_flush_ms_advance_the_recovery_point() {
     assert_eq!(neither.recovery_point(), 0);
     assert_eq!(neither.log_end_offset(), 3);
 }
+
+/// A full offset or time index rolls the segment even far below `segment.bytes`, as in Kafka;
+/// every rolled segment's indexes fit `segment.index.bytes` and every record stays readable.
+#[tokio::test]
+async fn a_full_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    // 48 bytes: 6 offset-index entries (8 bytes) or 4 time-index entries (12 bytes); every
+    // batch gets an entry (index.interval.bytes=1).
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[("segment.index.bytes", "48"), ("index.interval.bytes", "1")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let base = now_ms();
+    for i in 0..20 {
+        log.append(
+            batch_with(1, 50, base + i, (-1, -1, -1)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    }
+    let partition_dir = dir.path().join("t-0");
+    let logs = segment_files(&partition_dir, "log");
+    assert!(
+        logs.len() >= 20usize.div_ceil(6),
+        "20 indexed batches in {} segment(s)",
+        logs.len()
+    );
+    // Closed segments (all but the active one) hold at most what their indexes can address,
+    // and their trimmed indexes are within the limit.
+    for extension in ["index", "timeindex"] {
+        let files = segment_files(&partition_dir, extension);
+        for file in &files[..files.len() - 1] {
+            let len = std::fs::metadata(file).unwrap().len();
+            assert!(len <= 48, "{} is {len} bytes", file.display());
+        }
+    }
+    let batches = read_all(&log);
+    assert_eq!(batches.len(), 20);
+    assert_eq!(batches.last().unwrap().1, 19);
+    drop((log, manager));
+    // And after a restart.
+    let manager = open(dir.path()).await;
+    assert_eq!(read_all(&manager.partition("t", 0).unwrap()).len(), 20);
+}
