@@ -106,6 +106,7 @@ const DOWNLOADED_ONCE_IDS: u64 = 65_536;
 pub struct CacheStats {
     pub memory_hits: AtomicU64,
     pub disk_hits: AtomicU64,
+    /// Chunks downloaded and put in the memory cache.
     pub downloads: AtomicU64,
 }
 
@@ -295,9 +296,11 @@ impl ChunkCache {
             self.memory_put(id.clone(), b.clone());
             return Ok((b, false));
         }
-        self.stats.downloads.fetch_add(1, Ordering::Relaxed);
         let b = fetch.await?;
         self.memory_put(id.clone(), b.clone());
+        // Counted once the chunk is in memory, so that a reader that saw the count go up finds
+        // it there (a failed fetch is not a download).
+        self.stats.downloads.fetch_add(1, Ordering::Relaxed);
         Ok((b, true))
     }
 }
