@@ -163,13 +163,13 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "remote.log.manager.copy.max.bytes.per.second",
         default: "9223372036854775807",
         kind: long(1, I64),
-        doc: "Upload byte-rate quota.",
+        doc: "Upload byte-rate quota: bytes per second over all segment uploads (Long.MAX_VALUE: none). Dynamic: change it with IncrementalAlterConfigs on the broker; waiting uploads follow at once.",
     },
     BrokerConfigDef {
         name: "remote.log.manager.fetch.max.bytes.per.second",
         default: "9223372036854775807",
         kind: long(1, I64),
-        doc: "Cold-read byte-rate quota.",
+        doc: "Cold-read byte-rate quota: bytes per second downloaded from the remote tier by all cold reads, read-ahead included (Long.MAX_VALUE: none). A throttled fetch answers within its max.wait.ms with what is ready; hot fetches and produces are not affected. Dynamic, like the upload quota.",
     },
     BrokerConfigDef {
         name: "remote.log.reader.threads",

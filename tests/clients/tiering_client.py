@@ -2,6 +2,8 @@
 
   create   BOOTSTRAP TOPIC key=value...        create a 1-partition topic with configs
   alter    BOOTSTRAP TOPIC key=value...        IncrementalAlterConfigs SET
+  broker-config BOOTSTRAP - key=value...       IncrementalAlterConfigs on the broker: SET, or
+                                               DELETE for `key=`; then checks DescribeConfigs
   delete   BOOTSTRAP TOPIC                     DeleteTopics
   produce  BOOTSTRAP TOPIC N TAG [START]       N deterministic records (records.py), acks=all
   consume  BOOTSTRAP TOPIC N TAG GROUP [FIRST] a NEW group from offset 0 reads N records and
@@ -52,6 +54,23 @@ elif cmd == "alter":
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
     admin.incremental_alter_configs([resource])[resource].result(20)
     print("OK altered")
+elif cmd == "broker-config":
+    from confluent_kafka.admin import ConfigSource
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = configs(rest)
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v else AlterConfigOpType.DELETE)
+               for k, v in wanted.items()]
+    resource = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(20)
+    broker = ConfigResource(ConfigResource.Type.BROKER, "0")
+    described = admin.describe_configs([broker])[broker].result(20)
+    for k, v in wanted.items():
+        entry = described[k]
+        if v:
+            assert entry.value == v and entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, entry
+        else:
+            assert entry.source != ConfigSource.DYNAMIC_BROKER_CONFIG.value, entry
+    print("OK broker configs " + " ".join(f"{k}={described[k].value}" for k in wanted))
 elif cmd == "delete":
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.delete_topics([topic])[topic].result(30)

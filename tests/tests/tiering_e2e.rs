@@ -8,13 +8,16 @@
 #[path = "tiering_support.rs"]
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strata_tests::s3::S3Target;
 use strata_tests::{
     Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin,
 };
-use support::{BASE_TS, client, kcat_reads_everything, list_offset, tiered_builder, wait_tiered};
+use support::{
+    BASE_TS, client, kcat_reads_everything, list_offset, partition_status, tiered_builder,
+    wait_tiered,
+};
 
 const RECORDS: usize = 3000;
 
@@ -141,4 +144,107 @@ fn tiering_s3_backend_round_trip_offsets_status_and_restore() {
         return;
     };
     scenario(&s3.unique_url("tiering-e2e"), &s3.env());
+}
+
+/// `remote.log.manager.fetch.max.bytes.per.second` (dynamic, KIP-956), set with
+/// IncrementalAlterConfigs: it survives a restart, paces a cold replay while produce and fetch
+/// of a hot topic go on unhindered, shows in `/metrics`, and lifting it live lets the replay
+/// finish; the replay is byte for byte what was produced.
+#[test]
+fn fetch_quota_paces_cold_reads_only_and_changes_live() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let topic = "quota-cold";
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", remote_dir.path().display());
+    // Chunks stored as is: the quota is charged on stored bytes, so this makes the remote
+    // bytes below what a full replay downloads.
+    let mut strata = tiered_builder(&remote, &[])
+        .set("remote.log.chunk.compression", "none")
+        .start();
+    create_tiered_topic(&strata, topic, 20000);
+    client(&[
+        "produce",
+        &strata.kafka_addr(),
+        topic,
+        &RECORDS.to_string(),
+        "q",
+    ]);
+    wait_tiered(&strata, topic, RECORDS as i64 - 1);
+    let remote_bytes = partition_status(&strata, topic)["remote_bytes"]
+        .as_u64()
+        .unwrap();
+    // A replay takes at least 19 s at this rate (one second of burst, then the rest); without
+    // the quota it takes well under a second.
+    let quota = (remote_bytes / 20).to_string();
+    let key = "remote.log.manager.fetch.max.bytes.per.second";
+    client(&[
+        "broker-config",
+        &strata.kafka_addr(),
+        "-",
+        &format!("{key}={quota}"),
+    ]);
+    // From the persisted dynamic config at start, with empty chunk caches.
+    strata.restart();
+
+    let bootstrap = strata.kafka_addr();
+    let started = Instant::now();
+    let replay = std::thread::spawn(move || {
+        let out = client(&[
+            "consume",
+            &bootstrap,
+            topic,
+            &RECORDS.to_string(),
+            "q",
+            "quota-replay",
+        ]);
+        (out, started.elapsed())
+    });
+    // Hot traffic while the replay is throttled: produce and read back a topic that is local.
+    client(&["produce", &strata.kafka_addr(), "quota-hot", "50", "h"]);
+    client(&[
+        "consume",
+        &strata.kafka_addr(),
+        "quota-hot",
+        "50",
+        "h",
+        "quota-hot-group",
+    ]);
+    let hot_done = started.elapsed();
+    // Unthrottled, the replay would be over by now (it takes well under a second).
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(hot_done));
+    assert!(
+        !replay.is_finished(),
+        "the cold replay finished within {:?} despite a quota of {quota} B/s for {remote_bytes} bytes",
+        started.elapsed()
+    );
+    let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
+        .and_then(|r| r.text())
+        .unwrap();
+    let throttled: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_tier_fetch_throttle_seconds_total "))
+        .unwrap_or_else(|| panic!("no fetch throttle counter in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(throttled > 0.0, "{metrics}");
+
+    // Lifted live: the waiting replay goes on at full speed.
+    client(&[
+        "broker-config",
+        &strata.kafka_addr(),
+        "-",
+        &format!("{key}="),
+    ]);
+    let (out, took) = replay.join().unwrap();
+    assert!(out.contains(&format!("OK consumed {RECORDS}")), "{out}");
+    eprintln!(
+        "{remote_bytes} remote bytes at {quota} B/s: hot traffic done after {hot_done:?}, \
+         quota lifted after 5 s, replay done after {took:?} ({throttled:.1} s throttled)"
+    );
+    assert!(
+        took < Duration::from_secs(17),
+        "the replay took {took:?}, the quota was lifted after 5 s: the change did not apply live"
+    );
 }

@@ -62,12 +62,27 @@ pub fn wait_tiered(strata: &Strata, topic: &str, last_offset: i64) {
 
 /// [`wait_tiered`] with an explicit limit.
 pub fn wait_tiered_within(strata: &Strata, topic: &str, last_offset: i64, limit: Duration) {
-    wait_until("segments are uploaded and gone locally", limit, || {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
         let s = partition_status(strata, topic);
-        s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
+        let local = local_segments(strata.data_dir(), topic);
+        if s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
             && s["upload_lag_bytes"].as_u64() == Some(0)
-            && local_segments(strata.data_dir(), topic) <= 2
-    });
+            && local <= 2
+        {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            let logs = strata.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+            panic!(
+                "timed out after {limit:?} waiting until {topic} up to offset {last_offset} is \
+                 uploaded and gone locally: {local} local segments, status {s}\nbroker log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 pub fn list_offset(strata: &Strata, topic: &str, spec: i64) -> i64 {

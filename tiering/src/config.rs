@@ -25,6 +25,9 @@ pub struct TieringConfig {
     pub copier_threads: usize,
     /// Copy byte-rate quota (`remote.log.manager.copy.max.bytes.per.second`); `None` = unlimited.
     pub copy_max_bytes_per_second: Option<u64>,
+    /// Cold-read byte-rate quota (`remote.log.manager.fetch.max.bytes.per.second`), charged per
+    /// byte downloaded (chunks, read-ahead and footers); `None` = unlimited.
+    pub fetch_max_bytes_per_second: Option<u64>,
     /// Concurrent cold-read object-store requests (`remote.log.reader.threads`). Default 16.
     pub reader_threads: usize,
     /// In-memory chunk cache size. Default 256 MiB.
@@ -59,6 +62,7 @@ impl Default for TieringConfig {
             multipart_concurrency: 2,
             copier_threads: 4,
             copy_max_bytes_per_second: None,
+            fetch_max_bytes_per_second: None,
             reader_threads: 16,
             cache_memory_bytes: 256 << 20,
             cache_dir: None,

@@ -111,6 +111,8 @@ struct Inner {
     manifests: Arc<ManifestCache>,
     uploader: Uploader,
     reader: RemoteLogReader,
+    copy_quota: Arc<RateLimiter>,
+    fetch_quota: Arc<RateLimiter>,
     copiers: Arc<Semaphore>,
     work: Mutex<HashMap<PartitionId, PartitionWork>>,
     names: Mutex<HashMap<(String, i32), Uuid>>,
@@ -154,17 +156,20 @@ impl RemoteLogManager {
             .filter(|_| !remote.url.starts_with("file://"))
             .map(|d| (d, config.cache_disk_bytes));
         let cache = Arc::new(ChunkCache::new(config.cache_memory_bytes, disk)?);
+        let copy_quota = Arc::new(RateLimiter::new(config.copy_max_bytes_per_second));
+        let fetch_quota = Arc::new(RateLimiter::new(config.fetch_max_bytes_per_second));
         let uploader = Uploader {
             remote: remote.clone(),
             manifests: manifests.clone(),
             config: config.clone(),
-            quota: Arc::new(RateLimiter::new(config.copy_max_bytes_per_second)),
+            quota: copy_quota.clone(),
             in_flight: Arc::default(),
         };
         let reader = RemoteLogReader::new(
             remote.clone(),
             manifests.clone(),
             cache,
+            fetch_quota.clone(),
             config.reader_threads,
             config.read_ahead_chunks,
         );
@@ -176,6 +181,8 @@ impl RemoteLogManager {
                 manifests,
                 uploader,
                 reader,
+                copy_quota,
+                fetch_quota,
                 work: Mutex::default(),
                 names: Mutex::default(),
                 workers: Mutex::default(),
@@ -193,6 +200,29 @@ impl RemoteLogManager {
     /// Chunk cache counters (hits, downloads).
     pub fn cache_stats(&self) -> &crate::cache::CacheStats {
         &self.inner.reader.cache.stats
+    }
+
+    /// Changes the upload byte-rate quota (`None`: unlimited), effective for waiting uploads too.
+    pub fn set_copy_quota(&self, bytes_per_second: Option<u64>) {
+        self.inner.copy_quota.set_rate(bytes_per_second);
+    }
+
+    /// Changes the cold-read byte-rate quota (`None`: unlimited), effective for waiting reads too.
+    pub fn set_fetch_quota(&self, bytes_per_second: Option<u64>) {
+        self.inner.fetch_quota.set_rate(bytes_per_second);
+    }
+
+    /// The upload and cold-read quotas in force (`None`: unlimited).
+    pub fn quotas(&self) -> (Option<u64>, Option<u64>) {
+        (self.inner.copy_quota.rate(), self.inner.fetch_quota.rate())
+    }
+
+    /// Total time uploads and cold reads have waited for their quotas.
+    pub fn quota_throttled(&self) -> (std::time::Duration, std::time::Duration) {
+        (
+            self.inner.copy_quota.throttled(),
+            self.inner.fetch_quota.throttled(),
+        )
     }
 
     /// Tell the manager which topic id a topic name has (the live one wins over the bucket's).

@@ -12,7 +12,9 @@
 //! * Only `CopySegmentFinished` segments are read. A chunk whose CRC does not match is an error
 //!   (logged, not cached, never served).
 //! * Object-store requests of cold reads go through their own semaphore (`reader_threads`), so a
-//!   burst of cold reads queues behind itself and never takes upload or hot-path capacity.
+//!   burst of cold reads queues behind itself and never takes upload or hot-path capacity. Their
+//!   bytes are charged to the fetch quota (`remote.log.manager.fetch.max.bytes.per.second`)
+//!   before each request, outside the pool, so a throttled read holds no pool permit.
 //! * Sequential replay: a read starts the downloads of every chunk it needs at once (concurrent
 //!   ranged GETs), and a read that stops inside a segment starts those of the next read of the
 //!   same size plus `read_ahead_chunks` more, when pool permits are free; that window runs on
@@ -31,6 +33,7 @@ use crate::error::{Result, TieringError};
 use crate::keys::PartitionId;
 use crate::manifest::RemoteSegment;
 use crate::manifest_cache::ManifestCache;
+use crate::quota::RateLimiter;
 use crate::segment_object::{Footer, decode_chunk, decode_footer};
 use crate::store::RemoteStore;
 use strata_format::{BatchIter, BatchIterEnd, MAGIC_V2, RecordBatch};
@@ -54,6 +57,7 @@ struct Fetcher {
     cache: Arc<ChunkCache>,
     footers: Arc<Mutex<HashMap<String, Arc<Footer>>>>,
     permits: Arc<Semaphore>,
+    quota: Arc<RateLimiter>,
 }
 
 impl Fetcher {
@@ -68,6 +72,7 @@ impl Fetcher {
         }
         let key = Path::from(seg.object_key.as_str());
         let range = seg.footer_offset..seg.footer_offset + seg.footer_len as u64;
+        self.quota.acquire(range.end - range.start).await;
         let bytes = {
             let _permit = self
                 .permits
@@ -105,8 +110,10 @@ impl Fetcher {
         let meta = footer.chunks[index].clone();
         let store = self.remote.store.clone();
         let permits = self.permits.clone();
+        let quota = self.quota.clone();
         let key = Path::from(seg.object_key.as_str());
         let fetch = async move {
+            quota.acquire(meta.stored_len as u64).await;
             let stored = {
                 let _permit = permits
                     .acquire_owned()
@@ -159,6 +166,7 @@ impl RemoteLogReader {
         remote: RemoteStore,
         manifests: Arc<ManifestCache>,
         cache: Arc<ChunkCache>,
+        quota: Arc<RateLimiter>,
         reader_threads: usize,
         read_ahead: usize,
     ) -> Self {
@@ -170,6 +178,7 @@ impl RemoteLogReader {
                 cache,
                 footers: Arc::default(),
                 permits: Arc::new(Semaphore::new(reader_threads.max(1))),
+                quota,
             },
             read_ahead,
         }

@@ -362,3 +362,77 @@ async fn read_ahead_runs_on_into_the_next_segment() {
         "the next segment's first chunk came from the cache"
     );
 }
+
+/// The copy and fetch byte-rate quotas (KIP-956's `remote.log.manager.{copy,fetch}.max.bytes.per.second`)
+/// pace uploads and cold reads to their rate (after a one-second burst), the bytes read are the
+/// ones uploaded, and lifting the fetch quota while a read waits lets it finish at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_pace_uploads_and_cold_reads_and_change_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _faults) = faulty();
+    // Stored as is, so that the bytes charged are the segment's own.
+    let config = TieringConfig {
+        compression: strata_tiering::segment_object::Compression::None,
+        ..test_config()
+    };
+    let segment = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
+    let size = segment.desc.size_bytes;
+    // One second of burst, then 1.5 s more for the rest of the bytes.
+    let rate = size * 2 / 5;
+    let paced = Duration::from_millis(1400);
+
+    let uploader = manager(
+        &remote,
+        TieringConfig {
+            copy_max_bytes_per_second: Some(rate),
+            ..config.clone()
+        },
+    );
+    let started = std::time::Instant::now();
+    uploader.upload_now(&segment.desc).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= paced,
+        "{size} bytes uploaded at {rate} B/s in {took:?}"
+    );
+    assert!(uploader.quota_throttled().0 >= paced);
+
+    let reader = manager(
+        &remote,
+        TieringConfig {
+            fetch_max_bytes_per_second: Some(rate),
+            ..config.clone()
+        },
+    );
+    let started = std::time::Instant::now();
+    let all = reader.read("t", 0, 0, usize::MAX).await.unwrap().unwrap();
+    let took = started.elapsed();
+    assert_eq!(&all[..], &segment.bytes[..]);
+    assert!(took >= paced, "{size} bytes read at {rate} B/s in {took:?}");
+    assert!(reader.quota_throttled().1 >= paced);
+    assert_eq!(reader.quota_throttled().0, Duration::ZERO);
+
+    // A quota that would take over a minute, lifted while the read waits.
+    let slow = manager(
+        &remote,
+        TieringConfig {
+            fetch_max_bytes_per_second: Some(size / 60),
+            ..config
+        },
+    );
+    let read = {
+        let slow = slow.clone();
+        tokio::spawn(async move { slow.read("t", 0, 0, usize::MAX).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!read.is_finished(), "the read waits for its quota");
+    slow.set_fetch_quota(None);
+    assert_eq!(slow.quotas(), (None, None));
+    let all = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("lifting the quota ends the wait")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&all[..], &segment.bytes[..]);
+}

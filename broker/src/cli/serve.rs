@@ -231,7 +231,9 @@ async fn start_tiered(
     log: &Arc<LogManager>,
     broker: &BrokerContext,
 ) -> anyhow::Result<Option<Arc<TieredStorage>>> {
-    let settings = TierSettings::from_broker_configs(&config.broker);
+    // Static configs overlaid with the dynamic ones set through AlterConfigs (the quotas).
+    let broker_configs = broker.watch_broker_configs().borrow().clone();
+    let settings = TierSettings::from_broker_configs(&broker_configs);
     if !settings.enabled {
         info!("remote.log.storage.system.enable=false: no remote tier");
         TieredStorage::install_disabled(log);
@@ -247,7 +249,7 @@ async fn start_tiered(
         }
     };
     let mut tiering =
-        TierSettings::tiering_config(&config.broker, config.data_dir.join("tier-cache"));
+        TierSettings::tiering_config(&broker_configs, config.data_dir.join("tier-cache"));
     tiering.writer_epoch = (broker.identity.broker_epoch.max(0) as u64).max(bucket_epoch + 1);
     let rlm = strata_tiering::RemoteLogManager::with_remote(remote, tiering)
         .context("starting the remote tier")?;

@@ -33,8 +33,15 @@ pub struct BrokerContextParams {
 }
 
 /// Broker configs that take effect while the broker runs and can therefore be changed through
-/// AlterConfigs; every other broker config is read once at start-up.
-pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["auto.create.topics.enable", "num.partitions"];
+/// AlterConfigs; every other broker config is read once at start-up. The remote tier's byte-rate
+/// quotas are dynamic as in Kafka (KIP-956); subsystems follow changes through
+/// [`BrokerContext::watch_broker_configs`].
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "auto.create.topics.enable",
+    "num.partitions",
+    "remote.log.manager.copy.max.bytes.per.second",
+    "remote.log.manager.fetch.max.bytes.per.second",
+];
 
 /// Settings read once from the broker configs.
 #[derive(Debug, Clone)]
@@ -59,6 +66,8 @@ pub struct BrokerContext {
     /// [`DYNAMIC_BROKER_CONFIGS`]); persisted in `state_dir`, so they survive restarts as
     /// Kafka's do, and take precedence over the static value.
     dynamic_broker_configs: RwLock<BTreeMap<String, String>>,
+    /// The effective broker configs (static overlaid with dynamic), republished on every change.
+    effective_broker_configs: tokio::sync::watch::Sender<BTreeMap<String, String>>,
     state_dir: std::path::PathBuf,
     tier_offsets: RwLock<Arc<dyn TierOffsets>>,
     cold_reader: RwLock<Option<Arc<dyn ColdReader>>>,
@@ -76,6 +85,16 @@ pub enum ContextError {
     DynamicConfigs(super::broker_state::StateFileError),
     #[error("open consumer offsets: {0}")]
     Offsets(#[from] crate::group::OffsetStoreError),
+}
+
+/// `base` with every key of `overrides` replaced or added.
+fn overlay(
+    base: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut merged = base.clone();
+    merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged
 }
 
 fn config_or<T: std::str::FromStr>(configs: &BTreeMap<String, String>, key: &str, default: T) -> T {
@@ -137,6 +156,11 @@ impl BrokerContext {
             advertised_port: i32::from(params.advertised_port),
             settings,
             metrics: KafkaMetrics::default(),
+            effective_broker_configs: tokio::sync::watch::channel(overlay(
+                &configs,
+                &dynamic_broker_configs,
+            ))
+            .0,
             static_broker_configs: configs,
             dynamic_broker_configs: RwLock::new(dynamic_broker_configs),
             state_dir: params.state_dir.clone(),
@@ -245,8 +269,16 @@ impl BrokerContext {
         let mut updated = current.clone();
         change(&mut updated);
         super::broker_state::save_dynamic_broker_configs(&self.state_dir, &updated)?;
+        self.effective_broker_configs
+            .send_replace(overlay(&self.static_broker_configs, &updated));
         *current = updated;
         Ok(())
+    }
+
+    /// The effective broker configs now and after every dynamic change (AlterConfigs), for
+    /// subsystems that apply dynamic configs themselves (the remote tier's quotas).
+    pub fn watch_broker_configs(&self) -> tokio::sync::watch::Receiver<BTreeMap<String, String>> {
+        self.effective_broker_configs.subscribe()
     }
 
     pub fn auto_create_topics(&self) -> bool {

@@ -103,6 +103,21 @@ impl TierSettings {
         }
     }
 
+    /// The copy and fetch byte-rate quotas (`remote.log.manager.{copy,fetch}.max.bytes.per.second`;
+    /// `None`, unlimited, for Kafka's default `Long.MAX_VALUE`).
+    pub fn quotas(configs: &BTreeMap<String, String>) -> (Option<u64>, Option<u64>) {
+        let quota = |key: &str| {
+            configs
+                .get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|n| *n < i64::MAX as u64)
+        };
+        (
+            quota("remote.log.manager.copy.max.bytes.per.second"),
+            quota("remote.log.manager.fetch.max.bytes.per.second"),
+        )
+    }
+
     /// `TieringConfig` from the broker configs; `writer_epoch` is set by the caller.
     pub fn tiering_config(
         configs: &BTreeMap<String, String>,
@@ -113,8 +128,10 @@ impl TierSettings {
         if let Some(n) = get("remote.log.manager.copier.thread.pool.size") {
             config.copier_threads = n as usize;
         }
-        config.copy_max_bytes_per_second =
-            get("remote.log.manager.copy.max.bytes.per.second").filter(|n| *n < i64::MAX as u64);
+        (
+            config.copy_max_bytes_per_second,
+            config.fetch_max_bytes_per_second,
+        ) = Self::quotas(configs);
         if let Some(n) = get("remote.log.reader.threads") {
             config.reader_threads = n as usize;
         }
@@ -230,6 +247,7 @@ impl TieredStorage {
         let tasks = vec![
             tokio::spawn(pump::run_events(this.clone())),
             tokio::spawn(pump::run_periodic(this.clone())),
+            tokio::spawn(follow_quotas(this.clone(), broker.watch_broker_configs())),
         ];
         this.tasks
             .lock()
@@ -258,6 +276,7 @@ impl TieredStorage {
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register_collector(Box::new(status::TierCollector {
             state: self.state.clone(),
+            rlm: self.rlm.clone(),
         }));
     }
 
@@ -282,6 +301,26 @@ impl TieredStorage {
     }
 }
 
+/// Applies changes of the dynamic quota configs (AlterConfigs on the broker) to the remote tier.
+async fn follow_quotas(
+    tiered: Arc<TieredStorage>,
+    mut configs: tokio::sync::watch::Receiver<BTreeMap<String, String>>,
+) {
+    loop {
+        tokio::select! {
+            () = tiered.cancel.cancelled() => return,
+            changed = configs.changed() => if changed.is_err() { return },
+        }
+        let (copy, fetch) = TierSettings::quotas(&configs.borrow_and_update());
+        if tiered.rlm.quotas() != (copy, fetch) {
+            tracing::info!(copy_bytes_per_second = ?copy, fetch_bytes_per_second = ?fetch,
+                "remote tier quotas changed (None: unlimited)");
+            tiered.rlm.set_copy_quota(copy);
+            tiered.rlm.set_fetch_quota(fetch);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +332,11 @@ mod tests {
             ("remote.log.read.ahead.chunks", "12"),
             ("remote.log.chunk.compression", "lz4"),
             ("remote.log.manager.copier.thread.pool.size", "3"),
+            ("remote.log.manager.fetch.max.bytes.per.second", "1048576"),
+            (
+                "remote.log.manager.copy.max.bytes.per.second",
+                "9223372036854775807",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -301,6 +345,8 @@ mod tests {
         assert_eq!(config.reader_threads, 6);
         assert_eq!(config.read_ahead_chunks, 12);
         assert_eq!(config.copier_threads, 3);
+        assert_eq!(config.fetch_max_bytes_per_second, Some(1 << 20));
+        assert_eq!(config.copy_max_bytes_per_second, None, "Long.MAX_VALUE");
         assert!(matches!(
             config.compression,
             strata_tiering::segment_object::Compression::Lz4

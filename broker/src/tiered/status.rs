@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -111,6 +112,7 @@ pub(crate) fn write_status_file(state: &TierState, remote: &str, data_dir: &std:
 #[derive(Debug)]
 pub(crate) struct TierCollector {
     pub state: Arc<TierState>,
+    pub rlm: strata_tiering::RemoteLogManager,
 }
 
 type Figure = (&'static str, &'static str, fn(&PartitionTierStatus) -> i64);
@@ -174,6 +176,27 @@ impl Collector for TierCollector {
                 let gauge = ConstGauge::new(value(status));
                 gauge.encode(family.encode_family(&labels)?)?;
             }
+        }
+        let (copy, fetch) = self.rlm.quota_throttled();
+        for (name, help, waited) in [
+            (
+                "tier_copy_throttle",
+                "Time uploads waited for remote.log.manager.copy.max.bytes.per.second",
+                copy,
+            ),
+            (
+                "tier_fetch_throttle",
+                "Time cold reads waited for remote.log.manager.fetch.max.bytes.per.second",
+                fetch,
+            ),
+        ] {
+            let counter = ConstCounter::new(waited.as_secs_f64());
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                Some(&prometheus_client::registry::Unit::Seconds),
+                prometheus_client::metrics::MetricType::Counter,
+            )?)?;
         }
         Ok(())
     }
