@@ -139,7 +139,13 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "offsets.retention.minutes",
         default: "10080",
         kind: long(1, I32),
-        doc: "Committed offsets of an empty group are kept this long.",
+        doc: "Committed offsets are kept this long after their group lost its last member (or, for consumers that commit without joining a group, after the commit); a group with members keeps its offsets.",
+    },
+    BrokerConfigDef {
+        name: "offsets.retention.check.interval.ms",
+        default: "600000",
+        kind: long(1, I64),
+        doc: "How often expired committed offsets are removed.",
     },
     BrokerConfigDef {
         name: "log.retention.check.interval.ms",

@@ -57,6 +57,44 @@ fn dynamic_broker_configs_are_validated_and_survive_a_restart() {
     );
 }
 
+/// `offsets.retention.minutes`: offsets of a standalone consumer and of a group whose members
+/// left expire after the retention (not before); a group with a member keeps its offset; the
+/// expiry is durable and a restart does not expire the offsets of a group active at the stop.
+#[test]
+fn committed_offsets_expire_after_offsets_retention_minutes() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = Strata::builder()
+        .set("group.initial.rebalance.delay.ms", "0")
+        .set("offsets.retention.minutes", "1")
+        .set("offsets.retention.check.interval.ms", "500")
+        .start();
+    let out = python(
+        "confluent_offset_expiry.py",
+        &[&strata.kafka_addr(), "expire", "offset-expiry"],
+    );
+    let text = assert_success(&out, "confluent_offset_expiry.py expire");
+    assert!(text.contains("OK expired"), "{text}");
+    eprintln!("{text}");
+    assert!(
+        strata
+            .logs()
+            .contains("removed expired committed offsets (offsets.retention.minutes)"),
+        "{}",
+        strata.logs()
+    );
+    strata.restart();
+    let out = python(
+        "confluent_offset_expiry.py",
+        &[&strata.kafka_addr(), "after-restart", "offset-expiry"],
+    );
+    assert!(
+        assert_success(&out, "confluent_offset_expiry.py after-restart")
+            .contains("OK after restart")
+    );
+}
+
 #[test]
 fn confluent_group_rebalances_without_loss_or_duplicates() {
     if !require(Tool::Python) {

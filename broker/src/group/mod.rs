@@ -5,14 +5,15 @@
 //! JoinGroup and SyncGroup calls that must wait for the rest of the group park a oneshot sender
 //! on their member and await the receiver outside the lock. A background task
 //! ([`GroupCoordinator::run_expiry`]) ticks every 100 ms to expire sessions, pending member ids
-//! and rebalance deadlines.
+//! and rebalance deadlines, records groups gaining their first or losing their last member, and
+//! every `offsets.retention.check.interval.ms` removes expired committed offsets.
 //!
 //! Committed offsets are durable before OffsetCommit is answered; see [`offsets`].
 
 pub mod offsets;
 pub mod state;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,12 +22,18 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 
-pub use offsets::{CommittedOffset, OffsetStore, OffsetStoreError};
+pub use offsets::{CommittedOffset, ExpiredOffset, Membership, OffsetStore, OffsetStoreError};
 pub use state::{GroupState, GroupTimings, JoinOutcome, JoinParams, Reply, SyncOutcome};
 
 use state::Group;
 
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// One member as DescribeGroups reports it.
 #[derive(Debug, Clone)]
@@ -77,21 +84,78 @@ impl GroupCoordinator {
         &self.offsets
     }
 
-    /// Session expiry and rebalance deadlines; runs until `shutdown`.
+    /// Session expiry, rebalance deadlines and offset expiry; runs until `shutdown`.
     pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(EXPIRY_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention_check =
+            tokio::time::interval(self.timings.offsets_retention_check_interval);
+        retention_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => self.tick().await,
+                _ = retention_check.tick() => self.expire_offsets().await,
             }
+        }
+    }
+
+    async fn tick(&self) {
+        let memberships: Vec<(String, Membership)> = {
             let now = Instant::now();
+            let now_ms = wall_clock_ms();
             let mut groups = self.groups.lock().expect("groups lock");
             for group in groups.values_mut() {
                 group.tick(now, &self.timings);
             }
+            let memberships = groups
+                .values()
+                .map(|g| {
+                    let membership = if g.members.is_empty() {
+                        Membership::EmptySince(now_ms)
+                    } else {
+                        Membership::Active
+                    };
+                    (g.group_id.clone(), membership)
+                })
+                .collect();
             groups.retain(|_, g| !(g.state == GroupState::Empty && g.is_empty()));
+            memberships
+        };
+        // Journaled only when it changes (see `OffsetStore::set_membership`).
+        for (group_id, membership) in memberships {
+            if let Err(error) = self.offsets.set_membership(&group_id, membership).await {
+                tracing::error!(group_id, %error, "recording group membership for offset expiry failed");
+            }
+        }
+    }
+
+    /// Removes committed offsets that `offsets.retention.minutes` has expired.
+    async fn expire_offsets(&self) {
+        let active: HashSet<String> = {
+            let groups = self.groups.lock().expect("groups lock");
+            groups
+                .values()
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.group_id.clone())
+                .collect()
+        };
+        match self
+            .offsets
+            .expire(wall_clock_ms(), self.timings.offsets_retention, &active)
+            .await
+        {
+            Ok(expired) if !expired.is_empty() => {
+                let groups: HashSet<&str> = expired.iter().map(|e| e.group.as_str()).collect();
+                tracing::info!(
+                    offsets = expired.len(),
+                    groups = groups.len(),
+                    retention_minutes = self.timings.offsets_retention.as_secs() / 60,
+                    "removed expired committed offsets (offsets.retention.minutes)"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "expiring committed offsets failed"),
         }
     }
 

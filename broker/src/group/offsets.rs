@@ -10,6 +10,15 @@
 //! at the first torn or corrupt line (a crash mid-append) and ignores the rest. At open the
 //! journal is compacted (latest entry per key) into a temporary file that is fsynced and renamed
 //! over the journal, so it does not grow without bound across restarts.
+//!
+//! **Expiry (`offsets.retention.minutes`, Kafka's KIP-211 rules).** Offsets of a group with
+//! members never expire. A group whose members all left is *empty since* that moment, recorded
+//! durably ([`Membership`]); its offsets expire `retention` after that moment or after their own
+//! commit, whichever is later. Offsets of a group that never had members here (standalone
+//! consumers that `assign` and commit) expire `retention` after their commit. A group that had
+//! members when the broker stopped counts as empty from the next start (its members are gone;
+//! Kafka's coordinator failover does the same once their sessions expire). Expired offsets are
+//! removed durably before they disappear from memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -42,6 +51,42 @@ enum JournalEntry {
     DeleteGroup {
         group: String,
     },
+    /// The group gained its first member (`empty_since_ms: None`) or lost its last one.
+    Membership {
+        group: String,
+        empty_since_ms: Option<i64>,
+    },
+    /// Offsets removed by `offsets.retention.minutes`.
+    Expire {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+/// Whether a group has members, as far as offset expiry is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    Active,
+    /// Wall-clock milliseconds since which the group has had no members.
+    EmptySince(i64),
+}
+
+impl Membership {
+    fn empty_since_ms(self) -> Option<i64> {
+        match self {
+            Membership::Active => None,
+            Membership::EmptySince(ms) => Some(ms),
+        }
+    }
+}
+
+/// One offset removed by expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +105,21 @@ fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Offs
 
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
+/// What the journal holds, in memory.
+#[derive(Debug, Default)]
+struct Journaled {
+    offsets: HashMap<String, GroupOffsets>,
+    membership: HashMap<String, Membership>,
+}
+
 /// The committed offsets of every group, in memory, backed by the journal.
 pub struct OffsetStore {
     journal: Arc<Mutex<File>>,
+    /// Held from deciding a change to applying it in memory, so that the journal's order is the
+    /// order of the changes (an expiry never removes a commit that raced it).
+    changes: tokio::sync::Mutex<()>,
     offsets: Mutex<HashMap<String, GroupOffsets>>,
+    membership: Mutex<HashMap<String, Membership>>,
 }
 
 impl OffsetStore {
@@ -72,8 +128,23 @@ impl OffsetStore {
         std::fs::create_dir_all(state_dir)
             .map_err(io_context(format!("create {}", state_dir.display())))?;
         let path = state_dir.join(JOURNAL_FILE);
-        let offsets = replay(&path)?;
-        compact(state_dir, &path, &offsets)?;
+        let mut journaled = replay(&path)?;
+        // Members do not survive a restart: a group active at the stop is empty from now on.
+        let now = now_ms();
+        for membership in journaled.membership.values_mut() {
+            if *membership == Membership::Active {
+                *membership = Membership::EmptySince(now);
+            }
+        }
+        let offsets = &journaled.offsets;
+        journaled
+            .membership
+            .retain(|group, _| offsets.contains_key(group));
+        compact(state_dir, &path, &journaled)?;
+        let Journaled {
+            offsets,
+            membership,
+        } = journaled;
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,8 +154,127 @@ impl OffsetStore {
         tracing::info!(groups = offsets.len(), committed, path = %path.display(), "consumer offsets replayed");
         Ok(OffsetStore {
             journal: Arc::new(Mutex::new(journal)),
+            changes: tokio::sync::Mutex::new(()),
             offsets: Mutex::new(offsets),
+            membership: Mutex::new(membership),
         })
+    }
+
+    /// Durably records that `group` gained its first member or lost its last one; a no-op when
+    /// that is what the journal says already, and for a group that empties without having been
+    /// recorded active (its offsets expire by their commit times).
+    pub async fn set_membership(
+        &self,
+        group: &str,
+        membership: Membership,
+    ) -> Result<(), OffsetStoreError> {
+        // Called for every live group ten times a second: settle the common no-op without
+        // queueing behind a commit's fsync.
+        if self.membership_unchanged(group, membership) {
+            return Ok(());
+        }
+        let _changes = self.changes.lock().await;
+        if self.membership_unchanged(group, membership) {
+            return Ok(());
+        }
+        self.append_durably(encode_line(&JournalEntry::Membership {
+            group: group.to_owned(),
+            empty_since_ms: membership.empty_since_ms(),
+        }))
+        .await?;
+        self.membership
+            .lock()
+            .expect("membership lock")
+            .insert(group.to_owned(), membership);
+        Ok(())
+    }
+
+    fn membership_unchanged(&self, group: &str, membership: Membership) -> bool {
+        let current = self
+            .membership
+            .lock()
+            .expect("membership lock")
+            .get(group)
+            .copied();
+        matches!(
+            (current, membership),
+            (Some(Membership::Active), Membership::Active)
+                | (
+                    Some(Membership::EmptySince(_)) | None,
+                    Membership::EmptySince(_)
+                )
+        )
+    }
+
+    /// Removes, durably, every offset that `retention` has expired at `now_ms` (see the module
+    /// doc); groups in `active` (with members right now) keep theirs.
+    pub async fn expire(
+        &self,
+        now_ms: i64,
+        retention: std::time::Duration,
+        active: &std::collections::HashSet<String>,
+    ) -> Result<Vec<ExpiredOffset>, OffsetStoreError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let _changes = self.changes.lock().await;
+        {
+            let offsets = self.offsets.lock().expect("offsets lock");
+            // Forget the membership of groups that have no offsets left and no members.
+            self.membership
+                .lock()
+                .expect("membership lock")
+                .retain(|group, m| *m == Membership::Active || offsets.contains_key(group));
+        }
+        let expired: Vec<ExpiredOffset> = {
+            let offsets = self.offsets.lock().expect("offsets lock");
+            let membership = self.membership.lock().expect("membership lock");
+            offsets
+                .iter()
+                .filter(|(group, _)| !active.contains(*group))
+                .filter(|(group, _)| membership.get(*group) != Some(&Membership::Active))
+                .flat_map(|(group, group_offsets)| {
+                    let empty_since = membership.get(group).and_then(|m| m.empty_since_ms());
+                    group_offsets
+                        .iter()
+                        .filter(move |(_, committed)| {
+                            let base = committed
+                                .commit_timestamp_ms
+                                .max(empty_since.unwrap_or(i64::MIN));
+                            base.saturating_add(retention_ms) <= now_ms
+                        })
+                        .map(move |((topic, partition), committed)| ExpiredOffset {
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                            offset: committed.offset,
+                        })
+                })
+                .collect()
+        };
+        if expired.is_empty() {
+            return Ok(expired);
+        }
+        let mut by_group: BTreeMap<&str, Vec<(String, i32)>> = BTreeMap::new();
+        for e in &expired {
+            by_group
+                .entry(&e.group)
+                .or_default()
+                .push((e.topic.clone(), e.partition));
+        }
+        let lines: String = by_group
+            .iter()
+            .map(|(group, partitions)| {
+                encode_line(&JournalEntry::Expire {
+                    group: (*group).to_owned(),
+                    partitions: partitions.clone(),
+                })
+            })
+            .collect();
+        self.append_durably(lines).await?;
+        let mut offsets = self.offsets.lock().expect("offsets lock");
+        for (group, partitions) in by_group {
+            expire_in_memory(&mut offsets, group, &partitions);
+        }
+        Ok(expired)
     }
 
     /// Durably records `commits` for `group`; returns once they are fsynced.
@@ -96,6 +286,7 @@ impl OffsetStore {
         if commits.is_empty() {
             return Ok(());
         }
+        let _changes = self.changes.lock().await;
         let mut lines = String::new();
         for (topic, partition, committed) in &commits {
             let entry = JournalEntry::Commit {
@@ -117,11 +308,16 @@ impl OffsetStore {
 
     /// Durably forgets every offset of `group`.
     pub async fn delete_group(&self, group: &str) -> Result<(), OffsetStoreError> {
+        let _changes = self.changes.lock().await;
         self.append_durably(encode_line(&JournalEntry::DeleteGroup {
             group: group.to_owned(),
         }))
         .await?;
         self.offsets.lock().expect("offsets lock").remove(group);
+        self.membership
+            .lock()
+            .expect("membership lock")
+            .remove(group);
         Ok(())
     }
 
@@ -180,6 +376,27 @@ impl OffsetStore {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn expire_in_memory(
+    offsets: &mut HashMap<String, GroupOffsets>,
+    group: &str,
+    partitions: &[(String, i32)],
+) {
+    if let Some(group_offsets) = offsets.get_mut(group) {
+        for key in partitions {
+            group_offsets.remove(key);
+        }
+        if group_offsets.is_empty() {
+            offsets.remove(group);
+        }
+    }
+}
+
 fn encode_line(entry: &JournalEntry) -> String {
     let json = serde_json::to_string(entry).expect("journal entries serialize");
     format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()))
@@ -194,11 +411,15 @@ fn decode_line(line: &str) -> Option<JournalEntry> {
     serde_json::from_str(json).ok()
 }
 
-fn replay(path: &Path) -> Result<HashMap<String, GroupOffsets>, OffsetStoreError> {
-    let mut offsets: HashMap<String, GroupOffsets> = HashMap::new();
+fn replay(path: &Path) -> Result<Journaled, OffsetStoreError> {
+    let mut journaled = Journaled::default();
+    let Journaled {
+        offsets,
+        membership,
+    } = &mut journaled;
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(offsets),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(journaled),
         Err(err) => return Err(io_context(format!("open {}", path.display()))(err)),
     };
     for (line_no, line) in BufReader::new(file).lines().enumerate() {
@@ -221,21 +442,38 @@ fn replay(path: &Path) -> Result<HashMap<String, GroupOffsets>, OffsetStoreError
             }
             JournalEntry::DeleteGroup { group } => {
                 offsets.remove(&group);
+                membership.remove(&group);
+            }
+            JournalEntry::Membership {
+                group,
+                empty_since_ms,
+            } => {
+                let state = empty_since_ms.map_or(Membership::Active, Membership::EmptySince);
+                membership.insert(group, state);
+            }
+            JournalEntry::Expire { group, partitions } => {
+                expire_in_memory(offsets, &group, &partitions);
             }
         }
     }
-    Ok(offsets)
+    Ok(journaled)
 }
 
 fn compact(
     state_dir: &Path,
     path: &PathBuf,
-    offsets: &HashMap<String, GroupOffsets>,
+    journaled: &Journaled,
 ) -> Result<(), OffsetStoreError> {
     let tmp = state_dir.join(format!("{JOURNAL_FILE}.tmp"));
     let mut file = File::create(&tmp).map_err(io_context(format!("create {}", tmp.display())))?;
     let mut contents = String::new();
-    for (group, group_offsets) in offsets {
+    for (group, membership) in &journaled.membership {
+        contents.push_str(&encode_line(&JournalEntry::Membership {
+            group: group.clone(),
+            empty_since_ms: membership.empty_since_ms(),
+        }));
+    }
+    for (group, group_offsets) in &journaled.offsets {
         for ((topic, partition), committed) in group_offsets {
             contents.push_str(&encode_line(&JournalEntry::Commit {
                 group: group.clone(),
@@ -314,5 +552,141 @@ mod tests {
         file.write_all(b"deadbeef {\"kind\":\"comm").unwrap();
         let store = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(store.fetch("g", "t", 0), Some(committed(3)));
+    }
+
+    fn committed_at(offset: i64, commit_timestamp_ms: i64) -> CommittedOffset {
+        CommittedOffset {
+            commit_timestamp_ms,
+            ..committed(offset)
+        }
+    }
+
+    const RETENTION: std::time::Duration = std::time::Duration::from_secs(60);
+    const RETENTION_MS: i64 = 60_000;
+
+    fn keys(expired: &[ExpiredOffset]) -> Vec<(String, String, i32, i64)> {
+        expired
+            .iter()
+            .map(|e| (e.group.clone(), e.topic.clone(), e.partition, e.offset))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn offsets_of_consumers_without_members_expire_by_commit_time_and_stay_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = std::collections::HashSet::new();
+        {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            store
+                .commit(
+                    "lone",
+                    vec![
+                        ("t".into(), 0, committed_at(5, 1_000)),
+                        ("t".into(), 1, committed_at(7, 5_000)),
+                    ],
+                )
+                .await
+                .unwrap();
+            let now = 1_000 + RETENTION_MS - 1;
+            assert!(
+                store
+                    .expire(now, RETENTION, &none)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let expired = store.expire(now + 1, RETENTION, &none).await.unwrap();
+            assert_eq!(keys(&expired), vec![("lone".into(), "t".into(), 0, 5)]);
+            assert_eq!(store.fetch("lone", "t", 0), None);
+            assert_eq!(store.fetch("lone", "t", 1), Some(committed_at(7, 5_000)));
+            // Members right now (the coordinator's view) keep a group's offsets whatever their age.
+            let active = std::collections::HashSet::from(["lone".to_string()]);
+            assert!(
+                store
+                    .expire(i64::MAX, RETENTION, &active)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let store = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.fetch("lone", "t", 0),
+            None,
+            "the expiry was journaled"
+        );
+        assert_eq!(store.fetch("lone", "t", 1), Some(committed_at(7, 5_000)));
+        let expired = store.expire(i64::MAX, RETENTION, &none).await.unwrap();
+        assert_eq!(keys(&expired), vec![("lone".into(), "t".into(), 1, 7)]);
+        assert!(store.groups().is_empty());
+        drop(store);
+        assert!(OffsetStore::open(dir.path()).unwrap().groups().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_keeps_its_offsets_while_it_has_members_and_for_the_retention_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = std::collections::HashSet::new();
+        let store = OffsetStore::open(dir.path()).unwrap();
+        store
+            .commit("g", vec![("t".into(), 0, committed_at(3, 1_000))])
+            .await
+            .unwrap();
+        store.set_membership("g", Membership::Active).await.unwrap();
+        assert!(
+            store
+                .expire(i64::MAX, RETENTION, &none)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a group with members keeps old offsets"
+        );
+        // Emptied long after the commit: the retention counts from then.
+        let emptied = 1_000_000;
+        store
+            .set_membership("g", Membership::EmptySince(emptied))
+            .await
+            .unwrap();
+        let at = emptied + RETENTION_MS;
+        assert!(
+            store
+                .expire(at - 1, RETENTION, &none)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            keys(&store.expire(at, RETENTION, &none).await.unwrap()),
+            vec![("g".into(), "t".into(), 0, 3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_with_members_at_the_stop_counts_as_emptied_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = std::collections::HashSet::new();
+        {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            store
+                .commit("g", vec![("t".into(), 0, committed_at(3, 1_000))])
+                .await
+                .unwrap();
+            store.set_membership("g", Membership::Active).await.unwrap();
+        }
+        let opened = now_ms();
+        let store = OffsetStore::open(dir.path()).unwrap();
+        assert!(
+            store
+                .expire(opened, RETENTION, &none)
+                .await
+                .unwrap()
+                .is_empty(),
+            "an old commit of a group active at the stop outlives the restart"
+        );
+        let expired = store
+            .expire(now_ms() + RETENTION_MS + 1_000, RETENTION, &none)
+            .await
+            .unwrap();
+        assert_eq!(keys(&expired), vec![("g".into(), "t".into(), 0, 3)]);
     }
 }

@@ -148,6 +148,11 @@ pub struct GroupTimings {
     pub max_session_timeout: Duration,
     /// `group.initial.rebalance.delay.ms`: how long a round started from Empty waits for more members.
     pub initial_rebalance_delay: Duration,
+    /// `offsets.retention.minutes`: how long committed offsets outlive their group's members
+    /// (see `offsets.rs`).
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    pub offsets_retention_check_interval: Duration,
 }
 
 impl Default for GroupTimings {
@@ -156,6 +161,8 @@ impl Default for GroupTimings {
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
             initial_rebalance_delay: Duration::from_millis(3_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_secs(600),
         }
     }
 }

@@ -124,6 +124,15 @@ impl BrokerContext {
                 "group.initial.rebalance.delay.ms",
                 3_000,
             )),
+            offsets_retention: Duration::from_secs(
+                60 * config_or(&configs, "offsets.retention.minutes", 10_080u64),
+            ),
+            offsets_retention_check_interval: Duration::from_millis(config_or(
+                &configs,
+                "offsets.retention.check.interval.ms",
+                600_000u64,
+            ))
+            .max(Duration::from_millis(1)),
         };
         let settings = ServerSettings {
             node_id: config_or(&configs, "node.id", config_or(&configs, "broker.id", 0)),
