@@ -55,7 +55,23 @@ pub fn local_segments(data_dir: &Path, topic: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Waits until everything but the active segment was uploaded and deleted locally.
+/// Base offset of the active segment: the highest-named `.log` file in the partition directory.
+pub fn active_segment_base(data_dir: &Path, topic: &str) -> Option<i64> {
+    std::fs::read_dir(data_dir.join(format!("{topic}-0")))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".log")?.parse::<i64>().ok()
+        })
+        .max()
+}
+
+/// Waits until everything but the active segment was uploaded and deleted locally: the remote
+/// tier ends right before the active segment, nothing waits for upload, and at most one closed
+/// segment is still on disk. `last_offset`, the last offset produced, must lie beyond the first
+/// segment. (The active segment's size depends on how the producer batched, so the remote tier's
+/// end is read from the partition directory, not guessed from `last_offset`.)
 pub fn wait_tiered(strata: &Strata, topic: &str, last_offset: i64) {
     wait_tiered_within(strata, topic, last_offset, Duration::from_secs(90));
 }
@@ -66,7 +82,11 @@ pub fn wait_tiered_within(strata: &Strata, topic: &str, last_offset: i64, limit:
     loop {
         let s = partition_status(strata, topic);
         let local = local_segments(strata.data_dir(), topic);
-        if s["highest_tiered_offset"].as_i64().unwrap_or(-1) >= last_offset - 200
+        let active_base = active_segment_base(strata.data_dir(), topic).unwrap_or(0);
+        let highest_tiered = s["highest_tiered_offset"].as_i64().unwrap_or(-1);
+        if active_base > 0
+            && active_base <= last_offset
+            && highest_tiered + 1 >= active_base
             && s["upload_lag_bytes"].as_u64() == Some(0)
             && local <= 2
         {
@@ -77,7 +97,8 @@ pub fn wait_tiered_within(strata: &Strata, topic: &str, last_offset: i64, limit:
             let tail: Vec<&str> = logs.lines().rev().take(60).collect();
             panic!(
                 "timed out after {limit:?} waiting until {topic} up to offset {last_offset} is \
-                 uploaded and gone locally: {local} local segments, status {s}\nbroker log tail:\n{}",
+                 uploaded and gone locally: {local} local segments, the active one from offset \
+                 {active_base}, status {s}\nbroker log tail:\n{}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
