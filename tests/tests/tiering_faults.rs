@@ -5,8 +5,11 @@
 #[path = "tiering_support.rs"]
 mod support;
 
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_tests::{Tool, create_tiered_topic, free_port, kcat, repo_root, require};
@@ -392,6 +395,153 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
         "outage-g",
     ]);
     assert!(out.contains("OK consumed 3000"), "{out}");
+}
+
+/// A TCP relay in front of the S3 server: stopping it is a network outage (connections reset,
+/// new ones refused) that leaves the server and its data as they were; starting it again on the
+/// same port ends the outage.
+struct Relay {
+    port: u16,
+    target: u16,
+    running: Option<(
+        Arc<AtomicBool>,
+        Arc<Mutex<Vec<TcpStream>>>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Self {
+        let mut relay = Self {
+            port: free_port(),
+            target,
+            running: None,
+        };
+        relay.resume();
+        relay
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn resume(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("binding the relay");
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (target, stop2, open2) = (self.target, stop.clone(), open.clone());
+        let accept = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        self.running = Some((stop, open, accept));
+    }
+
+    /// Resets every relayed connection and refuses new ones.
+    fn cut(&mut self) {
+        if let Some((stop, open, accept)) = self.running.take() {
+            stop.store(true, Ordering::SeqCst);
+            let _ = accept.join(); // drops the listener: new connections are refused
+            for stream in open.lock().unwrap().drain(..) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// The S3 server becomes unreachable while a consumer replays remote history: the broker keeps
+/// serving (a hot topic produces and reads back meanwhile), the replay waits instead of failing
+/// or skipping, and when the network comes back it completes byte for byte.
+#[test]
+fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
+    if !require(Tool::Python) {
+        return;
+    }
+    if !repo_root().join(".venv/bin/moto_server").exists() {
+        eprintln!("SKIPPED: no moto_server in .venv");
+        return;
+    }
+    let moto = Moto::start(free_port());
+    let mut relay = Relay::start(moto.port);
+    let env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), relay.endpoint()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+    ];
+    let mut strata = tiered_builder("s3://tier-faults/cold-outage", &env).start();
+    let topic = "cold-outage";
+    create_tiered_topic(&strata, topic, 20000);
+    client(&["produce", &strata.kafka_addr(), topic, "3000", "c"]);
+    wait_tiered(&strata, topic, 2999);
+    // Empty chunk caches: the replay must reach the store.
+    strata.restart();
+
+    relay.cut();
+    let outage = std::time::Instant::now();
+    let bootstrap = strata.kafka_addr();
+    let replay = std::thread::spawn(move || {
+        strata_tests::python(
+            "tiering_client.py",
+            &["consume", &bootstrap, topic, "3000", "c", "cold-outage-g"],
+        )
+    });
+    client(&["produce", &strata.kafka_addr(), "outage-hot", "50", "h"]);
+    client(&[
+        "consume",
+        &strata.kafka_addr(),
+        "outage-hot",
+        "50",
+        "h",
+        "outage-hot-g",
+    ]);
+    // Longer than the object-store client's own retries (15 s): reads fail and are retried.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed()));
+    assert!(
+        !replay.is_finished(),
+        "the replay ended while the store was unreachable: {:?}",
+        replay
+            .join()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    );
+    // The outage was real: reads of the store failed (and were answered as errors, not data).
+    let logs = strata.logs();
+    assert!(logs.contains("cold read failed"), "{logs}");
+    relay.resume();
+    let out = replay.join().unwrap();
+    let text = strata_tests::assert_success(&out, "consuming through the outage");
+    assert!(
+        text.contains("OK consumed 3000"),
+        "{text}\n{}",
+        strata.logs()
+    );
 }
 
 /// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
