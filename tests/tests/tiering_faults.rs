@@ -454,12 +454,12 @@ impl Relay {
                 }
             }
         });
-        self.running = Some((stop, open, accept));
+        self.running = Some(RelayRun { stop, open, accept });
     }
 
     /// Resets every relayed connection and refuses new ones.
     fn cut(&mut self) {
-        if let Some((stop, open, accept)) = self.running.take() {
+        if let Some(RelayRun { stop, open, accept }) = self.running.take() {
             stop.store(true, Ordering::SeqCst);
             let _ = accept.join(); // drops the listener: new connections are refused
             for stream in open.lock().unwrap().drain(..) {
