@@ -403,11 +403,14 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
 struct Relay {
     port: u16,
     target: u16,
-    running: Option<(
-        Arc<AtomicBool>,
-        Arc<Mutex<Vec<TcpStream>>>,
-        std::thread::JoinHandle<()>,
-    )>,
+    running: Option<RelayRun>,
+}
+
+/// A running relay: its stop flag, the connections it relays, its accept thread.
+struct RelayRun {
+    stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    accept: std::thread::JoinHandle<()>,
 }
 
 impl Relay {
