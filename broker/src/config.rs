@@ -223,7 +223,13 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "remote.log.index.file.cache.total.size.bytes",
         default: "1073741824",
         kind: long(1, I64),
-        doc: "Disk budget of the cold-read chunk cache.",
+        doc: "Disk budget of the cold-read chunk cache (in <data-dir>/tier-cache; none in front of a local-directory remote tier). A chunk is written there when it is downloaded a second time.",
+    },
+    BrokerConfigDef {
+        name: "remote.log.chunk.cache.memory.bytes",
+        default: "268435456",
+        kind: long(0, I64),
+        doc: "Memory budget of the cold-read chunk cache: downloaded chunks (4 MiB of batches each), read-ahead included, wait here for their readers. Keep it above (remote.log.read.ahead.chunks + 2) chunks per concurrent cold reader, or prefetched chunks are evicted before they are read (0: no cache, no useful read-ahead).",
     },
     // The claim-check gateway (defaults = strata_claimcheck::ClaimCheckConfig::default(); checked by a test in claims/settings.rs).
     BrokerConfigDef {

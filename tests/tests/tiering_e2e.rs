@@ -20,10 +20,28 @@ use support::{
 };
 
 const RECORDS: usize = 3000;
+/// `remote.log.chunk.cache.memory.bytes` of the round-trip scenario.
+const CACHE_BYTES: u64 = 8 << 20;
+
+/// The value of the sample `name` (with its labels) in a Prometheus text exposition.
+fn metric(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {exposition}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
 
 fn scenario(remote: &str, env: &[(String, String)]) {
     let topic = "tiered-e2e";
-    let mut strata = tiered_builder(remote, env).start();
+    let mut strata = tiered_builder(remote, env)
+        .set(
+            "remote.log.chunk.cache.memory.bytes",
+            &CACHE_BYTES.to_string(),
+        )
+        .start();
     create_tiered_topic(&strata, topic, 20000);
     client(&[
         "produce",
@@ -89,6 +107,14 @@ fn scenario(remote: &str, env: &[(String, String)]) {
         )),
         "{metrics}"
     );
+    // The cold reads above went through the chunk cache: downloads, and chunks held in memory
+    // within the configured budget.
+    assert!(
+        metric(&metrics, "strata_tier_chunk_downloads_total") >= 1.0,
+        "{metrics}"
+    );
+    let held = metric(&metrics, "strata_tier_chunk_cache_bytes{tier=\"memory\"}");
+    assert!(held > 0.0 && held <= CACHE_BYTES as f64, "{metrics}");
 
     // Restore: a broker on an empty data directory, same bucket.
     strata.stop();
@@ -222,12 +248,7 @@ fn fetch_quota_paces_cold_reads_only_and_changes_live() {
     let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
         .and_then(|r| r.text())
         .unwrap();
-    let throttled: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("strata_tier_fetch_throttle_seconds_total "))
-        .unwrap_or_else(|| panic!("no fetch throttle counter in {metrics}"))
-        .parse()
-        .unwrap();
+    let throttled = metric(&metrics, "strata_tier_fetch_throttle_seconds_total");
     assert!(throttled > 0.0, "{metrics}");
 
     // Lifted live: the waiting replay goes on at full speed.

@@ -161,6 +161,20 @@ impl ChunkCache {
         }
     }
 
+    /// Bytes of chunks held in memory and on disk now.
+    pub fn sizes(&self) -> (u64, u64) {
+        let memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .bytes;
+        let disk = self.disk.as_ref().map_or(0, |(_, lru)| {
+            lru.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        });
+        (memory, disk)
+    }
+
     /// True when the chunk is in memory (no I/O).
     pub fn contains(&self, id: &ChunkId) -> bool {
         let m = self.memory.lock().unwrap_or_else(|e| e.into_inner());

@@ -202,6 +202,11 @@ impl RemoteLogManager {
         &self.inner.reader.cache.stats
     }
 
+    /// Bytes the chunk cache holds in memory and on disk.
+    pub fn cache_sizes(&self) -> (u64, u64) {
+        self.inner.reader.cache.sizes()
+    }
+
     /// Changes the upload byte-rate quota (`None`: unlimited), effective for waiting uploads too.
     pub fn set_copy_quota(&self, bytes_per_second: Option<u64>) {
         self.inner.copy_quota.set_rate(bytes_per_second);

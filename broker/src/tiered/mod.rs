@@ -141,6 +141,9 @@ impl TierSettings {
         if let Some(n) = get("remote.log.index.file.cache.total.size.bytes") {
             config.cache_disk_bytes = n;
         }
+        if let Some(n) = get("remote.log.chunk.cache.memory.bytes") {
+            config.cache_memory_bytes = n;
+        }
         if let Some(ms) = get("remote.log.manager.orphan.grace.ms") {
             config.orphan_grace = Duration::from_millis(ms);
         }
@@ -333,6 +336,8 @@ mod tests {
             ("remote.log.chunk.compression", "lz4"),
             ("remote.log.manager.copier.thread.pool.size", "3"),
             ("remote.log.manager.fetch.max.bytes.per.second", "1048576"),
+            ("remote.log.chunk.cache.memory.bytes", "33554432"),
+            ("remote.log.index.file.cache.total.size.bytes", "1000000"),
             (
                 "remote.log.manager.copy.max.bytes.per.second",
                 "9223372036854775807",
@@ -346,6 +351,8 @@ mod tests {
         assert_eq!(config.read_ahead_chunks, 12);
         assert_eq!(config.copier_threads, 3);
         assert_eq!(config.fetch_max_bytes_per_second, Some(1 << 20));
+        assert_eq!(config.cache_memory_bytes, 32 << 20);
+        assert_eq!(config.cache_disk_bytes, 1_000_000);
         assert_eq!(config.copy_max_bytes_per_second, None, "Long.MAX_VALUE");
         assert!(matches!(
             config.compression,

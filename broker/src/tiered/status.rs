@@ -177,6 +177,35 @@ impl Collector for TierCollector {
                 gauge.encode(family.encode_family(&labels)?)?;
             }
         }
+        let stats = self.rlm.cache_stats();
+        let (memory_bytes, disk_bytes) = self.rlm.cache_sizes();
+        let mut hits = encoder.encode_descriptor(
+            "tier_chunk_cache_hits",
+            "Cold-read chunks served from the chunk cache, by cache tier",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (tier, counter) in [("memory", &stats.memory_hits), ("disk", &stats.disk_hits)] {
+            ConstCounter::new(counter.load(std::sync::atomic::Ordering::Relaxed))
+                .encode(hits.encode_family(&[("tier", tier)])?)?;
+        }
+        ConstCounter::new(stats.downloads.load(std::sync::atomic::Ordering::Relaxed)).encode(
+            encoder.encode_descriptor(
+                "tier_chunk_downloads",
+                "Cold-read chunks downloaded from the remote tier (read-ahead included)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?,
+        )?;
+        let mut held = encoder.encode_descriptor(
+            "tier_chunk_cache",
+            "Bytes the chunk cache holds, by cache tier",
+            Some(&prometheus_client::registry::Unit::Bytes),
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (tier, bytes) in [("memory", memory_bytes), ("disk", disk_bytes)] {
+            ConstGauge::new(bytes as i64).encode(held.encode_family(&[("tier", tier)])?)?;
+        }
         let (copy, fetch) = self.rlm.quota_throttled();
         for (name, help, waited) in [
             (
