@@ -26,7 +26,7 @@ fn batch(id: u64, size: usize) -> Bytes {
 
 /// Checksum of everything the log must keep unchanged (all but the base offset).
 fn stored_checksum(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[8..])
+    strata_format::crc32c(&batch[8..])
 }
 
 /// The child role: runs only when re-executed by `crash_recovery_keeps_every_acknowledged_batch`.

@@ -234,7 +234,7 @@ impl RecordBatch {
 
     /// CRC-32C over attributes..end, as Kafka computes it.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[CRC_COVERED_FROM..])
+        crate::crc32c(&self.bytes[CRC_COVERED_FROM..])
     }
 
     /// Checks everything that can be checked without decoding records: length, magic, CRC and
@@ -319,7 +319,7 @@ impl<'a> RecordBatchMut<'a> {
             .copy_from_slice(&timestamp.to_be_bytes());
         let attributes = read_i16(self.bytes, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE;
         self.bytes[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-        let crc = crc32c::crc32c(&self.bytes[CRC_COVERED_FROM..]);
+        let crc = crate::crc32c(&self.bytes[CRC_COVERED_FROM..]);
         self.bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
 

@@ -184,7 +184,7 @@ impl ChunkCache {
     fn disk_path(dir: &std::path::Path, id: &ChunkId) -> PathBuf {
         let name = format!(
             "{:08x}-{}.chunk",
-            crc32c::crc32c(id.object_key.as_bytes()),
+            strata_format::crc32c(id.object_key.as_bytes()),
             id.index
         );
         dir.join(name)
@@ -199,7 +199,7 @@ impl ChunkCache {
         let data = tokio::fs::read(&path).await.ok()?;
         let ok = data.len() >= 4 + id.object_key.len()
             && data[4..4 + id.object_key.len()] == *id.object_key.as_bytes()
-            && crc32c::crc32c(&data[4..])
+            && strata_format::crc32c(&data[4..])
                 == u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
         if !ok {
             tracing::warn!(path = %path.display(), "disk cache entry corrupt; dropping it");
@@ -219,7 +219,7 @@ impl ChunkCache {
         data.extend_from_slice(&[0; 4]);
         data.extend_from_slice(id.object_key.as_bytes());
         data.extend_from_slice(b);
-        let crc = crc32c::crc32c(&data[4..]);
+        let crc = strata_format::crc32c(&data[4..]);
         data[..4].copy_from_slice(&crc.to_be_bytes());
         let tmp = path.with_extension("tmp");
         let written = tokio::fs::write(&tmp, &data).await.is_ok()

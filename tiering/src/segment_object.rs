@@ -215,7 +215,7 @@ impl SegmentEncoder {
             chunks: self.chunks,
         };
         let body = serde_json::to_vec(&footer).unwrap_or_default();
-        let crc = crc32c::crc32c(&body);
+        let crc = strata_format::crc32c(&body);
         let footer_offset = self.position;
         let mut out = Vec::with_capacity(body.len() + TRAILER_LEN);
         out.extend_from_slice(&body);
@@ -270,7 +270,7 @@ pub fn encode_chunk(c: RawChunk) -> std::io::Result<EncodedChunk> {
         raw_len: raw_len as u32,
         file_position: c.file_position,
         codec,
-        crc32c: crc32c::crc32c(&stored),
+        crc32c: strata_format::crc32c(&stored),
     };
     Ok(EncodedChunk {
         meta,
@@ -287,7 +287,7 @@ pub fn decode_chunk(key: &str, meta: &ChunkMeta, stored: &[u8]) -> Result<Bytes>
             format!("{} bytes, want {}", stored.len(), meta.stored_len),
         ));
     }
-    let crc = crc32c::crc32c(stored);
+    let crc = strata_format::crc32c(stored);
     if crc != meta.crc32c {
         return Err(TieringError::corrupt(
             "chunk",
@@ -328,7 +328,7 @@ pub fn decode_trailer(key: &str, t: &[u8]) -> Result<(u64, u32, u32)> {
 
 /// Verify and parse footer bytes.
 pub fn decode_footer(key: &str, bytes: &[u8], crc: u32) -> Result<Footer> {
-    if crc32c::crc32c(bytes) != crc {
+    if strata_format::crc32c(bytes) != crc {
         return Err(TieringError::corrupt("footer", key, "crc32c mismatch"));
     }
     let footer: Footer = serde_json::from_slice(bytes)

@@ -153,7 +153,7 @@ impl LogTicketSink {
 
 /// The partition of a keyed record: `crc32c(key) & 0x7fffffff` modulo `partitions`.
 pub fn key_partition(key: &[u8], partitions: i32) -> i32 {
-    ((crc32c::crc32c(key) & 0x7fff_ffff) % partitions.max(1) as u32) as i32
+    ((strata_format::crc32c(key) & 0x7fff_ffff) % partitions.max(1) as u32) as i32
 }
 
 /// The claim id of a reference-mode ticket record (header `claimcheck.id`), if it is one.

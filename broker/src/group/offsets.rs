@@ -399,13 +399,13 @@ fn expire_in_memory(
 
 fn encode_line(entry: &JournalEntry) -> String {
     let json = serde_json::to_string(entry).expect("journal entries serialize");
-    format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()))
+    format!("{:08x} {json}\n", strata_format::crc32c(json.as_bytes()))
 }
 
 fn decode_line(line: &str) -> Option<JournalEntry> {
     let (crc, json) = line.split_once(' ')?;
     let crc = u32::from_str_radix(crc, 16).ok()?;
-    if crc32c::crc32c(json.as_bytes()) != crc {
+    if strata_format::crc32c(json.as_bytes()) != crc {
         return None;
     }
     serde_json::from_str(json).ok()

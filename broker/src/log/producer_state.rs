@@ -178,7 +178,7 @@ impl ProducerStateManager {
         let mut out = Vec::with_capacity(10 + body.len());
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&strata_format::crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
         out
     }
@@ -193,7 +193,7 @@ impl ProducerStateManager {
         }
         let crc = u32::from_be_bytes(bytes[6..10].try_into().ok()?);
         let body = &bytes[10..];
-        if crc32c::crc32c(body) != crc {
+        if strata_format::crc32c(body) != crc {
             return None;
         }
         let mut cursor = Cursor(body);
