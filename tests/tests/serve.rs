@@ -201,3 +201,64 @@ print(json.dumps(doc))
         "{printed}"
     );
 }
+
+/// A SIGTERM that arrives while the broker is still starting (its Kafka port is bound first,
+/// before the log opens) is kept: start-up completes and the broker stops cleanly, writing its
+/// clean-shutdown checkpoint, instead of dying from the signal's default action.
+#[test]
+fn a_sigterm_during_start_up_stops_the_broker_cleanly() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let kafka = format!("127.0.0.1:{}", strata_tests::free_port());
+    let http = format!("127.0.0.1:{}", strata_tests::free_port());
+    let mut child = Command::new(strata_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--kafka-listen", &kafka, "--http-listen", &http])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&kafka).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Kafka port never opened"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let output = run_until_exit(&mut child, Duration::from_secs(30));
+    assert!(output.0.success(), "exited with {}\n{}", output.0, output.1);
+    assert!(output.1.contains("stopped cleanly"), "{}", output.1);
+    assert!(
+        data_dir.join(".clean_shutdown").exists(),
+        "no clean-shutdown checkpoint in {}",
+        data_dir.display()
+    );
+}
+
+/// Waits for `child` to exit (killing it after `limit`); its status and stderr.
+fn run_until_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, String) {
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}

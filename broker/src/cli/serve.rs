@@ -103,6 +103,9 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
+    // First, so that a stop signal arriving while the broker starts is kept and answered with a
+    // clean shutdown once it is up, not with the default action (death without a checkpoint).
+    let stop_signals = StopSignals::install()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
 
@@ -199,7 +202,7 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         "strata ready"
     );
 
-    wait_for_signal().await?;
+    stop_signals.wait().await;
     info!("shutting down");
     // Stop taking requests first, then make the log durable and write its clean-shutdown
     // checkpoint so that the next start skips recovery.
@@ -301,13 +304,26 @@ fn advertised_address(config: &StrataConfig) -> anyhow::Result<(String, u16)> {
     Ok((host, bound.port()))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = terminate.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Returns at the first SIGTERM or SIGINT, including one received before this call.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }
