@@ -5,6 +5,7 @@
   broker-config BOOTSTRAP - key=value...       IncrementalAlterConfigs on the broker: SET, or
                                                DELETE for `key=`; then checks DescribeConfigs
   delete   BOOTSTRAP TOPIC                     DeleteTopics
+  delete-records BOOTSTRAP TOPIC OFFSET        DeleteRecords below OFFSET; prints the new low watermark
   produce  BOOTSTRAP TOPIC N TAG [START]       N deterministic records (records.py), acks=all
   consume  BOOTSTRAP TOPIC N TAG GROUP [FIRST] a NEW group from offset 0 reads N records and
                                                checks keys, values, headers, timestamps byte for
@@ -75,6 +76,10 @@ elif cmd == "delete":
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.delete_topics([topic])[topic].result(30)
     print("OK deleted")
+elif cmd == "delete-records":
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [result] = admin.delete_records([TopicPartition(topic, 0, int(rest[0]))]).values()
+    print(f"OK low watermark {result.result(20).low_watermark}")
 elif cmd == "produce":
     n, tag = int(rest[0]), rest[1]
     start = int(rest[2]) if len(rest) > 2 else 0

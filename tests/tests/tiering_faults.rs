@@ -641,3 +641,91 @@ fn tiering_topic_deletion_removes_remote_data_and_restore_never_resurrects_it() 
     );
     assert_no_orphans(remote.path());
 }
+
+/// DeleteRecords into the remote range: the records below the offset are gone for good. The
+/// remote segments wholly below it leave the bucket, the remote log start becomes the offset
+/// itself, a restart does not lower the log start back to the old remote start (it did), and a
+/// broker restored from the bucket on an empty data directory starts there too.
+#[test]
+fn tiering_delete_records_into_the_remote_range_is_final_across_restart_and_restore() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", remote.path().display());
+    let mut strata = tiered_builder(&url, &[]).start();
+    let topic = "pruned";
+    create_tiered_topic(&strata, topic, 20000);
+    client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
+    wait_tiered(&strata, topic, 2999);
+    let segments = |dir: &Path| {
+        topic_files(dir, topic)
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "seg"))
+            .count()
+    };
+    let before = segments(remote.path());
+
+    let out = client(&["delete-records", &strata.kafka_addr(), topic, "1000"]);
+    assert!(out.contains("OK low watermark 1000"), "{out}");
+    assert_eq!(list_offset(&strata, topic, -2), 1000);
+    wait_until(
+        "remote segments below offset 1000 leave the bucket",
+        Duration::from_secs(60),
+        || partition_status(&strata, topic)["remote_log_start_offset"].as_i64() == Some(1000),
+    );
+    let after = segments(remote.path());
+    assert!(
+        after < before && after >= before - 5,
+        "{before} segment objects before, {after} after"
+    );
+    assert_no_orphans(remote.path());
+
+    // The first record served is 1000, byte for byte, before and after a restart.
+    let read_from_start = |strata: &strata_tests::Strata| {
+        client(&[
+            "consume",
+            &strata.kafka_addr(),
+            topic,
+            "100",
+            "a",
+            &format!("g-{}", strata.kafka_addr()),
+            "1000",
+        ])
+    };
+    assert!(read_from_start(&strata).contains("OK consumed 100"));
+    strata.restart();
+    assert_eq!(list_offset(&strata, topic, -2), 1000, "{}", strata.logs());
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &strata.kafka_addr(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-e",
+            "-f",
+            "%o\n",
+        ],
+        b"",
+    );
+    assert_eq!(
+        strata_tests::assert_success(&out, "kcat from the beginning").trim(),
+        "1000"
+    );
+
+    // Disaster recovery from the bucket: the remote log start is 1000 there too.
+    strata.stop();
+    let restored = tiered_builder(&url, &[]).start();
+    assert_eq!(
+        list_offset(&restored, topic, -2),
+        1000,
+        "{}",
+        restored.logs()
+    );
+    assert!(read_from_start(&restored).contains("OK consumed 100"));
+}

@@ -516,6 +516,7 @@ impl RemoteLogManager {
         retention_ms: i64,
         retention_bytes: i64,
         now_ms: i64,
+        deleted_below: i64,
     ) -> Result<RetentionOutcome> {
         let Some(pid) = self.resolve(topic, partition).await? else {
             return Ok(RetentionOutcome::default());
@@ -527,6 +528,7 @@ impl RemoteLogManager {
             retention_ms,
             retention_bytes,
             now_ms,
+            deleted_below,
         )
         .await
     }

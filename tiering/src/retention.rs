@@ -17,6 +17,10 @@
 //! `now - retention.ms`; by size while the remote bytes minus the oldest segment are still
 //! `>= retention.bytes` (Kafka's rule, applied to remote bytes; a broker wanting Kafka's
 //! whole-log accounting passes `retention.bytes` minus its local-only bytes). Negative = unlimited.
+//! Segments wholly below `deleted_below` (the broker's DeleteRecords offset) expire too, and
+//! the remote log start moves to at least that offset, even inside a segment, so that neither
+//! a restart nor a restore from the bucket serves deleted records again (Kafka's RLM does the
+//! same with the log start offset).
 
 use futures::StreamExt;
 use object_store::path::Path;
@@ -43,6 +47,7 @@ pub(crate) async fn run_retention(
     retention_ms: i64,
     retention_bytes: i64,
     now_ms: i64,
+    deleted_below: i64,
 ) -> Result<RetentionOutcome> {
     if manifests.get(p).await?.is_none() {
         return Ok(RetentionOutcome::default());
@@ -58,7 +63,8 @@ pub(crate) async fn run_retention(
                     retention_ms >= 0 && s.max_timestamp < now_ms.saturating_sub(retention_ms);
                 let by_size = retention_bytes >= 0
                     && total.saturating_sub(s.size_bytes) >= retention_bytes as u64;
-                if !(by_time || by_size) {
+                let deleted = s.next_offset <= deleted_below;
+                if !(by_time || by_size || deleted) {
                     break;
                 }
                 total -= s.size_bytes;
@@ -67,7 +73,7 @@ pub(crate) async fn run_retention(
                 new_start = s.next_offset;
             }
             m.begin_delete(&expired, now_ms)?;
-            m.advance_log_start(new_start);
+            m.advance_log_start(new_start.max(deleted_below));
             Ok((expired.len(), freed))
         })
         .await?;

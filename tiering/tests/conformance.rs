@@ -123,10 +123,26 @@ async fn round_trip(backend: &Backend) {
         None
     );
 
+    // DeleteRecords up to inside the second segment: the first (wholly below) goes, the second
+    // stays, and the remote log start is the deleted-up-to offset itself
+    let floor = segs[1].desc.base_offset + 1;
+    let out = mgr
+        .run_retention("orders", 0, -1, -1, 0, floor)
+        .await
+        .unwrap();
+    assert_eq!(out.deleted_segments, 1);
+    assert_eq!(out.log_start_offset, floor);
+    assert_eq!(
+        mgr.remote_log_start_offset("orders", 0).await.unwrap(),
+        Some(floor)
+    );
     // retention by bytes keeps the newest segments whose total fits
     let keep = segs[2].desc.size_bytes as i64;
-    let out = mgr.run_retention("orders", 0, -1, keep, 0).await.unwrap();
-    assert_eq!(out.deleted_segments, 2);
+    let out = mgr
+        .run_retention("orders", 0, -1, keep, 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(out.deleted_segments, 1);
     assert_eq!(out.log_start_offset, segs[2].desc.base_offset);
     assert!(matches!(
         mgr.read("orders", 0, 5, 100).await,
@@ -145,7 +161,7 @@ async fn round_trip(backend: &Backend) {
     assert_eq!(objects.len(), 1, "expired objects deleted");
     // retention by time: everything is older than now
     let out = mgr
-        .run_retention("orders", 0, 1000, -1, i64::MAX / 2)
+        .run_retention("orders", 0, 1000, -1, i64::MAX / 2, -1)
         .await
         .unwrap();
     assert_eq!(out.deleted_segments, 1);

@@ -175,7 +175,7 @@ async fn crash_between_log_start_advance_and_delete_is_finished_by_reconcile() {
     mgr.upload_now(&b.desc).await.unwrap();
     f.faults.fail_deletes(true);
     let r = mgr
-        .run_retention("t", 0, -1, b.desc.size_bytes as i64, 0)
+        .run_retention("t", 0, -1, b.desc.size_bytes as i64, 0, -1)
         .await;
     assert!(r.is_err(), "deletes failed after the manifest moved");
     // readers already see the new start; the object is still there

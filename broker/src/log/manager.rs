@@ -826,5 +826,21 @@ mod restore_tests {
             .await
             .unwrap();
         check(&manager);
+
+        // DeleteRecords up to 500 (inside the remote range): after a restart the remote tier
+        // may offer its old start again, but the log start never goes below 500.
+        let p0 = manager.partition("restored", 0).unwrap();
+        assert_eq!(p0.delete_records_before(500).unwrap(), 500);
+        assert_eq!(p0.deleted_records_offset(), 500);
+        manager.shutdown().await.unwrap();
+        drop(manager);
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let p0 = manager.partition("restored", 0).unwrap();
+        assert_eq!(p0.deleted_records_offset(), 500);
+        assert_eq!(p0.log_start_offset(), 1000, "clamped to local data at open");
+        assert_eq!(p0.expose_remote_log_start(10), 500);
+        assert_eq!(p0.log_start_offset(), 500);
     }
 }

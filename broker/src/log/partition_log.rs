@@ -34,6 +34,10 @@ use super::{
 pub(crate) struct LogState {
     pub segments: BTreeMap<i64, Arc<Segment>>,
     pub log_start_offset: i64,
+    /// The highest offset DeleteRecords (or remote retention, through it) moved the log start
+    /// to, persisted in [`DELETED_BELOW_FILE`]; -1 if never. Nothing below it is ever served
+    /// again, whatever the remote tier still holds (see `expose_remote_log_start`).
+    pub deleted_below: i64,
     pub next_offset: i64,
     pub producers: ProducerStateManager,
     pub unflushed_messages: i64,
@@ -533,6 +537,12 @@ impl PartitionLog {
     pub fn log_start_offset(&self) -> i64 {
         self.lock_state().log_start_offset
     }
+
+    /// The offset DeleteRecords last deleted up to (durable), or -1: the remote tier must drop
+    /// what lies below it too.
+    pub fn deleted_records_offset(&self) -> i64 {
+        self.lock_state().deleted_below
+    }
     /// The first offset still on local disk (ListOffsets -4); equals the log start offset unless
     /// tiering let local retention delete segments that remain in the remote tier.
     pub fn local_log_start_offset(&self) -> i64 {
@@ -625,13 +635,16 @@ impl PartitionLog {
             if target <= state.log_start_offset {
                 return Ok(state.log_start_offset);
             }
-            super::manager::write_atomically(
-                &self.dir.join(LOG_START_FILE),
-                target.to_string().as_bytes(),
-                true,
-            )
-            .map_err(|e| LogError::storage("persisting the log start offset", e))?;
+            for file in [DELETED_BELOW_FILE, LOG_START_FILE] {
+                super::manager::write_atomically(
+                    &self.dir.join(file),
+                    target.to_string().as_bytes(),
+                    true,
+                )
+                .map_err(|e| LogError::storage("persisting the log start offset", e))?;
+            }
             state.log_start_offset = target;
+            state.deleted_below = state.deleted_below.max(target);
             state.producers.remove_below(target);
             let deletable = self.take_segments_below(&mut state, target);
             (target, deletable)
@@ -644,9 +657,12 @@ impl PartitionLog {
     /// Tiered storage: moves the (in-memory) log start offset down to `offset`, the remote log
     /// start, when the remote tier holds every offset from there up to the local log start. Not
     /// persisted (recovery clamps the log start to local data): the remote tier re-applies it at
-    /// every start. Returns the log start offset in effect.
+    /// every start. Never below an offset DeleteRecords deleted up to: the remote tier may
+    /// still hold those records until its retention pass removes them. Returns the log start
+    /// offset in effect.
     pub fn expose_remote_log_start(&self, offset: i64) -> i64 {
         let mut state = self.lock_state();
+        let offset = offset.max(state.deleted_below);
         if offset >= 0 && offset < state.log_start_offset {
             state.log_start_offset = offset;
             tracing::info!(topic = %self.topic, partition = self.partition, log_start_offset = offset, "log start offset set to the remote log start");
@@ -817,6 +833,9 @@ fn closed_segment_event(
 }
 
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
+/// The DeleteRecords floor ([`LogState::deleted_below`]). Separate from [`LOG_START_FILE`],
+/// which a topic restored from the bucket uses for where its empty local log begins.
+pub(crate) const DELETED_BELOW_FILE: &str = "delete-records-offset";
 
 struct AppendOutcome {
     result: AppendResult,

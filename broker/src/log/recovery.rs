@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::offset_index::OffsetIndex;
-use super::partition_log::{LOG_START_FILE, LogState};
+use super::partition_log::{DELETED_BELOW_FILE, LOG_START_FILE, LogState};
 use super::producer_state::ProducerStateManager;
 use super::segment::{
     BatchPlacement, Segment, SegmentMeta, parse_segment_file_name, scan_batches, segment_file_name,
@@ -138,6 +138,7 @@ pub(crate) fn load_partition(
         state: LogState {
             segments,
             log_start_offset,
+            deleted_below: read_offset_file(dir, DELETED_BELOW_FILE).unwrap_or(-1),
             next_offset,
             producers,
             unflushed_messages: 0,
@@ -149,7 +150,11 @@ pub(crate) fn load_partition(
 }
 
 fn read_log_start(dir: &Path) -> Option<i64> {
-    let text = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok()?;
+    read_offset_file(dir, LOG_START_FILE)
+}
+
+fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
     text.trim().parse().ok()
 }
 

@@ -23,6 +23,10 @@
 //!   start offset (what clients see for ListOffsets -2 and in Fetch), then lets the remote tier
 //!   move the manifest's start and delete objects (manifest first, objects second, inside
 //!   `strata-tiering`). A client is therefore never sent to an object about to vanish.
+//! - **DeleteRecords is final.** An offset DeleteRecords deleted up to is persisted by the log
+//!   engine (`deleted_records_offset`); the log start is never lowered below it at a restart,
+//!   and the retention pass drops the remote segments wholly below it and moves the manifest's
+//!   log start to it, so a restore from the bucket does not serve those records either.
 //! - **The remote tier is the source of truth for everything below the local log start.** The
 //!   log engine clamps its log start to local data on restart; at every start (and after
 //!   restore) [`TieredStorage::start`] lowers it again to the remote log start, but only when

@@ -109,8 +109,14 @@ pub(crate) async fn run(ts: &TieredStorage) {
             -1
         };
         let pid = PartitionId::new(topic, status.topic_id, partition);
+        // DeleteRecords moved the log start past remote data: the log start is already there
+        // (the ordering rule holds), so only the remote delete is left to do.
+        let deleted_below = log.deleted_records_offset();
         let planned = match manifests.load(&pid).await {
-            Ok(Some(v)) => plan_log_start(&v.manifest, config.retention_ms, retention_bytes, now),
+            Ok(Some(v)) => plan_log_start(&v.manifest, config.retention_ms, retention_bytes, now)
+                .or((deleted_below > v.manifest.log_start_offset
+                    && v.manifest.finished().next().is_some())
+                .then_some(deleted_below)),
             Ok(None) => None,
             Err(error) => {
                 tracing::warn!(topic, partition, %error, "remote retention: cannot read the manifest");
@@ -130,7 +136,14 @@ pub(crate) async fn run(ts: &TieredStorage) {
                 Step::DeleteRemote => {
                     match ts
                         .rlm
-                        .run_retention(topic, partition, config.retention_ms, retention_bytes, now)
+                        .run_retention(
+                            topic,
+                            partition,
+                            config.retention_ms,
+                            retention_bytes,
+                            now,
+                            deleted_below,
+                        )
                         .await
                     {
                         Ok(outcome) => {
@@ -168,7 +181,7 @@ async fn delete_all_remote(ts: &TieredStorage, log: &Arc<PartitionLog>) {
     }
     match ts
         .rlm
-        .run_retention(log.topic(), log.partition(), -1, 0, now_ms())
+        .run_retention(log.topic(), log.partition(), -1, 0, now_ms(), -1)
         .await
     {
         Ok(outcome) => tracing::info!(
