@@ -29,12 +29,6 @@ use state::Group;
 
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// One member as DescribeGroups reports it.
 #[derive(Debug, Clone)]
 pub struct MemberDescription {
@@ -103,7 +97,7 @@ impl GroupCoordinator {
     async fn tick(&self) {
         let memberships: Vec<(String, Membership)> = {
             let now = Instant::now();
-            let now_ms = wall_clock_ms();
+            let now_ms = crate::log::now_ms();
             let mut groups = self.groups.lock().expect("groups lock");
             for group in groups.values_mut() {
                 group.tick(now, &self.timings);
@@ -142,7 +136,11 @@ impl GroupCoordinator {
         };
         match self
             .offsets
-            .expire(wall_clock_ms(), self.timings.offsets_retention, &active)
+            .expire(
+                crate::log::now_ms(),
+                self.timings.offsets_retention,
+                &active,
+            )
             .await
         {
             Ok(expired) if !expired.is_empty() => {

@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::log::now_ms;
+
 const JOURNAL_FILE: &str = "consumer_offsets.journal";
 
 /// One committed position.
@@ -216,17 +218,11 @@ impl OffsetStore {
     ) -> Result<Vec<ExpiredOffset>, OffsetStoreError> {
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let _changes = self.changes.lock().await;
-        {
-            let offsets = self.offsets.lock().expect("offsets lock");
-            // Forget the membership of groups that have no offsets left and no members.
-            self.membership
-                .lock()
-                .expect("membership lock")
-                .retain(|group, m| *m == Membership::Active || offsets.contains_key(group));
-        }
         let expired: Vec<ExpiredOffset> = {
             let offsets = self.offsets.lock().expect("offsets lock");
-            let membership = self.membership.lock().expect("membership lock");
+            let mut membership = self.membership.lock().expect("membership lock");
+            // Forget the membership of groups that have no offsets left and no members.
+            membership.retain(|group, m| *m == Membership::Active || offsets.contains_key(group));
             offsets
                 .iter()
                 .filter(|(group, _)| !active.contains(*group))
@@ -374,12 +370,6 @@ impl OffsetStore {
             source: std::io::Error::other(join),
         })?
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn expire_in_memory(
@@ -564,17 +554,25 @@ mod tests {
     const RETENTION: std::time::Duration = std::time::Duration::from_secs(60);
     const RETENTION_MS: i64 = 60_000;
 
-    fn keys(expired: &[ExpiredOffset]) -> Vec<(String, String, i32, i64)> {
-        expired
-            .iter()
-            .map(|e| (e.group.clone(), e.topic.clone(), e.partition, e.offset))
+    /// Runs an expiry at `now` with the groups in `active` holding members; what it removed.
+    async fn expire_at(
+        store: &OffsetStore,
+        now: i64,
+        active: &[&str],
+    ) -> Vec<(String, String, i32, i64)> {
+        let active = active.iter().map(|g| g.to_string()).collect();
+        store
+            .expire(now, RETENTION, &active)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.group, e.topic, e.partition, e.offset))
             .collect()
     }
 
     #[tokio::test]
     async fn offsets_of_consumers_without_members_expire_by_commit_time_and_stay_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let none = std::collections::HashSet::new();
         {
             let store = OffsetStore::open(dir.path()).unwrap();
             store
@@ -588,26 +586,15 @@ mod tests {
                 .await
                 .unwrap();
             let now = 1_000 + RETENTION_MS - 1;
-            assert!(
-                store
-                    .expire(now, RETENTION, &none)
-                    .await
-                    .unwrap()
-                    .is_empty()
+            assert!(expire_at(&store, now, &[]).await.is_empty());
+            assert_eq!(
+                expire_at(&store, now + 1, &[]).await,
+                vec![("lone".into(), "t".into(), 0, 5)]
             );
-            let expired = store.expire(now + 1, RETENTION, &none).await.unwrap();
-            assert_eq!(keys(&expired), vec![("lone".into(), "t".into(), 0, 5)]);
             assert_eq!(store.fetch("lone", "t", 0), None);
             assert_eq!(store.fetch("lone", "t", 1), Some(committed_at(7, 5_000)));
             // Members right now (the coordinator's view) keep a group's offsets whatever their age.
-            let active = std::collections::HashSet::from(["lone".to_string()]);
-            assert!(
-                store
-                    .expire(i64::MAX, RETENTION, &active)
-                    .await
-                    .unwrap()
-                    .is_empty()
-            );
+            assert!(expire_at(&store, i64::MAX, &["lone"]).await.is_empty());
         }
         let store = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(
@@ -616,8 +603,10 @@ mod tests {
             "the expiry was journaled"
         );
         assert_eq!(store.fetch("lone", "t", 1), Some(committed_at(7, 5_000)));
-        let expired = store.expire(i64::MAX, RETENTION, &none).await.unwrap();
-        assert_eq!(keys(&expired), vec![("lone".into(), "t".into(), 1, 7)]);
+        assert_eq!(
+            expire_at(&store, i64::MAX, &[]).await,
+            vec![("lone".into(), "t".into(), 1, 7)]
+        );
         assert!(store.groups().is_empty());
         drop(store);
         assert!(OffsetStore::open(dir.path()).unwrap().groups().is_empty());
@@ -626,7 +615,6 @@ mod tests {
     #[tokio::test]
     async fn a_group_keeps_its_offsets_while_it_has_members_and_for_the_retention_after() {
         let dir = tempfile::tempdir().unwrap();
-        let none = std::collections::HashSet::new();
         let store = OffsetStore::open(dir.path()).unwrap();
         store
             .commit("g", vec![("t".into(), 0, committed_at(3, 1_000))])
@@ -634,11 +622,7 @@ mod tests {
             .unwrap();
         store.set_membership("g", Membership::Active).await.unwrap();
         assert!(
-            store
-                .expire(i64::MAX, RETENTION, &none)
-                .await
-                .unwrap()
-                .is_empty(),
+            expire_at(&store, i64::MAX, &[]).await.is_empty(),
             "a group with members keeps old offsets"
         );
         // Emptied long after the commit: the retention counts from then.
@@ -648,15 +632,9 @@ mod tests {
             .await
             .unwrap();
         let at = emptied + RETENTION_MS;
-        assert!(
-            store
-                .expire(at - 1, RETENTION, &none)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(expire_at(&store, at - 1, &[]).await.is_empty());
         assert_eq!(
-            keys(&store.expire(at, RETENTION, &none).await.unwrap()),
+            expire_at(&store, at, &[]).await,
             vec![("g".into(), "t".into(), 0, 3)]
         );
     }
@@ -664,7 +642,6 @@ mod tests {
     #[tokio::test]
     async fn a_group_with_members_at_the_stop_counts_as_emptied_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
-        let none = std::collections::HashSet::new();
         {
             let store = OffsetStore::open(dir.path()).unwrap();
             store
@@ -676,17 +653,12 @@ mod tests {
         let opened = now_ms();
         let store = OffsetStore::open(dir.path()).unwrap();
         assert!(
-            store
-                .expire(opened, RETENTION, &none)
-                .await
-                .unwrap()
-                .is_empty(),
+            expire_at(&store, opened, &[]).await.is_empty(),
             "an old commit of a group active at the stop outlives the restart"
         );
-        let expired = store
-            .expire(now_ms() + RETENTION_MS + 1_000, RETENTION, &none)
-            .await
-            .unwrap();
-        assert_eq!(keys(&expired), vec![("g".into(), "t".into(), 0, 3)]);
+        assert_eq!(
+            expire_at(&store, now_ms() + RETENTION_MS + 1_000, &[]).await,
+            vec![("g".into(), "t".into(), 0, 3)]
+        );
     }
 }
