@@ -246,12 +246,7 @@ impl BrokerContext {
 
     /// The effective value of a broker config: a dynamic override, else the static value.
     pub fn broker_config(&self, key: &str) -> Option<String> {
-        self.dynamic_broker_configs
-            .read()
-            .expect("broker configs lock")
-            .get(key)
-            .or_else(|| self.static_broker_configs.get(key))
-            .cloned()
+        self.effective_broker_configs.borrow().get(key).cloned()
     }
 
     pub fn static_broker_configs(&self) -> &BTreeMap<String, String> {

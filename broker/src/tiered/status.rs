@@ -4,14 +4,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -162,12 +165,7 @@ impl Collector for TierCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let partitions = self.state.snapshot();
         for (name, help, value) in FIGURES {
-            let mut family = encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for status in &partitions {
                 let labels = [
                     ("topic", status.topic.clone()),
@@ -183,25 +181,25 @@ impl Collector for TierCollector {
             "tier_chunk_cache_hits",
             "Cold-read chunks served from the chunk cache, by cache tier",
             None,
-            prometheus_client::metrics::MetricType::Counter,
+            MetricType::Counter,
         )?;
         for (tier, counter) in [("memory", &stats.memory_hits), ("disk", &stats.disk_hits)] {
-            ConstCounter::new(counter.load(std::sync::atomic::Ordering::Relaxed))
+            ConstCounter::new(counter.load(Ordering::Relaxed))
                 .encode(hits.encode_family(&[("tier", tier)])?)?;
         }
-        ConstCounter::new(stats.downloads.load(std::sync::atomic::Ordering::Relaxed)).encode(
+        ConstCounter::new(stats.downloads.load(Ordering::Relaxed)).encode(
             encoder.encode_descriptor(
                 "tier_chunk_downloads",
                 "Cold-read chunks downloaded from the remote tier (read-ahead included)",
                 None,
-                prometheus_client::metrics::MetricType::Counter,
+                MetricType::Counter,
             )?,
         )?;
         let mut held = encoder.encode_descriptor(
             "tier_chunk_cache",
             "Bytes the chunk cache holds, by cache tier",
-            Some(&prometheus_client::registry::Unit::Bytes),
-            prometheus_client::metrics::MetricType::Gauge,
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
         )?;
         for (tier, bytes) in [("memory", memory_bytes), ("disk", disk_bytes)] {
             ConstGauge::new(bytes as i64).encode(held.encode_family(&[("tier", tier)])?)?;
@@ -223,8 +221,8 @@ impl Collector for TierCollector {
             counter.encode(encoder.encode_descriptor(
                 name,
                 help,
-                Some(&prometheus_client::registry::Unit::Seconds),
-                prometheus_client::metrics::MetricType::Counter,
+                Some(&Unit::Seconds),
+                MetricType::Counter,
             )?)?;
         }
         Ok(())
