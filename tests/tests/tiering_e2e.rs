@@ -15,8 +15,8 @@ use strata_tests::{
     Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin,
 };
 use support::{
-    BASE_TS, client, kcat_reads_everything, list_offset, partition_status, tiered_builder,
-    wait_tiered,
+    BASE_TS, client, consume_checked, kcat_reads_everything, list_offset, partition_status,
+    tiered_builder, wait_tiered,
 };
 
 const RECORDS: usize = 3000;
@@ -64,15 +64,7 @@ fn scenario(remote: &str, env: &[(String, String)]) {
     assert_eq!(list_offset(&strata, topic, -1), RECORDS as i64);
 
     // A new consumer group reads everything from offset 0, byte for byte.
-    let out = client(&[
-        "consume",
-        &strata.kafka_addr(),
-        topic,
-        &RECORDS.to_string(),
-        "a",
-        "new-group",
-    ]);
-    assert!(out.contains(&format!("OK consumed {RECORDS}")), "{out}");
+    consume_checked(&strata.kafka_addr(), topic, RECORDS, "a", "new-group", 0);
     kcat_reads_everything(&strata, topic, RECORDS);
     // A timestamp in the remote range seeks there.
     let out = client(&[
@@ -141,15 +133,14 @@ fn scenario(remote: &str, env: &[(String, String)]) {
     assert_eq!(list_offset(&restored, topic, -1), tiered + 1 + 200);
     restored.restart();
     assert_eq!(list_offset(&restored, topic, -2), 0);
-    let out = client(&[
-        "consume",
+    consume_checked(
         &restored.kafka_addr(),
         topic,
-        &remote_records,
+        (tiered + 1) as usize,
         "a",
         "after-restart",
-    ]);
-    assert!(out.contains("OK consumed"), "{out}");
+        0,
+    );
 }
 
 #[test]
@@ -217,26 +208,19 @@ fn fetch_quota_paces_cold_reads_only_and_changes_live() {
     let bootstrap = strata.kafka_addr();
     let started = Instant::now();
     let replay = std::thread::spawn(move || {
-        let out = client(&[
-            "consume",
-            &bootstrap,
-            topic,
-            &RECORDS.to_string(),
-            "q",
-            "quota-replay",
-        ]);
+        let out = consume_checked(&bootstrap, topic, RECORDS, "q", "quota-replay", 0);
         (out, started.elapsed())
     });
     // Hot traffic while the replay is throttled: produce and read back a topic that is local.
     client(&["produce", &strata.kafka_addr(), "quota-hot", "50", "h"]);
-    client(&[
-        "consume",
+    consume_checked(
         &strata.kafka_addr(),
         "quota-hot",
-        "50",
+        50,
         "h",
         "quota-hot-group",
-    ]);
+        0,
+    );
     let hot_done = started.elapsed();
     // Unthrottled, the replay would be over by now (it takes well under a second).
     std::thread::sleep(Duration::from_secs(5).saturating_sub(hot_done));

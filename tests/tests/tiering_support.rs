@@ -30,6 +30,29 @@ pub fn client(args: &[&str]) -> String {
     assert_success(&out, &format!("tiering_client.py {}", args.join(" ")))
 }
 
+/// A new consumer group (confluent-kafka) reads `n` records produced with `tag` from offset
+/// `first`; `tiering_client.py consume` checks them byte for byte. Returns its output.
+pub fn consume_checked(
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+    tag: &str,
+    group: &str,
+    first: i64,
+) -> String {
+    let out = client(&[
+        "consume",
+        bootstrap,
+        topic,
+        &n.to_string(),
+        tag,
+        group,
+        &first.to_string(),
+    ]);
+    assert!(out.contains(&format!("OK consumed {n} ")), "{out}");
+    out
+}
+
 pub fn tier_status(strata: &Strata) -> serde_json::Value {
     reqwest::blocking::get(format!("{}/v1/tier/status", strata.http_url()))
         .and_then(|r| r.json())
