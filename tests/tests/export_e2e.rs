@@ -347,21 +347,7 @@ fn value_formats_json_and_utf8_type_the_column_and_refuse_values_that_do_not_fit
         .flat_map(|i| format!("k{i}\t{}\n", json_value(i)).into_bytes())
         .collect();
     input.extend(b"k300\t\xff\xfe not text\n");
-    let out = kcat(
-        &[
-            "-b",
-            &strata.kafka_addr(),
-            "-P",
-            "-t",
-            topic,
-            "-p",
-            "0",
-            "-K",
-            "\t",
-        ],
-        &input,
-    );
-    assert_success(&out, "kcat produce");
+    produce_lines(&strata, topic, &input, &[]);
     strata.stop();
     let data = strata.data_dir().to_str().unwrap().to_string();
     let temp = tempfile::tempdir().unwrap();

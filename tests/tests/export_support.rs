@@ -72,17 +72,11 @@ pub fn produce(strata: &Strata, topic: &str, range: std::ops::Range<usize>, code
         input.extend(value(i));
         input.push(b'\n');
     }
-    let out = kcat(
+    produce_lines(
+        strata,
+        topic,
+        &input,
         &[
-            "-b",
-            &strata.kafka_addr(),
-            "-P",
-            "-t",
-            topic,
-            "-p",
-            "0",
-            "-K",
-            "\t",
             "-z",
             codec,
             "-H",
@@ -90,9 +84,16 @@ pub fn produce(strata: &Strata, topic: &str, range: std::ops::Range<usize>, code
             "-X",
             "batch.size=8000",
         ],
-        &input,
     );
-    assert_success(&out, &format!("kcat produce ({codec})"));
+}
+
+/// kcat produces `key\tvalue\n` lines to partition 0 of `topic`, with `extra` kcat flags.
+pub fn produce_lines(strata: &Strata, topic: &str, lines: &[u8], extra: &[&str]) {
+    let addr = strata.kafka_addr();
+    let mut args = vec!["-b", &addr, "-P", "-t", topic, "-p", "0", "-K", "\t"];
+    args.extend_from_slice(extra);
+    let out = kcat(&args, lines);
+    assert_success(&out, &format!("kcat produce to {topic} {extra:?}"));
 }
 
 pub fn check_rows(doc: &serde_json::Value, topic: &str, from: usize, to: usize) {
