@@ -32,6 +32,21 @@ fn confluent_admin_creates_alters_and_describes_topic_configs() {
     assert!(assert_success(&out, "confluent_admin.py").contains("OK admin"));
 }
 
+/// `min.insync.replicas` above the one replica of a single node refuses acks=all produce with
+/// NOT_ENOUGH_REPLICAS (nothing appended), leaves acks=1 alone, and follows a live change.
+#[test]
+fn min_insync_replicas_above_one_refuses_acks_all_and_appends_nothing() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python(
+        "confluent_min_insync.py",
+        &[&strata.kafka_addr(), "ck-min-isr"],
+    );
+    assert!(assert_success(&out, "confluent_min_insync.py").contains("OK min.insync.replicas"));
+}
+
 #[test]
 fn dynamic_broker_configs_are_validated_and_survive_a_restart() {
     if !require(Tool::Python) {

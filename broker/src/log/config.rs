@@ -243,7 +243,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
             min: 1,
             max: i32::MAX as i64
         },
-        "Minimum in-sync replicas for acks=all; a single-node broker always has one."
+        "Minimum in-sync replicas for acks=all. This single-node broker has one, so above 1 an acks=all produce is refused with NOT_ENOUGH_REPLICAS (acks=0/1 are not affected), as Kafka does when the ISR is too small."
     ),
     def!(
         "preallocate",

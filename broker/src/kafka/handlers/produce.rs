@@ -27,6 +27,26 @@ pub trait AppendAdmission: Send + Sync {
 /// Produce v8+ carries per-partition error messages.
 const ERROR_MESSAGE_VERSION: i16 = 8;
 
+/// The one replica of this single-node broker is the whole in-sync set, so an acks=all append
+/// to a topic whose `min.insync.replicas` is above 1 is refused as Kafka refuses it when the ISR
+/// is too small: acknowledging it would promise copies that do not exist. acks=0/1 are not
+/// subject to the setting, as in Kafka.
+fn not_enough_replicas(acks: i16, log: &crate::log::PartitionLog) -> Option<(i16, String)> {
+    let required = log.config().min_insync_replicas;
+    (acks == -1 && required > IN_SYNC_REPLICAS).then(|| {
+        (
+            ResponseError::NotEnoughReplicas.code(),
+            format!(
+                "min.insync.replicas={required} but this single-node broker has {IN_SYNC_REPLICAS} in-sync replica; \
+                 lower the topic's min.insync.replicas to 1 or produce with acks=1"
+            ),
+        )
+    })
+}
+
+/// Replicas of every partition: this broker alone.
+const IN_SYNC_REPLICAS: i32 = 1;
+
 /// `None` when the request must not be answered (acks=0).
 pub async fn handle(
     ctx: &BrokerContext,
@@ -59,8 +79,10 @@ pub async fn handle(
             let Some(records) = partition_data.records.clone() else {
                 return response.with_error_code(ResponseError::InvalidRecord.code());
             };
-            if let Some(Err((code, message))) = ctx.append_admission().map(|a| a.admit(&log)) {
-                tracing::debug!(topic = %topic.name.as_str(), partition = index, %message, "append refused by admission");
+            let refusal = not_enough_replicas(request.acks, &log)
+                .or_else(|| ctx.append_admission().and_then(|a| a.admit(&log).err()));
+            if let Some((code, message)) = refusal {
+                tracing::debug!(topic = %topic.name.as_str(), partition = index, %message, "append refused");
                 let response = response.with_error_code(code);
                 return if version >= ERROR_MESSAGE_VERSION {
                     response.with_error_message(Some(str_bytes(&message)))
