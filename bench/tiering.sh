@@ -26,6 +26,12 @@
 #   2. S3 backend (the server in STRATA_TEST_S3_ENDPOINT/AWS_* if set -- MinIO, s3s-fs, real
 #      S3; S3_NAME names it in the table -- else a moto server started here from .venv): the
 #      same `cold` topic, produced, tiered, replayed.
+#   3. Tansu (`cargo install tansu --features dynostore,libsql`; skipped with a notice when it is
+#      not installed, or with TANSU=0) on the same S3 server, its storage engine `s3://BUCKET/`:
+#      the same producer and the same confluent-kafka consumer (Tansu 0.6 rejects Debian's
+#      librdkafka, so kcat cannot drive it) produce TANSU_SIZE_MB (default SIZE_MB) and replay it
+#      from offset 0. Tansu keeps its whole log in the bucket (one object per produced batch),
+#      so this is the broker-on-S3 design Strata's tiering is measured against.
 # The broker restarts before every replay, so no replay finds chunks cached by the one before
 # (the chunk cache's disk tier is wiped at start), and (as root) the OS page cache is dropped:
 # the hot replay reads the segment files from disk, the cold ones the bucket's objects (from
@@ -200,6 +206,33 @@ wait_all_remote cold
 replay s3 cold cold s3 "$s3_url" "${s3_env[@]}"
 stop_broker
 
+# --- 3. Tansu on the same S3 server -------------------------------------------------------------
+tansu="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+if [ "${TANSU:-1}" != 0 ] && [ -x "$tansu" ]; then
+  tansu_mb="${TANSU_SIZE_MB:-$size_mb}"
+  tansu_records=$(( tansu_mb * 1048576 / record_bytes ))
+  tansu_port="$(free_port)"
+  # Tansu's object_store client reads AWS_ENDPOINT; its keys go under clusters/<cluster id>/.
+  (cd "$work" && env "${s3_env[@]}" AWS_ENDPOINT="$STRATA_TEST_S3_ENDPOINT" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}" \
+    "$tansu" broker --cluster-id "tier-bench-$$" --listener-url "tcp://127.0.0.1:$tansu_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$tansu_port" \
+    --storage-engine "s3://${STRATA_TEST_S3_BUCKET:-strata-test}/" >"$work/tansu.log" 2>&1) &
+  pids+=($!)
+  wait_port "$tansu_port"
+  "$tansu" topic create --broker "tcp://127.0.0.1:$tansu_port" --partitions 1 cold >/dev/null
+  settle
+  record tansu produce "$(timeout 1800 "$py" "$client" produce --bootstrap "127.0.0.1:$tansu_port" --topic cold \
+    --bytes $(( tansu_mb * 1048576 )) --size "$record_bytes")"
+  settle
+  out="$(timeout 1800 "$py" "$client" consume --bootstrap "127.0.0.1:$tansu_port" --topic cold --count "$tansu_records")"
+  "$py" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r['records']==$tansu_records else 1)" "$out" \
+    || { echo "confluent-kafka read too little from Tansu: $out" >&2; exit 1; }
+  record tansu replay-python "$out"
+  pkill -f "tansu broker --cluster-id tier-bench-$$" 2>/dev/null || true
+else
+  echo "  Tansu leg skipped: install it with cargo install tansu --features dynostore,libsql" >&2
+fi
+
 # --- summary ------------------------------------------------------------------------------------
 "$py" - "$results" "$size_mb" "${S3_NAME:-moto}" "$produce_rounds" <<'PY'
 import json, statistics, sys
@@ -219,4 +252,14 @@ print("\nproduce, tiering off / on, local-directory backend (MB/s): "
       + ", ".join(f"{off} / {on} = {on / off:.2f}" for off, on in pairs))
 print(f"produce, tiering on / off: median {statistics.median(on / off for off, on in pairs):.2f} (target >= 0.90); "
       f"tiering on (S3) {mb('s3', 'produce-tiering-on')} MB/s")
+tansu_produce, tansu_replay = mb("tansu", "produce"), mb("tansu", "replay-python")
+if tansu_produce:
+    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
+    s3_produce, s3_replay = mb("s3", "produce-tiering-on"), mb("s3", "cold-python")
+    print(f"\nStrata (tiered to S3) vs Tansu (log in S3), same S3 server ({sys.argv[3]}), same client "
+          "(confluent-kafka, Python), MB/s of record values\n")
+    print("| step | Strata | Tansu | Strata/Tansu |")
+    print("|---|---|---|---|")
+    print(f"| produce (acks=1) | {s3_produce} | {tansu_produce} | {ratio(s3_produce, tansu_produce)} |")
+    print(f"| replay from offset 0 (Strata: all remote, after a restart) | {s3_replay} | {tansu_replay} | {ratio(s3_replay, tansu_replay)} |")
 PY
