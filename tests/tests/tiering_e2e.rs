@@ -75,13 +75,14 @@ fn scenario(remote: &str, env: &[(String, String)]) {
     ]);
     assert!(out.contains("OK seek offset=500 "), "{out}");
 
-    // Visibility: the CLI table and the metrics.
+    // Visibility: the CLI table and the metrics. `--http` takes the listener's `host:port` as
+    // `--http-listen` does.
     let cli = run_with_timeout(
         std::process::Command::new(strata_bin()).args([
             "tier",
             "status",
             "--http",
-            &strata.http_url(),
+            strata.http_url().trim_start_matches("http://"),
         ]),
         Duration::from_secs(30),
     );

@@ -8,12 +8,14 @@ use super::claim_put::ClaimPutArgs;
 /// The gateway to talk to, shared by `strata claim` and `strata claims`.
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArg {
-    /// Base URL of the broker's HTTP listener (the claim-check gateway).
+    /// Base URL of the broker's HTTP listener, the claim-check gateway (`host:port` means
+    /// `http://host:port`).
     #[arg(
         long,
         env = "STRATA_GATEWAY",
         value_name = "URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        value_parser = super::http_base_url
     )]
     pub gateway: String,
 }

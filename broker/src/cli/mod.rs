@@ -42,6 +42,8 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
+pub(crate) use strata_broker::http::base_url as http_base_url;
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),

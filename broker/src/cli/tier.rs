@@ -24,11 +24,12 @@ enum TierCommand {
 
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Base URL of the broker's HTTP listener.
+    /// Base URL of the broker's HTTP listener (`host:port` means `http://host:port`).
     #[arg(
         long,
         value_name = "URL",
         default_value = "http://127.0.0.1:8080",
+        value_parser = super::http_base_url,
         conflicts_with = "data_dir"
     )]
     http: String,

@@ -73,8 +73,10 @@ impl ConnectorConfig {
             name: get("name").context("name is required")?,
             class,
             bootstrap: get("bootstrap.servers").unwrap_or_else(|| "127.0.0.1:9092".into()),
-            gateway: get("claimcheck.gateway.url")
-                .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            gateway: crate::http::base_url(
+                &get("claimcheck.gateway.url").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            )
+            .map_err(|reason| anyhow::anyhow!("claimcheck.gateway.url: {reason}"))?,
             topic,
             props,
         })
