@@ -59,6 +59,7 @@ fn http_export_of_a_mostly_remote_topic_reads_back_byte_for_byte() {
             .unwrap();
     assert!(doc["paths"]["/v1/exports"]["post"].is_object());
     assert!(doc["paths"]["/v1/exports/{id}"]["get"].is_object());
+    assert!(doc["paths"]["/v1/exports"]["get"].is_object());
 
     // Bad requests fail before a job exists.
     let (status, body) = post_export(
@@ -133,6 +134,23 @@ fn http_export_of_a_mostly_remote_topic_reads_back_byte_for_byte() {
     assert_eq!(job["offsets_total"], 1500);
     assert!(job["log_bytes_read"].as_u64().unwrap() > 0);
     assert_eq!(job["partitions"][0]["done"], true);
+
+    // The listing holds both jobs, newest first, without manifests.
+    let listed: serde_json::Value =
+        reqwest::blocking::get(format!("{}/v1/exports", strata.http_url()))
+            .unwrap()
+            .json()
+            .unwrap();
+    let listed = listed["exports"].as_array().unwrap();
+    let states: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|j| (j["id"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2, "{listed:?}");
+    assert_eq!(states[0], (id.as_str(), "succeeded"), "{listed:?}");
+    assert_eq!(states[1].1, "failed", "{listed:?}");
+    assert!(listed.iter().all(|j| j["manifest"].is_null()), "{listed:?}");
+
     let files = job["manifest"]["files"].as_array().unwrap();
     assert!(files.len() > 2, "split by size: {} file(s)", files.len());
     let names: Vec<&str> = files.iter().map(|f| f["file"].as_str().unwrap()).collect();

@@ -34,7 +34,11 @@ use super::progress::{ExportProgress, PartitionProgress};
 use super::{ExportError, ValueFormat};
 
 /// Every `(method, path)` served here, in OpenAPI syntax (checked against the document).
-pub const ROUTES: &[(&str, &str)] = &[("post", "/v1/exports"), ("get", "/v1/exports/{id}")];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/exports"),
+    ("get", "/v1/exports/{id}"),
+    ("get", "/v1/exports"),
+];
 
 /// The OpenAPI `paths` of [`ROUTES`].
 pub const OPENAPI_PATHS: &str = include_str!("openapi_paths.json");
@@ -178,6 +182,7 @@ impl ExportJobs {
         Router::new()
             .route(ROUTES[0].1, post(start_job))
             .route(ROUTES[1].1, get(job_status))
+            .route(ROUTES[2].1, get(list_jobs))
             .with_state(self.clone())
     }
 
@@ -306,6 +311,22 @@ async fn job_status(
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let job = jobs.lock().get(&uuid).cloned().ok_or_else(not_found)?;
     Ok(Json(job.status(uuid)))
+}
+
+/// `GET /v1/exports`: every job of this process, newest first, without manifests (which can be
+/// long; `GET /v1/exports/{id}` has each job's), so that a caller who lost an id can find it.
+async fn list_jobs(State(jobs): State<ExportJobs>) -> Json<serde_json::Value> {
+    let mut listed: Vec<JobStatus> = jobs
+        .lock()
+        .iter()
+        .map(|(id, job)| JobStatus {
+            manifest: None,
+            ..job.status(*id)
+        })
+        .collect();
+    // RFC 3339 in UTC with fixed millisecond precision sorts as text.
+    listed.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+    Json(json!({ "exports": listed }))
 }
 
 #[cfg(test)]
