@@ -126,6 +126,9 @@ fn http_export_of_a_mostly_remote_topic_reads_back_byte_for_byte() {
                "out": out, "max_file_bytes": 16384}),
     );
     assert_eq!(status, 202, "{body}");
+    // The answer already holds the resolved range of the job.
+    assert_eq!(body["offsets_total"], 1500, "{body}");
+    assert_eq!(body["partitions"][0]["to_offset"], 1499, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
     let job = wait_for_job(&strata, &id, Duration::from_secs(120));
     assert_eq!(job["state"], "succeeded", "{job}\n{}", strata.logs());

@@ -226,14 +226,28 @@ async fn start_job(
     let destination = dest.to_string();
     // Checked before answering so that a bad request fails here, not in the job.
     dest.probe_writable().await?;
-    plan(&jobs.source, &request).await?;
+    let planned = plan(&jobs.source, &request).await?;
+    // The answer already shows each partition's resolved range; the job refines the counts
+    // (files kept from an interrupted run) before it reads.
+    let progress = ExportProgress::default();
+    progress.set_plan(
+        planned
+            .iter()
+            .map(|(_, range)| PartitionProgress {
+                partition: range.partition,
+                from_offset: range.from,
+                to_offset: range.to,
+                ..Default::default()
+            })
+            .collect(),
+    );
 
     let id = Uuid::new_v4();
     let job = Arc::new(Job {
         request: body,
         destination: destination.clone(),
         started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        progress: ExportProgress::default(),
+        progress,
         outcome: Mutex::new(None),
     });
     {
