@@ -1,13 +1,17 @@
 """min.insync.replicas on a single-node broker, with confluent-kafka: at 2, an acks=all produce is
-refused with NOT_ENOUGH_REPLICAS and appends nothing, while acks=1 is accepted; lowered to 1 live
+refused with NOT_ENOUGH_REPLICAS and appends nothing, while acks=1 is accepted; the claim-check
+gateway (whose tickets are acks=all appends) refuses an upload with 503 append_refused; lowered to 1 live
 (IncrementalAlterConfigs), acks=all is accepted. The partition then holds exactly the two accepted
 records, byte for byte, at offsets 0 and 1."""
+import json
 import sys
+import urllib.error
+import urllib.request
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-bootstrap, topic = sys.argv[1], sys.argv[2]
+bootstrap, topic, http = sys.argv[1], sys.argv[2], sys.argv[3]
 admin = AdminClient({"bootstrap.servers": bootstrap})
 admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
                               config={"min.insync.replicas": "2"})])[topic].result(20)
@@ -34,6 +38,17 @@ def high_watermark():
 err, _ = produce("all", b"refused")
 assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
 assert high_watermark() == 0, "a refused append must not be in the log"
+
+upload = urllib.request.Request(f"{http}/v1/topics/{topic}/claims", data=b"payload" * 1000, method="POST",
+                                headers={"Content-Type": "application/octet-stream"})
+try:
+    urllib.request.urlopen(upload, timeout=20)
+    raise AssertionError("the gateway must refuse a ticket it cannot append with acks=all")
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    assert e.code == 503 and body["error"]["code"] == "append_refused", (e.code, body)
+    assert "min.insync.replicas=2" in body["error"]["message"], body
+assert high_watermark() == 0, "a refused ticket must not be in the log"
 
 err, offset = produce("1", b"leader-only")
 assert err is None and offset == 0, (err, offset)

@@ -33,7 +33,8 @@ fn confluent_admin_creates_alters_and_describes_topic_configs() {
 }
 
 /// `min.insync.replicas` above the one replica of a single node refuses acks=all produce with
-/// NOT_ENOUGH_REPLICAS (nothing appended), leaves acks=1 alone, and follows a live change.
+/// NOT_ENOUGH_REPLICAS and claim-check uploads with 503 (nothing appended), leaves acks=1
+/// alone, and follows a live change.
 #[test]
 fn min_insync_replicas_above_one_refuses_acks_all_and_appends_nothing() {
     if !require(Tool::Python) {
@@ -42,7 +43,7 @@ fn min_insync_replicas_above_one_refuses_acks_all_and_appends_nothing() {
     let strata = broker();
     let out = python(
         "confluent_min_insync.py",
-        &[&strata.kafka_addr(), "ck-min-isr"],
+        &[&strata.kafka_addr(), "ck-min-isr", &strata.http_url()],
     );
     assert!(assert_success(&out, "confluent_min_insync.py").contains("OK min.insync.replicas"));
 }

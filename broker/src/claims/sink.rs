@@ -25,6 +25,8 @@
 //!   ask the same [`AppendAdmission`] Kafka produce asks (tiering's upload-lag bound): a refused
 //!   append is [`SinkError::AppendRefused`], which the gateway answers `503 append_refused`.
 //!   [`TicketSink::admit`] asks it before an upload's body is read, each append asks it again.
+//!   Both also refuse a topic whose `min.insync.replicas` this single node cannot meet, as Kafka
+//!   refuses acks=all produce to it (tickets are acks=all appends).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,7 +44,7 @@ use strata_claimcheck::{ClaimId, OutRecord, RecordPosition, SinkError, TicketSin
 use tracing::{debug, info, warn};
 
 use super::live::PositionBook;
-use crate::kafka::handlers::produce::AppendAdmission;
+use crate::kafka::handlers::produce::{AppendAdmission, not_enough_replicas};
 use crate::log::{Durability, LogError, LogManager, PartitionLog};
 
 /// Appends gateway records to the broker's log with acks=all semantics.
@@ -80,7 +82,12 @@ impl LogTicketSink {
         self
     }
 
+    /// Tickets are acks=all appends: refused as Kafka refuses acks=all produce when
+    /// `min.insync.replicas` cannot be met, and when the admission refuses them.
     fn admit_log(&self, log: &PartitionLog) -> Result<(), SinkError> {
+        if let Some((_code, message)) = not_enough_replicas(log) {
+            return Err(SinkError::AppendRefused(message));
+        }
         match &self.admission {
             Some(admission) => admission
                 .admit(log)
@@ -277,9 +284,6 @@ impl TicketSink for LogTicketSink {
     }
 
     fn admit(&self, topic: &str, partition: Option<i32>) -> Result<(), SinkError> {
-        if self.admission.is_none() {
-            return Ok(());
-        }
         match partition {
             Some(p) => self.admit_log(&*self.partition_log(topic, p)?),
             None => {

@@ -28,17 +28,17 @@ pub trait AppendAdmission: Send + Sync {
 const ERROR_MESSAGE_VERSION: i16 = 8;
 
 /// The one replica of this single-node broker is the whole in-sync set, so an acks=all append
-/// to a topic whose `min.insync.replicas` is above 1 is refused as Kafka refuses it when the ISR
-/// is too small: acknowledging it would promise copies that do not exist. acks=0/1 are not
-/// subject to the setting, as in Kafka.
-fn not_enough_replicas(acks: i16, log: &crate::log::PartitionLog) -> Option<(i16, String)> {
+/// (a produce with acks=-1, a claim-check ticket) to a topic whose `min.insync.replicas` is above
+/// 1 is refused, as Kafka refuses it when the ISR is too small: acknowledging it would promise
+/// copies that do not exist. acks=0/1 produce is not subject to the setting, as in Kafka.
+pub(crate) fn not_enough_replicas(log: &crate::log::PartitionLog) -> Option<(i16, String)> {
     let required = log.config().min_insync_replicas;
-    (acks == -1 && required > IN_SYNC_REPLICAS).then(|| {
+    (required > IN_SYNC_REPLICAS).then(|| {
         (
             ResponseError::NotEnoughReplicas.code(),
             format!(
-                "min.insync.replicas={required} but this single-node broker has {IN_SYNC_REPLICAS} in-sync replica; \
-                 lower the topic's min.insync.replicas to 1 or produce with acks=1"
+                "min.insync.replicas={required} but this single-node broker has {IN_SYNC_REPLICAS} \
+                 in-sync replica; acks=all appends need the topic's min.insync.replicas at 1"
             ),
         )
     })
@@ -79,7 +79,9 @@ pub async fn handle(
             let Some(records) = partition_data.records.clone() else {
                 return response.with_error_code(ResponseError::InvalidRecord.code());
             };
-            let refusal = not_enough_replicas(request.acks, &log)
+            let refusal = (request.acks == -1)
+                .then(|| not_enough_replicas(&log))
+                .flatten()
                 .or_else(|| ctx.append_admission().and_then(|a| a.admit(&log).err()));
             if let Some((code, message)) = refusal {
                 tracing::debug!(topic = %topic.name.as_str(), partition = index, %message, "append refused");
