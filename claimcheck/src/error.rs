@@ -20,8 +20,9 @@ pub enum SinkError {
     #[error("log unavailable: {0}")]
     Unavailable(String),
     /// The broker refuses appends to this partition for now, as it refuses Kafka produce (e.g.
-    /// the remote tier's upload lag is above `remote.log.manager.max.upload.lag.bytes`):
-    /// trying again later may succeed.
+    /// the remote tier's upload lag is above `remote.log.manager.max.upload.lag.bytes`, or the
+    /// topic's `min.insync.replicas` is above this node's one replica): trying again later may
+    /// succeed (once uploads catch up, or the topic's config is changed).
     #[error("append refused: {0}")]
     AppendRefused(String),
     #[error("{0}")]
