@@ -146,6 +146,11 @@ settle() {
   if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
 }
 
+read_all() { # consumer-json expected-records what: stop the run unless every record was read
+  "$py" -c "import json,sys; sys.exit(0 if json.loads(sys.argv[1])['records']==int(sys.argv[2]) else 1)" "$1" "$2" \
+    || { echo "confluent-kafka read too little from $3: $1" >&2; exit 1; }
+}
+
 replay() { # backend case topic: kcat, then confluent-kafka, each after a broker restart
   local backend="$1" case="$2" topic="$3" name="$4" remote="$5"; shift 5
   restart_broker "$name" "$remote" "$@"
@@ -163,8 +168,7 @@ replay() { # backend case topic: kcat, then confluent-kafka, each after a broker
   restart_broker "$name" "$remote" "$@"
   settle
   local out; out="$(timeout 900 "$py" "$client" consume --bootstrap "$kafka" --topic "$topic" --count "$records")"
-  "$py" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r['records']==$records else 1)" "$out" \
-    || { echo "confluent-kafka read too little from $topic: $out" >&2; exit 1; }
+  read_all "$out" "$records" "$topic"
   record "$backend" "$case-python" "$out"
 }
 
@@ -225,8 +229,7 @@ if [ "${TANSU:-1}" != 0 ] && [ -x "$tansu" ]; then
     --bytes $(( tansu_mb * 1048576 )) --size "$record_bytes")"
   settle
   out="$(timeout 1800 "$py" "$client" consume --bootstrap "127.0.0.1:$tansu_port" --topic cold --count "$tansu_records")"
-  "$py" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r['records']==$tansu_records else 1)" "$out" \
-    || { echo "confluent-kafka read too little from Tansu: $out" >&2; exit 1; }
+  read_all "$out" "$tansu_records" "cold on Tansu"
   record tansu replay-python "$out"
   pkill -f "tansu broker --cluster-id tier-bench-$$" 2>/dev/null || true
 else

@@ -36,13 +36,13 @@ pub use batch::{
     NO_SEQUENCE, RecordBatch, RecordBatchMut, TimestampType, increment_sequence,
 };
 pub use error::FormatError;
+pub use iter::{BatchIter, BatchIterEnd};
 
 /// CRC-32C (Castagnoli), the checksum of record batches and of everything Strata stores.
 pub fn crc32c(bytes: &[u8]) -> u32 {
     // Crc32Iscsi is CRC-32C; the 32-bit result is returned in a u64.
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
-pub use iter::{BatchIter, BatchIterEnd};
 
 #[cfg(test)]
 mod tests {
