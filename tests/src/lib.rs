@@ -61,12 +61,53 @@ pub fn strata_bin() -> PathBuf {
     .clone()
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the broker binds it with SO_REUSEADDR).
+/// A free TCP port on 127.0.0.1, drawn at random from below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `bind(0)` is also one it hands out as the local port of an
+/// outgoing connection, and the tests open thousands of those: one could take the port between
+/// this check and the server's bind, and the server would fail to start. Ports below the range
+/// are never given to outgoing connections; parallel test processes draw at random, so two
+/// rarely pick the same one, and [`StrataBuilder::start`] draws again if that happens.
 pub fn free_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low: u16 = 10_000;
+    if ephemeral_start > low + 1000 {
+        for _ in 0..1000 {
+            let port = low + (random_u64() % u64::from(ephemeral_start - low)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding an ephemeral port")
+}
+
+/// A random number: std's per-process random hash keys over a counter and the clock.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(DRAWS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish()
+}
+
+/// Whether a failed start-up was a listener bind that lost a race for its port.
+pub fn lost_port_race(logs: &str) -> bool {
+    logs.contains("Address already in use") || logs.contains("AddrInUse")
 }
 
 /// Whether missing tools fail the test (the README test command) or skip it (a quick local run).
@@ -285,9 +326,29 @@ impl StrataBuilder {
             builder: self,
             _temp: temp,
         };
-        strata.spawn();
-        strata
+        // A clash over a port (see free_port) is retried on new ports; only the first start
+        // may move, since a test keeps its broker's addresses across restarts.
+        for _ in 0..5 {
+            match strata.try_spawn() {
+                Ok(()) => return strata,
+                Err(StartFailure::Exited(_)) if lost_port_race(&strata.logs()) => {
+                    strata.kafka_port = free_port();
+                    strata.http_port = free_port();
+                }
+                Err(failure) => strata.fail_start(failure),
+            }
+        }
+        panic!(
+            "strata lost the race for its ports five times\n{}",
+            strata.logs()
+        );
     }
+}
+
+/// Why a broker did not come up.
+enum StartFailure {
+    Exited(ExitStatus),
+    NotReady(Duration),
 }
 
 /// A running `strata serve` process, killed when dropped.
@@ -330,7 +391,7 @@ impl Strata {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn spawn(&mut self) {
+    fn try_spawn(&mut self) -> Result<(), StartFailure> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -357,10 +418,30 @@ impl Strata {
             command.env(key, value);
         }
         self.child = Some(command.spawn().expect("starting strata"));
-        self.wait_ready(Duration::from_secs(60));
+        self.wait_ready(Duration::from_secs(60))
     }
 
-    fn wait_ready(&mut self, limit: Duration) {
+    fn spawn(&mut self) {
+        if let Err(failure) = self.try_spawn() {
+            self.fail_start(failure);
+        }
+    }
+
+    fn fail_start(&self, failure: StartFailure) -> ! {
+        match failure {
+            StartFailure::Exited(status) => {
+                panic!(
+                    "strata exited during start-up with {status}\n{}",
+                    self.logs()
+                )
+            }
+            StartFailure::NotReady(limit) => {
+                panic!("strata was not ready after {limit:?}\n{}", self.logs())
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), StartFailure> {
         let deadline = Instant::now() + limit;
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -372,10 +453,8 @@ impl Strata {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "strata exited during start-up with {status}\n{}",
-                    self.logs()
-                );
+                self.child = None;
+                return Err(StartFailure::Exited(status));
             }
             let healthy = client
                 .get(format!("{}/healthz", self.http_url()))
@@ -383,10 +462,10 @@ impl Strata {
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
             if healthy && std::net::TcpStream::connect(self.kafka_addr()).is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!("strata was not ready after {limit:?}\n{}", self.logs());
+                return Err(StartFailure::NotReady(limit));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -209,24 +209,43 @@ print(json.dumps(doc))
 fn a_sigterm_during_start_up_stops_the_broker_cleanly() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let kafka = format!("127.0.0.1:{}", strata_tests::free_port());
-    let http = format!("127.0.0.1:{}", strata_tests::free_port());
-    let mut child = Command::new(strata_bin())
-        .args(["serve", "--data-dir"])
-        .arg(&data_dir)
-        .args(["--kafka-listen", &kafka, "--http-listen", &http])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&kafka).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the Kafka port never opened"
-        );
-        std::thread::sleep(Duration::from_millis(1));
+    let mut child = None;
+    for _ in 0..5 {
+        let kafka = format!("127.0.0.1:{}", strata_tests::free_port());
+        let http = format!("127.0.0.1:{}", strata_tests::free_port());
+        let mut started = Command::new(strata_bin())
+            .args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--kafka-listen", &kafka, "--http-listen", &http])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&kafka).is_err() {
+            if let Some(status) = started.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(started.stderr.as_mut().unwrap(), &mut stderr)
+                    .unwrap();
+                // Another process took a port between free_port and the bind: draw again.
+                assert!(
+                    strata_tests::lost_port_race(&stderr),
+                    "strata exited during start-up with {status}\n{stderr}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Kafka port never opened"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if started.try_wait().unwrap().is_none() {
+            child = Some(started);
+            break;
+        }
     }
+    let mut child = child.expect("strata lost the race for its ports five times");
     let signalled = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -240,6 +259,81 @@ fn a_sigterm_during_start_up_stops_the_broker_cleanly() {
         "no clean-shutdown checkpoint in {}",
         data_dir.display()
     );
+}
+
+/// Port 0 asks for any free port, as Kafka's `listeners=PLAINTEXT://:0` does: the ready line
+/// names the ports actually bound, and clients are told the real Kafka port (not 0) in metadata.
+#[test]
+fn listening_on_port_zero_reports_and_advertises_the_bound_ports() {
+    if !require(Tool::Kcat) {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let log_path = temp.path().join("strata.log");
+    let mut child = KillOnDrop(
+        Command::new(strata_bin())
+            .args(["serve", "--data-dir"])
+            .arg(temp.path().join("data"))
+            .args([
+                "--kafka-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready_line = String::new();
+    strata_tests::wait_until("the strata ready line", Duration::from_secs(60), || {
+        assert!(child.0.try_wait().unwrap().is_none(), "strata exited");
+        let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+        match logs.lines().find(|line| line.contains("strata ready")) {
+            Some(line) => {
+                ready_line = line.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    let field = |name: &str| -> String {
+        let start = ready_line
+            .find(&format!(" {name}="))
+            .unwrap_or_else(|| panic!("no {name}= in {ready_line}"))
+            + name.len()
+            + 2;
+        ready_line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (kafka, http) = (field("kafka"), field("http"));
+    assert!(
+        !kafka.ends_with(":0") && !http.ends_with(":0"),
+        "{ready_line}"
+    );
+
+    let (status, _, _) = get(&format!("http://{http}/healthz"));
+    assert_eq!(status, 200);
+    let metadata = strata_tests::kcat(&["-b", &kafka, "-L"], b"");
+    let metadata = assert_success(&metadata, "kcat -L");
+    assert!(
+        metadata.contains(&format!("at {kafka}")),
+        "metadata does not advertise {kafka}:\n{metadata}"
+    );
+}
+
+/// A child process killed when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Waits for `child` to exit (killing it after `limit`); its status and stderr.

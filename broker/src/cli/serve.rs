@@ -126,10 +126,14 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
             )
         })?;
 
+    // The bound addresses, which differ from the configured ones when a port is 0 (any free one).
+    let kafka_bound = kafka_listener.local_addr()?;
+    let http_bound = http_listener.local_addr()?;
+
     let log = LogManager::open(log_manager_config(&config)?)
         .await
         .with_context(|| format!("opening the log in {}", config.data_dir.display()))?;
-    let (advertised_host, advertised_port) = advertised_address(&config)?;
+    let (advertised_host, advertised_port) = advertised_address(&config, kafka_bound)?;
     let broker = BrokerContext::open(BrokerContextParams {
         log: Arc::clone(&log),
         state_dir: config.data_dir.join("kafka"),
@@ -193,8 +197,8 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         gateway.start_maintenance();
     }
     info!(
-        kafka = %config.kafka_listen,
-        http = %config.http_listen,
+        kafka = %kafka_bound,
+        http = %http_bound,
         data_dir = %config.data_dir.display(),
         remote = %config.remote,
         topics = log.topics().len(),
@@ -279,9 +283,10 @@ fn log_manager_config(config: &StrataConfig) -> anyhow::Result<LogManagerConfig>
 }
 
 /// The address clients are told to connect to: `advertised.listeners` (`host:port`, optionally
-/// with Kafka's `PLAINTEXT://` prefix), else the Kafka listener's bound address. A wildcard bind
+/// with Kafka's `PLAINTEXT://` prefix), else the Kafka listener's bound address (its real port when
+/// `--kafka-listen` asked for port 0). A wildcard bind
 /// (0.0.0.0) advertises 127.0.0.1, with a warning, since clients cannot connect to 0.0.0.0.
-fn advertised_address(config: &StrataConfig) -> anyhow::Result<(String, u16)> {
+fn advertised_address(config: &StrataConfig, bound: SocketAddr) -> anyhow::Result<(String, u16)> {
     let configured = config.broker_value("advertised.listeners").unwrap_or("");
     if !configured.is_empty() {
         let first = configured.split(',').next().unwrap_or_default().trim();
@@ -294,7 +299,6 @@ fn advertised_address(config: &StrataConfig) -> anyhow::Result<(String, u16)> {
             .with_context(|| format!("advertised.listeners {configured:?} has a bad port"))?;
         return Ok((host.trim_matches(['[', ']']).to_string(), port));
     }
-    let bound: SocketAddr = config.kafka_listen;
     let host = if bound.ip().is_unspecified() {
         warn!(listen = %bound, "the Kafka listener is bound to a wildcard address; advertising 127.0.0.1 (set advertised.listeners for remote clients)");
         "127.0.0.1".to_string()
