@@ -111,6 +111,70 @@ fn committed_offsets_expire_after_offsets_retention_minutes() {
     );
 }
 
+/// OffsetDelete (`kafka-consumer-groups --delete-offsets`, kafka-python's
+/// `delete_group_offsets`): Kafka's rules for active and empty groups, unknown groups and
+/// topics; what a new member then reads; the deletions survive a restart.
+#[test]
+fn kafka_python_deletes_committed_offsets_with_kafkas_group_rules() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = broker();
+    let out = python(
+        "kafka_python_delete_offsets.py",
+        &[&strata.kafka_addr(), "delete", "kp-offset-delete"],
+    );
+    assert!(assert_success(&out, "kafka_python_delete_offsets.py delete").contains("OK deleted"));
+    strata.restart();
+    let out = python(
+        "kafka_python_delete_offsets.py",
+        &[&strata.kafka_addr(), "after-restart", "kp-offset-delete"],
+    );
+    assert!(
+        assert_success(&out, "kafka_python_delete_offsets.py after-restart")
+            .contains("OK after restart")
+    );
+}
+
+/// DescribeLogDirs (`kafka-log-dirs --describe`, kafka-python's `describe_log_dirs`): each
+/// partition's size is exactly the bytes of its segment files, as a clean stop leaves them.
+#[test]
+fn kafka_python_describes_log_dirs_with_the_segment_files_sizes() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = broker();
+    let data_dir = strata.data_dir().display().to_string();
+    let out = python(
+        "kafka_python_log_dirs.py",
+        &[&strata.kafka_addr(), "kp-log-dirs", &data_dir],
+    );
+    let text = assert_success(&out, "kafka_python_log_dirs.py");
+    assert!(text.contains("OK log dirs"), "{text}");
+    let sizes: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find_map(|line| line.strip_prefix("SIZES "))
+            .expect("a SIZES line"),
+    )
+    .unwrap();
+    // A clean stop cuts the active segment's zeroed tail: the files then hold exactly the log.
+    assert!(strata.stop().success());
+    for partition in ["0", "1"] {
+        let dir = strata.data_dir().join(format!("kp-log-dirs-{partition}"));
+        let on_disk: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "log"))
+            .map(|path| std::fs::metadata(path).unwrap().len())
+            .sum();
+        assert_eq!(
+            sizes[partition].as_u64(),
+            Some(on_disk),
+            "partition {partition}: reported {sizes}, segment files {on_disk}"
+        );
+    }
+}
+
 #[test]
 fn confluent_group_rebalances_without_loss_or_duplicates() {
     if !require(Tool::Python) {

@@ -310,6 +310,65 @@ impl GroupCoordinator {
         }
     }
 
+    /// OffsetDelete, with Kafka's rules: an empty group (or one known only by its committed
+    /// offsets) loses the requested offsets; a consumer group with members keeps those of topics
+    /// it subscribes to (`GROUP_SUBSCRIBED_TO_TOPIC` for each) and loses the others; a group of
+    /// another protocol with members is refused whole (`NON_EMPTY_GROUP`). Partitions without
+    /// a committed offset succeed. Answers one result per requested partition, in order.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<((String, i32), Option<ResponseError>)>, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let subscribed: Option<Option<HashSet<String>>> = {
+            let groups = self.groups.lock().expect("groups lock");
+            match groups.get(group_id) {
+                Some(group) if group.members.is_empty() => None,
+                Some(group) if group.protocol_type.as_deref() == Some("consumer") => {
+                    Some(group.subscribed_topics())
+                }
+                Some(_) => return Err(ResponseError::NonEmptyGroup),
+                None if self.offsets.has_group(group_id) => None,
+                None => return Err(ResponseError::GroupIdNotFound),
+            }
+        };
+        let in_use = |topic: &str| match &subscribed {
+            None => false,
+            Some(None) => true,
+            Some(Some(topics)) => topics.contains(topic),
+        };
+        let results: Vec<((String, i32), Option<ResponseError>)> = partitions
+            .into_iter()
+            .map(|(topic, partition)| {
+                let error = in_use(&topic).then_some(ResponseError::GroupSubscribedToTopic);
+                ((topic, partition), error)
+            })
+            .collect();
+        let deletable: Vec<(String, i32)> = results
+            .iter()
+            .filter(|(_, error)| error.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !deletable.is_empty() {
+            tracing::info!(
+                group_id,
+                partitions = deletable.len(),
+                "deleting committed offsets (OffsetDelete)"
+            );
+        }
+        self.offsets
+            .delete_offsets(group_id, deletable)
+            .await
+            .map_err(|err| {
+                tracing::error!(group_id, error = %err, "offset delete failed");
+                ResponseError::UnknownServerError
+            })?;
+        Ok(results)
+    }
+
     /// Deletes an empty group and its offsets.
     pub async fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
         {

@@ -63,6 +63,11 @@ enum JournalEntry {
         group: String,
         partitions: Vec<(String, i32)>,
     },
+    /// Offsets removed by an OffsetDelete request.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// Whether a group has members, as far as offset expiry is concerned.
@@ -268,7 +273,7 @@ impl OffsetStore {
         self.append_durably(lines).await?;
         let mut offsets = self.offsets.lock().expect("offsets lock");
         for (group, partitions) in by_group {
-            expire_in_memory(&mut offsets, group, &partitions);
+            remove_in_memory(&mut offsets, group, &partitions);
         }
         Ok(expired)
     }
@@ -299,6 +304,30 @@ impl OffsetStore {
         for (topic, partition, committed) in commits {
             group_offsets.insert((topic, partition), committed);
         }
+        Ok(())
+    }
+
+    /// Durably forgets the committed offsets of `partitions` (`(topic, partition)`) of `group`;
+    /// partitions without one are ignored.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), OffsetStoreError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let _changes = self.changes.lock().await;
+        self.append_durably(encode_line(&JournalEntry::DeleteOffsets {
+            group: group.to_owned(),
+            partitions: partitions.clone(),
+        }))
+        .await?;
+        remove_in_memory(
+            &mut self.offsets.lock().expect("offsets lock"),
+            group,
+            &partitions,
+        );
         Ok(())
     }
 
@@ -372,7 +401,7 @@ impl OffsetStore {
     }
 }
 
-fn expire_in_memory(
+fn remove_in_memory(
     offsets: &mut HashMap<String, GroupOffsets>,
     group: &str,
     partitions: &[(String, i32)],
@@ -441,8 +470,9 @@ fn replay(path: &Path) -> Result<Journaled, OffsetStoreError> {
                 let state = empty_since_ms.map_or(Membership::Active, Membership::EmptySince);
                 membership.insert(group, state);
             }
-            JournalEntry::Expire { group, partitions } => {
-                expire_in_memory(offsets, &group, &partitions);
+            JournalEntry::Expire { group, partitions }
+            | JournalEntry::DeleteOffsets { group, partitions } => {
+                remove_in_memory(offsets, &group, &partitions);
             }
         }
     }
@@ -523,6 +553,40 @@ mod tests {
         assert_eq!(store.fetch("g1", "t", 1), Some(committed(7)));
         assert_eq!(store.fetch("g2", "t", 0), None);
         assert_eq!(store.groups(), vec!["g1".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn deleted_offsets_stay_deleted_after_reopen_and_the_rest_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            store
+                .commit(
+                    "g",
+                    vec![("a".into(), 0, committed(3)), ("a".into(), 1, committed(4))],
+                )
+                .await
+                .unwrap();
+            store
+                .delete_offsets("g", vec![("a".into(), 0), ("missing".into(), 0)])
+                .await
+                .unwrap();
+            assert_eq!(store.fetch("g", "a", 0), None);
+            assert_eq!(store.fetch("g", "a", 1), Some(committed(4)));
+        }
+        let store = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(store.fetch("g", "a", 0), None);
+        assert_eq!(store.fetch("g", "a", 1), Some(committed(4)));
+        store
+            .delete_offsets("g", vec![("a".into(), 1)])
+            .await
+            .unwrap();
+        assert!(
+            !store.has_group("g"),
+            "a group with no offsets left is gone"
+        );
+        drop(store);
+        assert!(!OffsetStore::open(dir.path()).unwrap().has_group("g"));
     }
 
     #[tokio::test]

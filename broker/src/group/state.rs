@@ -19,11 +19,13 @@
 //! - A member with a parked `join_waiter` is exempt from session expiry (it is waiting on us).
 //! - Every parked waiter is answered exactly once: on completion, on a new round, or with an error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::{Decodable, Message};
 use tokio::sync::oneshot;
 
 /// Kafka's group state names, as DescribeGroups and ListGroups report them.
@@ -185,6 +187,20 @@ pub struct Group {
 }
 
 impl Group {
+    /// The topics this consumer group's members subscribe to, read from their
+    /// consumer-protocol metadata for the chosen protocol. `None` when there is no chosen
+    /// protocol yet or a member's metadata cannot be read: then, as in Kafka, every topic counts
+    /// as subscribed.
+    pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = HashSet::new();
+        for member in self.members.values() {
+            let subscription = decode_subscription(member.metadata_for(protocol))?;
+            topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+        }
+        Some(topics)
+    }
+
     pub fn new(group_id: String, now: Instant) -> Self {
         Group {
             group_id,
@@ -639,6 +655,22 @@ impl Group {
             assignment,
         }
     }
+}
+
+/// A consumer-protocol subscription: a version (big-endian i16) and the body. Versions newer
+/// than the crate knows are read as the newest it knows, as Kafka's `ConsumerProtocol` does:
+/// later versions only append fields.
+fn decode_subscription(mut metadata: Bytes) -> Option<ConsumerProtocolSubscription> {
+    if metadata.len() < 2 {
+        return None;
+    }
+    let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+    if version < 0 {
+        return None;
+    }
+    let version = version.min(ConsumerProtocolSubscription::VERSIONS.max);
+    bytes::Buf::advance(&mut metadata, 2);
+    ConsumerProtocolSubscription::decode(&mut metadata, version).ok()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::codec::DecodedRequest;
 use super::context::BrokerContext;
 use super::handlers::{
     admin_configs, admin_records, admin_topics, api_versions, cluster, fetch, group_admin,
-    group_membership, list_offsets, metadata, offsets, produce, producer_ids,
+    group_membership, list_offsets, log_dirs, metadata, offsets, produce, producer_ids,
 };
 use super::metrics::ApiLabels;
 
@@ -82,6 +82,9 @@ pub async fn dispatch(
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offsets::offset_fetch(groups, req, version))
         }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(offsets::offset_delete(ctx, req).await)
+        }
         RequestKind::ListGroups(req) => {
             ResponseKind::ListGroups(group_admin::list_groups(ctx, req, version))
         }
@@ -111,6 +114,9 @@ pub async fn dispatch(
         ),
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(admin_records::delete_records(ctx, req))
+        }
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(ctx, req))
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(ctx, req))

@@ -42,6 +42,8 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The version range we answer for `api_key`, or `None` when we do not implement it.
@@ -69,5 +71,31 @@ mod tests {
             assert!(range.min >= crate_range.min && range.max <= crate_range.max);
         }
         assert_eq!(all_supported().count(), SUPPORTED.len());
+    }
+
+    /// docs/kafka-apis.md lists every API we serve with the range ApiVersions advertises, and
+    /// nothing else.
+    #[test]
+    fn the_documented_api_table_matches_what_apiversions_advertises() {
+        let doc = include_str!("../../../docs/kafka-apis.md");
+        let documented: Vec<(i16, String)> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(2)?.parse::<i16>().ok()?;
+                Some((key, cells.get(3)?.to_string()))
+            })
+            .collect();
+        let advertised: Vec<(i16, String)> = all_supported()
+            .map(|(key, range)| {
+                let versions = if range.min == range.max {
+                    range.min.to_string()
+                } else {
+                    format!("{}-{}", range.min, range.max)
+                };
+                (key as i16, versions)
+            })
+            .collect();
+        assert_eq!(documented, advertised);
     }
 }

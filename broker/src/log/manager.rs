@@ -589,6 +589,11 @@ impl LogManager {
             .map(|t| t.metadata.clone())
     }
 
+    /// The directory holding every partition's log (the broker's one log dir).
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
         topics

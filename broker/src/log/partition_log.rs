@@ -548,6 +548,11 @@ impl PartitionLog {
     pub fn local_log_start_offset(&self) -> i64 {
         self.lock_state().local_log_start_offset()
     }
+    /// Bytes of record batches in this partition's segments on local disk (Kafka's log size:
+    /// the remote tier's copies are not counted, nor the indexes).
+    pub fn local_size_bytes(&self) -> u64 {
+        self.lock_state().segments.values().map(|s| s.size()).sum()
+    }
     pub fn log_end_offset(&self) -> i64 {
         self.lock_state().next_offset
     }

@@ -1,20 +1,26 @@
-//! OffsetCommit and OffsetFetch (v8+ batched groups).
+//! OffsetCommit, OffsetFetch (v8+ batched groups) and OffsetDelete.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 
 use super::str_bytes;
 use crate::group::{CommittedOffset, GroupCoordinator};
+use crate::kafka::context::BrokerContext;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -185,4 +191,51 @@ pub fn offset_fetch(
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// OffsetDelete (`kafka-consumer-groups --delete-offsets`): partitions of topics that do not
+/// exist answer UNKNOWN_TOPIC_OR_PARTITION, as in Kafka; the rest follow the group rules of
+/// [`GroupCoordinator::delete_offsets`].
+pub async fn offset_delete(
+    ctx: &BrokerContext,
+    request: &OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let mut errors: Vec<((TopicName, i32), Option<ResponseError>)> = Vec::new();
+    let mut known = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let key = (topic.name.clone(), p.partition_index);
+            if ctx.log.partition(&topic.name, p.partition_index).is_some() {
+                known.push((topic.name.to_string(), p.partition_index));
+                errors.push((key, None));
+            } else {
+                errors.push((key, Some(ResponseError::UnknownTopicOrPartition)));
+            }
+        }
+    }
+    let results = match ctx.groups.delete_offsets(&request.group_id, known).await {
+        Ok(results) => results,
+        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
+    };
+    // `results` follows the order of the known partitions, which keep their request order.
+    let mut group_errors = results.into_iter().map(|(_, error)| error);
+    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
+    for ((name, partition), unknown) in errors {
+        let error = match unknown {
+            Some(error) => Some(error),
+            None => group_errors.next().flatten(),
+        };
+        let result = OffsetDeleteResponsePartition::default()
+            .with_partition_index(partition)
+            .with_error_code(error.map_or(0, |e| e.code()));
+        match topics.last_mut() {
+            Some(topic) if topic.name == name => topic.partitions.push(result),
+            _ => topics.push(
+                OffsetDeleteResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(vec![result]),
+            ),
+        }
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
 }
