@@ -5,6 +5,9 @@ directory as the one log dir, every partition of the topic with partition 0's si
 values and partition 1 empty, filters by topic and by partition, unknown topics left out, and the
 volume's total and usable bytes as `statvfs` sees them. Prints the sizes (`SIZES {json}`) for the
 caller to check against the segment files.
+
+With a fourth argument `size`, only prints `SIZE n`: partition 0's size as DescribeLogDirs reports
+it, for a topic that already exists.
 """
 import json
 import os
@@ -17,6 +20,11 @@ bootstrap, topic, data_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 count, value_size = 300, 1000
 
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kp-log-dirs")
+if sys.argv[4:] == ["size"]:
+    [broker] = admin.describe_log_dirs({topic: [0]})
+    [size] = [p["partition_size"] for d in broker["log_dirs"] for t in d["topics"] for p in t["partitions"]]
+    print(f"SIZE {size}")
+    sys.exit(0)
 admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
 producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
 for i in range(count):

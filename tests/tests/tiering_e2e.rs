@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use strata_tests::s3::S3Target;
 use strata_tests::{
-    Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin,
+    Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin, wait_until,
 };
 use support::{
     BASE_TS, client, consume_checked, kcat_reads_everything, list_offset, partition_status,
@@ -62,6 +62,26 @@ fn scenario(remote: &str, env: &[(String, String)]) {
         "-5 = {tiered}, -4 = {local_start}"
     );
     assert_eq!(list_offset(&strata, topic, -1), RECORDS as i64);
+    // DescribeLogDirs counts local disk only, as in Kafka with KIP-405: once local retention
+    // removed the uploaded segments, the partition takes at most about two segments (the active
+    // one and one closed segment awaiting the next retention check) of the whole log's
+    // 3000 records of at least 40 bytes each.
+    let local_bytes = || -> u64 {
+        let out = strata_tests::python(
+            "kafka_python_log_dirs.py",
+            &[&strata.kafka_addr(), topic, "-", "size"],
+        );
+        let text = assert_success(&out, "kafka_python_log_dirs.py size");
+        text.trim().strip_prefix("SIZE ").unwrap().parse().unwrap()
+    };
+    wait_until(
+        "DescribeLogDirs to report only the local part",
+        Duration::from_secs(60),
+        || {
+            let size = local_bytes();
+            size > 0 && size <= 2 * 20000
+        },
+    );
 
     // A new consumer group reads everything from offset 0, byte for byte.
     consume_checked(&strata.kafka_addr(), topic, RECORDS, "a", "new-group", 0);
