@@ -175,6 +175,23 @@ fn kafka_python_describes_log_dirs_with_the_segment_files_sizes() {
     }
 }
 
+/// Static membership (KIP-345): a restarted member with the same `group.instance.id` takes
+/// its place and partitions back at once, without a rebalance of the others; a second process
+/// with that id fences the first.
+#[test]
+fn confluent_static_member_restarts_without_a_rebalance_and_fences_its_zombie() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python(
+        "confluent_static_member.py",
+        &[&strata.kafka_addr(), "ck-static", "ck-static-g"],
+    );
+    let text = assert_success(&out, "confluent_static_member.py");
+    assert!(text.contains("OK static member back"), "{text}");
+}
+
 #[test]
 fn confluent_group_rebalances_without_loss_or_duplicates() {
     if !require(Tool::Python) {

@@ -179,13 +179,14 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
         let reply = {
             let mut groups = self.groups.lock().expect("groups lock");
             match groups.get_mut(group_id) {
-                Some(group) => group.sync(member_id, generation, assignments),
+                Some(group) => group.sync(member_id, group_instance_id, generation, assignments),
                 None => Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId)),
             }
         };
@@ -201,19 +202,27 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation: i32,
     ) -> Option<ResponseError> {
         let mut groups = self.groups.lock().expect("groups lock");
         match groups.get_mut(group_id) {
-            Some(group) => group.heartbeat(member_id, generation, Instant::now()),
+            Some(group) => {
+                group.heartbeat(member_id, group_instance_id, generation, Instant::now())
+            }
             None => Some(ResponseError::UnknownMemberId),
         }
     }
 
-    pub fn leave(&self, group_id: &str, member_id: &str) -> Option<ResponseError> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> Option<ResponseError> {
         let mut groups = self.groups.lock().expect("groups lock");
         match groups.get_mut(group_id) {
-            Some(group) => group.leave(member_id, Instant::now(), &self.timings),
+            Some(group) => group.leave(member_id, group_instance_id, Instant::now(), &self.timings),
             None => Some(ResponseError::UnknownMemberId),
         }
     }
@@ -223,6 +232,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation: i32,
         commits: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), ResponseError> {
@@ -232,7 +242,7 @@ impl GroupCoordinator {
         {
             let groups = self.groups.lock().expect("groups lock");
             let verdict = match groups.get(group_id) {
-                Some(group) => group.validate_commit(member_id, generation),
+                Some(group) => group.validate_commit(member_id, group_instance_id, generation),
                 None if generation < 0 => None,
                 None => Some(ResponseError::UnknownMemberId),
             };

@@ -14,8 +14,16 @@
 //! The coordinator (`group/mod.rs`) owns the lock and the clock; this file owns the rules, so
 //! unit tests drive it with a fake clock.
 //!
+//! Static members (KIP-345, `group.instance.id`) join without the MEMBER_ID_REQUIRED round. A
+//! join with a known instance id and no member id is the same consumer restarted: it replaces
+//! the registered member and keeps its assignment, without a rebalance when the group is stable.
+//! Requests naming that instance with the replaced member id are answered FENCED_INSTANCE_ID. A
+//! static member that misses a rebalance keeps its place until its session expires.
+//!
 //! Invariants:
 //! - `generation` only grows; a join round that completes always bumps it.
+//! - At most one member per group instance id.
+//! - A completed join round's leader is a member that joined that round.
 //! - A member with a parked `join_waiter` is exempt from session expiry (it is waiting on us).
 //! - Every parked waiter is answered exactly once: on completion, on a new round, or with an error.
 
@@ -62,6 +70,8 @@ pub struct JoinParams {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: an unknown member first gets MEMBER_ID_REQUIRED and its new id.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a static leader re-joining a stable group can be told to skip assignment.
+    pub supports_skip_assignment: bool,
 }
 
 /// A JoinGroup answer, independent of the wire version.
@@ -75,6 +85,9 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// Only the leader gets the members: `(member id, group instance id, metadata)`.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// JoinGroup v9+: the leader must not run the assignor (a static leader took its place
+    /// back in a stable group, whose assignment stands).
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -87,6 +100,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id,
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -240,8 +254,33 @@ impl Group {
             ));
         }
 
+        if let Some(instance) = params.group_instance_id.as_deref() {
+            let registered = self.static_member_id(instance).map(str::to_owned);
+            if params.member_id.is_empty() {
+                // KIP-345: a static member joins without the MEMBER_ID_REQUIRED round; one
+                // whose instance id is known takes its old place (and assignment) back.
+                let member_id = new_member_id(&params.client_id);
+                let params = JoinParams {
+                    member_id,
+                    ..params
+                };
+                return match registered {
+                    Some(old_member_id) => {
+                        self.replace_static_member(&old_member_id, params, now, timings)
+                    }
+                    None => self.add_member_and_rebalance(params, now, timings),
+                };
+            }
+            if registered.is_some_and(|id| id != params.member_id) {
+                return Reply::Now(JoinOutcome::error(
+                    ResponseError::FencedInstanceId,
+                    params.member_id,
+                ));
+            }
+        }
+
         if params.member_id.is_empty() {
-            let member_id = format!("{}-{}", params.client_id, uuid::Uuid::new_v4());
+            let member_id = new_member_id(&params.client_id);
             if params.require_known_member_id {
                 self.pending_members
                     .insert(member_id.clone(), now + params.session_timeout);
@@ -309,9 +348,13 @@ impl Group {
     pub fn sync(
         &mut self,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> Reply<SyncOutcome> {
+        if self.is_fenced(group_instance_id, member_id) {
+            return Reply::Now(SyncOutcome::error(ResponseError::FencedInstanceId));
+        }
         let Some(member) = self.members.get_mut(member_id) else {
             return Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId));
         };
@@ -356,9 +399,13 @@ impl Group {
     pub fn heartbeat(
         &mut self,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation: i32,
         now: Instant,
     ) -> Option<ResponseError> {
+        if self.is_fenced(group_instance_id, member_id) {
+            return Some(ResponseError::FencedInstanceId);
+        }
         let Some(member) = self.members.get_mut(member_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
@@ -371,13 +418,27 @@ impl Group {
         }
     }
 
-    /// Removes one member (LeaveGroup); `UNKNOWN_MEMBER_ID` when it is not in the group.
+    /// Removes one member (LeaveGroup); `UNKNOWN_MEMBER_ID` when it is not in the group. A
+    /// static member may be named by its instance id alone (LeaveGroup v3+, an empty member
+    /// id); naming it with another member's id is `FENCED_INSTANCE_ID`.
     pub fn leave(
         &mut self,
         member_id: &str,
+        group_instance_id: Option<&str>,
         now: Instant,
         timings: &GroupTimings,
     ) -> Option<ResponseError> {
+        if let Some(instance) = group_instance_id {
+            let Some(registered) = self.static_member_id(instance).map(str::to_owned) else {
+                return Some(ResponseError::UnknownMemberId);
+            };
+            if !member_id.is_empty() && member_id != registered {
+                return Some(ResponseError::FencedInstanceId);
+            }
+            tracing::info!(group_id = %self.group_id, member_id = %registered, group_instance_id = instance, "static member left");
+            self.remove_member(&registered, now, timings);
+            return None;
+        }
         if self.pending_members.remove(member_id).is_some() {
             self.try_complete_join(now);
             return None;
@@ -390,7 +451,15 @@ impl Group {
     }
 
     /// Whether `member_id` at `generation` may commit offsets now (OffsetCommit rules).
-    pub fn validate_commit(&self, member_id: &str, generation: i32) -> Option<ResponseError> {
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<ResponseError> {
+        if self.is_fenced(group_instance_id, member_id) {
+            return Some(ResponseError::FencedInstanceId);
+        }
         if generation < 0 && member_id.is_empty() {
             // A "simple" commit from a client outside group management.
             return if self.members.is_empty() {
@@ -427,10 +496,12 @@ impl Group {
             self.remove_member(&member_id, now, timings);
         }
         if self.state == GroupState::PreparingRebalance && now >= self.rebalance_deadline {
+            // Static members keep their place until their session expires (KIP-345): a
+            // restarting one comes back to the same assignment.
             let laggards: Vec<String> = self
                 .members
                 .values()
-                .filter(|m| m.join_waiter.is_none())
+                .filter(|m| m.join_waiter.is_none() && m.group_instance_id.is_none())
                 .map(|m| m.member_id.clone())
                 .collect();
             for member_id in laggards {
@@ -498,6 +569,101 @@ impl Group {
         Reply::Later(rx)
     }
 
+    /// The member id of the static member `instance`, if it is in the group.
+    fn static_member_id(&self, instance: &str) -> Option<&str> {
+        self.members
+            .values()
+            .find(|m| m.group_instance_id.as_deref() == Some(instance))
+            .map(|m| m.member_id.as_str())
+    }
+
+    /// A request naming static member `instance` with a member id other than the one that
+    /// instance has now comes from a fenced (replaced) process.
+    fn is_fenced(&self, instance: Option<&str>, member_id: &str) -> bool {
+        instance
+            .and_then(|instance| self.static_member_id(instance))
+            .is_some_and(|registered| registered != member_id)
+    }
+
+    fn max_rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    /// A static member re-joined with no member id (a restarted process): it replaces its old
+    /// member, whose parked calls get FENCED_INSTANCE_ID, and keeps its assignment. In a stable
+    /// group whose protocol this does not change there is no rebalance (KIP-345): the member
+    /// gets the current generation and fetches its assignment with SyncGroup.
+    fn replace_static_member(
+        &mut self,
+        old_member_id: &str,
+        params: JoinParams,
+        now: Instant,
+        timings: &GroupTimings,
+    ) -> Reply<JoinOutcome> {
+        let mut member = self
+            .members
+            .remove(old_member_id)
+            .expect("the caller found it");
+        if let Some(waiter) = member.join_waiter.take() {
+            let _ = waiter.send(JoinOutcome::error(
+                ResponseError::FencedInstanceId,
+                old_member_id.to_owned(),
+            ));
+        }
+        if let Some(waiter) = member.sync_waiter.take() {
+            let _ = waiter.send(SyncOutcome::error(ResponseError::FencedInstanceId));
+        }
+        let new_member_id = params.member_id.clone();
+        tracing::info!(group_id = %self.group_id, group_instance_id = ?params.group_instance_id,
+            old_member_id, %new_member_id, "static member re-joined");
+        member.member_id = new_member_id.clone();
+        member.client_id = params.client_id;
+        member.client_host = params.client_host;
+        member.session_timeout = params.session_timeout;
+        member.rebalance_timeout = params.rebalance_timeout;
+        member.protocols = params.protocols;
+        member.last_heartbeat = now;
+        self.members.insert(new_member_id.clone(), member);
+        let was_leader = self.leader.as_deref() == Some(old_member_id);
+        if was_leader {
+            self.leader = Some(new_member_id.clone());
+        }
+
+        if self.state == GroupState::Stable
+            && self.protocol_name.is_some()
+            && self.select_protocol() == self.protocol_name
+        {
+            let mut outcome = self.join_outcome_for(&new_member_id);
+            if was_leader && params.supports_skip_assignment {
+                // Told it leads, with the members, but not to assign: the assignment stands.
+                outcome.skip_assignment = true;
+            } else {
+                // Before v9 the old leader id is answered, so the member does not think it
+                // leads and run an assignment a stable group would ignore.
+                outcome.members.clear();
+                if was_leader {
+                    outcome.leader = old_member_id.to_owned();
+                }
+            }
+            return Reply::Now(outcome);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.members
+            .get_mut(&new_member_id)
+            .expect("inserted above")
+            .join_waiter = Some(tx);
+        // In CompletingRebalance the leader may be assigning to the old member id: start over.
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now, timings);
+        }
+        self.try_complete_join(now);
+        Reply::Later(rx)
+    }
+
     fn remove_member(&mut self, member_id: &str, now: Instant, timings: &GroupTimings) {
         if let Some(mut member) = self.members.remove(member_id) {
             if let Some(waiter) = member.join_waiter.take() {
@@ -529,12 +695,7 @@ impl Group {
         if self.state == GroupState::PreparingRebalance {
             return;
         }
-        let rebalance_timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or(Duration::from_secs(60));
+        let rebalance_timeout = self.max_rebalance_timeout();
         self.join_not_before = if self.state == GroupState::Empty {
             now + timings.initial_rebalance_delay.min(rebalance_timeout)
         } else {
@@ -555,6 +716,13 @@ impl Group {
         if !(timed_out || (all_joined && now >= self.join_not_before)) {
             return;
         }
+        if !self.members.is_empty() && self.members.values().all(|m| m.join_waiter.is_none()) {
+            // Only static members that have not re-joined are left: nobody could lead the
+            // assignment. Wait another round; their sessions expire meanwhile if they are gone.
+            let rebalance_timeout = self.max_rebalance_timeout();
+            self.rebalance_deadline = now + rebalance_timeout;
+            return;
+        }
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
@@ -569,12 +737,14 @@ impl Group {
             .next()
             .map(|m| m.protocol_type.clone());
         self.protocol_name = self.select_protocol();
-        if !self
-            .leader
-            .as_ref()
-            .is_some_and(|l| self.members.contains_key(l))
-        {
-            self.leader = self.members.keys().next().cloned();
+        // The leader runs the assignment, so it must be a member that joined this round.
+        let joined = |id: &String| {
+            self.members
+                .get(id)
+                .is_some_and(|m| m.join_waiter.is_some())
+        };
+        if !self.leader.as_ref().is_some_and(joined) {
+            self.leader = self.members.keys().find(|id| joined(id)).cloned();
         }
         self.state = GroupState::CompletingRebalance;
         tracing::info!(group_id = %self.group_id, generation = self.generation, members = self.members.len(),
@@ -644,6 +814,7 @@ impl Group {
             leader,
             member_id: member_id.to_owned(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -655,6 +826,11 @@ impl Group {
             assignment,
         }
     }
+}
+
+/// A member id as Kafka makes them: the client id and a UUID.
+fn new_member_id(client_id: &str) -> String {
+    format!("{client_id}-{}", uuid::Uuid::new_v4())
 }
 
 /// A consumer-protocol subscription: a version (big-endian i16) and the body. Versions newer

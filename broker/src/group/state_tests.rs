@@ -18,6 +18,7 @@ fn params(member_id: &str, metadata: &'static [u8]) -> JoinParams {
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), Bytes::from_static(metadata))],
         require_known_member_id: true,
+        supports_skip_assignment: true,
     }
 }
 
@@ -56,13 +57,18 @@ fn single_member_joins_syncs_and_becomes_stable() {
     assert_eq!(joined.members.len(), 1);
     assert_eq!(group.state, GroupState::CompletingRebalance);
 
-    let mut sync = later(group.sync(&member, 1, vec![(member.clone(), Bytes::from_static(b"a"))]));
+    let mut sync = later(group.sync(
+        &member,
+        None,
+        1,
+        vec![(member.clone(), Bytes::from_static(b"a"))],
+    ));
     let synced = sync.try_recv().unwrap();
     assert_eq!(synced.assignment, Bytes::from_static(b"a"));
     assert_eq!(group.state, GroupState::Stable);
-    assert_eq!(group.heartbeat(&member, 1, now), None);
+    assert_eq!(group.heartbeat(&member, None, 1, now), None);
     assert_eq!(
-        group.heartbeat(&member, 0, now),
+        group.heartbeat(&member, None, 0, now),
         Some(ResponseError::IllegalGeneration)
     );
 }
@@ -73,7 +79,12 @@ fn second_member_triggers_rebalance_and_heartbeat_says_so() {
     let mut group = Group::new("g".into(), now);
     let (first, mut rx) = join_new(&mut group, now);
     rx.try_recv().unwrap();
-    let mut sync = later(group.sync(&first, 1, vec![(first.clone(), Bytes::from_static(b"all"))]));
+    let mut sync = later(group.sync(
+        &first,
+        None,
+        1,
+        vec![(first.clone(), Bytes::from_static(b"all"))],
+    ));
     assert_eq!(
         sync.try_recv().unwrap().assignment,
         Bytes::from_static(b"all")
@@ -82,7 +93,7 @@ fn second_member_triggers_rebalance_and_heartbeat_says_so() {
     let (second, mut rx2) = join_new(&mut group, now);
     assert_eq!(group.state, GroupState::PreparingRebalance);
     assert_eq!(
-        group.heartbeat(&first, 1, now),
+        group.heartbeat(&first, None, 1, now),
         Some(ResponseError::RebalanceInProgress)
     );
     assert!(
@@ -101,13 +112,14 @@ fn second_member_triggers_rebalance_and_heartbeat_says_so() {
     assert_eq!(leader_view.members.len(), 2);
     assert!(follower_view.members.is_empty());
 
-    let mut follower_sync = later(group.sync(&second, 2, vec![]));
+    let mut follower_sync = later(group.sync(&second, None, 2, vec![]));
     assert!(
         follower_sync.try_recv().is_err(),
         "follower waits for the leader's assignment"
     );
     let mut leader_sync = later(group.sync(
         &first,
+        None,
         2,
         vec![
             (first.clone(), Bytes::from_static(b"p0")),
@@ -132,8 +144,8 @@ fn leave_rebalances_the_rest_and_last_leave_empties_the_group() {
     let (b, _) = join_new(&mut group, now);
     let mut ra = later(group.join(params(&a, b"m"), now, &timings()));
     ra.try_recv().unwrap();
-    let mut follower_sync = later(group.sync(&b, group.generation, vec![]));
-    assert_eq!(group.leave(&b, now, &timings()), None);
+    let mut follower_sync = later(group.sync(&b, None, group.generation, vec![]));
+    assert_eq!(group.leave(&b, None, now, &timings()), None);
     assert_eq!(
         follower_sync.try_recv().unwrap().error,
         Some(ResponseError::UnknownMemberId)
@@ -142,14 +154,14 @@ fn leave_rebalances_the_rest_and_last_leave_empties_the_group() {
     let mut ra = later(group.join(params(&a, b"m"), now, &timings()));
     let rejoined = ra.try_recv().unwrap();
     assert_eq!(rejoined.members.len(), 1);
-    assert_eq!(group.leave(&a, now, &timings()), None);
+    assert_eq!(group.leave(&a, None, now, &timings()), None);
     assert_eq!(
         group.state,
         GroupState::Empty,
         "the round completes at once with nobody left"
     );
     assert_eq!(
-        group.leave("nobody", now, &timings()),
+        group.leave("nobody", None, now, &timings()),
         Some(ResponseError::UnknownMemberId)
     );
 }
@@ -174,7 +186,7 @@ fn rebalance_timeout_drops_members_that_never_rejoin() {
     let (_b, mut rb) = join_new(&mut group, now);
     // `a` keeps heartbeating but never re-joins.
     for secs in [5, 10, 15, 20, 25] {
-        group.heartbeat(&a, 1, now + Duration::from_secs(secs));
+        group.heartbeat(&a, None, 1, now + Duration::from_secs(secs));
         group.tick(now + Duration::from_secs(secs), &timings());
     }
     assert!(rb.try_recv().is_err());
@@ -189,24 +201,24 @@ fn commits_are_checked_against_membership() {
     let now = Instant::now();
     let mut group = Group::new("g".into(), now);
     assert_eq!(
-        group.validate_commit("", -1),
+        group.validate_commit("", None, -1),
         None,
         "simple commits go to empty groups"
     );
     let (a, mut rx) = join_new(&mut group, now);
     rx.try_recv().unwrap();
     assert_eq!(
-        group.validate_commit(&a, 1),
+        group.validate_commit(&a, None, 1),
         Some(ResponseError::RebalanceInProgress)
     );
-    let _ = group.sync(&a, 1, vec![]);
-    assert_eq!(group.validate_commit(&a, 1), None);
+    let _ = group.sync(&a, None, 1, vec![]);
+    assert_eq!(group.validate_commit(&a, None, 1), None);
     assert_eq!(
-        group.validate_commit(&a, 7),
+        group.validate_commit(&a, None, 7),
         Some(ResponseError::IllegalGeneration)
     );
     assert_eq!(
-        group.validate_commit("stranger", 1),
+        group.validate_commit("stranger", None, 1),
         Some(ResponseError::UnknownMemberId)
     );
 }
@@ -228,4 +240,183 @@ fn bad_session_timeout_and_protocol_mismatch_are_refused() {
         now_value(group.join(other, now, &timings())).error,
         Some(ResponseError::InconsistentGroupProtocol)
     );
+}
+
+/// A static member, with a session longer than the rebalance timeout as static members
+/// usually have.
+fn static_params(member_id: &str, instance: &str) -> JoinParams {
+    JoinParams {
+        group_instance_id: Some(instance.to_owned()),
+        session_timeout: Duration::from_secs(60),
+        ..params(member_id, b"m")
+    }
+}
+
+/// Two static members `a` (the leader) and `b`, stable at generation 1 with assignments
+/// `pa` and `pb`. Returns their member ids.
+fn stable_static_pair(group: &mut Group, now: Instant) -> (String, String) {
+    // Static members join without the MEMBER_ID_REQUIRED round.
+    let mut a_rx = later(group.join(static_params("", "a"), now, &timings()));
+    let a = a_rx.try_recv().unwrap();
+    assert_eq!((a.error, a.generation), (None, 1));
+    let mut sync = later(group.sync(
+        &a.member_id,
+        Some("a"),
+        1,
+        vec![(a.member_id.clone(), Bytes::from_static(b"all"))],
+    ));
+    sync.try_recv().unwrap();
+    let mut b_rx = later(group.join(static_params("", "b"), now, &timings()));
+    let mut a_again = later(group.join(static_params(&a.member_id, "a"), now, &timings()));
+    let (a2, b) = (a_again.try_recv().unwrap(), b_rx.try_recv().unwrap());
+    assert_eq!(
+        (a2.generation, a2.leader.as_str()),
+        (2, a.member_id.as_str())
+    );
+    let mut b_sync = later(group.sync(&b.member_id, Some("b"), 2, vec![]));
+    let mut a_sync = later(group.sync(
+        &a.member_id,
+        Some("a"),
+        2,
+        vec![
+            (a.member_id.clone(), Bytes::from_static(b"pa")),
+            (b.member_id.clone(), Bytes::from_static(b"pb")),
+        ],
+    ));
+    assert_eq!(
+        a_sync.try_recv().unwrap().assignment,
+        Bytes::from_static(b"pa")
+    );
+    assert_eq!(
+        b_sync.try_recv().unwrap().assignment,
+        Bytes::from_static(b"pb")
+    );
+    assert_eq!(group.state, GroupState::Stable);
+    (a.member_id, b.member_id)
+}
+
+#[test]
+fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
+    let now = Instant::now();
+    let mut group = Group::new("g".into(), now);
+    let (_, old_b) = stable_static_pair(&mut group, now);
+
+    // `b` restarts: no member id, same instance id. Answered at once, same generation.
+    let rejoined = now_value(group.join(static_params("", "b"), now, &timings()));
+    assert_eq!(rejoined.error, None);
+    assert_eq!(rejoined.generation, 2);
+    assert_ne!(rejoined.member_id, old_b);
+    assert!(rejoined.members.is_empty() && !rejoined.skip_assignment);
+    assert_eq!(group.state, GroupState::Stable, "no rebalance");
+    let synced = now_value(group.sync(&rejoined.member_id, Some("b"), 2, vec![]));
+    assert_eq!(
+        synced.assignment,
+        Bytes::from_static(b"pb"),
+        "its old assignment"
+    );
+    assert_eq!(
+        group.heartbeat(&rejoined.member_id, Some("b"), 2, now),
+        None
+    );
+
+    // The old process, if still alive, is fenced everywhere.
+    assert_eq!(
+        group.heartbeat(&old_b, Some("b"), 2, now),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        group.validate_commit(&old_b, Some("b"), 2),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        now_value(group.join(static_params(&old_b, "b"), now, &timings())).error,
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        now_value(group.sync(&old_b, Some("b"), 2, vec![])).error,
+        Some(ResponseError::FencedInstanceId)
+    );
+}
+
+#[test]
+fn a_restarted_static_leader_is_told_to_skip_assignment_or_not_told_it_leads() {
+    let now = Instant::now();
+    let mut group = Group::new("g".into(), now);
+    let (old_a, _) = stable_static_pair(&mut group, now);
+
+    // v9+: told it leads, with the members, and to skip the assignment.
+    let v9 = now_value(group.join(static_params("", "a"), now, &timings()));
+    assert_eq!(v9.leader, v9.member_id);
+    assert!(v9.skip_assignment);
+    assert_eq!(v9.members.len(), 2);
+    assert_eq!(group.state, GroupState::Stable);
+
+    // Before v9: the previous leader id is answered, so the member does not assign.
+    let before_v9 = now_value(group.join(
+        JoinParams {
+            supports_skip_assignment: false,
+            ..static_params("", "a")
+        },
+        now,
+        &timings(),
+    ));
+    assert_eq!(before_v9.leader, v9.member_id);
+    assert_ne!(before_v9.leader, before_v9.member_id);
+    assert!(before_v9.members.is_empty() && !before_v9.skip_assignment);
+    assert_ne!(before_v9.member_id, old_a);
+    let synced = now_value(group.sync(&before_v9.member_id, Some("a"), 2, vec![]));
+    assert_eq!(synced.assignment, Bytes::from_static(b"pa"));
+}
+
+#[test]
+fn a_static_member_that_misses_a_rebalance_keeps_its_place_until_its_session_expires() {
+    let start = Instant::now();
+    let mut group = Group::new("g".into(), start);
+    let (a, b) = stable_static_pair(&mut group, start);
+
+    // A dynamic member joins; `a` re-joins, `b` (down) does not.
+    let (_c, mut c_rx) = join_new(&mut group, start);
+    let mut a_rx = later(group.join(static_params(&a, "a"), start, &timings()));
+    group.heartbeat(&b, Some("b"), 2, start);
+    let after_deadline = start + Duration::from_secs(31);
+    group.tick(after_deadline, &timings());
+    let (a_view, c_view) = (a_rx.try_recv().unwrap(), c_rx.try_recv().unwrap());
+    assert_eq!(a_view.generation, 3);
+    assert_eq!(a_view.leader, a, "a joined member leads");
+    let listed: Vec<&str> = a_view
+        .members
+        .iter()
+        .map(|(id, _, _)| id.as_str())
+        .collect();
+    assert!(
+        listed.contains(&b.as_str()),
+        "b keeps its place: {listed:?}"
+    );
+    assert_eq!(c_view.generation, 3);
+    assert_eq!(group.members.len(), 3);
+
+    // Its session (60 s, restarted by the completed round as in Kafka) runs out: now it is
+    // removed.
+    group.tick(after_deadline + Duration::from_secs(59), &timings());
+    assert!(group.members.contains_key(&b));
+    group.tick(after_deadline + Duration::from_secs(61), &timings());
+    assert!(!group.members.contains_key(&b));
+}
+
+#[test]
+fn leave_group_names_a_static_member_by_its_instance_id() {
+    let now = Instant::now();
+    let mut group = Group::new("g".into(), now);
+    let (a, b) = stable_static_pair(&mut group, now);
+    assert_eq!(
+        group.leave("", Some("nobody"), now, &timings()),
+        Some(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        group.leave(&a, Some("b"), now, &timings()),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(group.leave("", Some("b"), now, &timings()), None);
+    assert!(!group.members.contains_key(&b));
+    assert_eq!(group.state, GroupState::PreparingRebalance);
 }

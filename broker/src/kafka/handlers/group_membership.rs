@@ -41,6 +41,7 @@ pub async fn join_group(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let group_id = request.group_id.to_string();
     if group_id.is_empty() {
@@ -71,6 +72,9 @@ pub async fn join_group(
         .with_leader(str_bytes(&outcome.leader))
         .with_member_id(str_bytes(&outcome.member_id))
         .with_members(members);
+    if version >= 9 {
+        response.skip_assignment = outcome.skip_assignment;
+    }
     if version >= 7 {
         response.protocol_type = outcome.protocol_type.as_deref().map(str_bytes);
         response.protocol_name = outcome.protocol_name.as_deref().map(str_bytes);
@@ -96,6 +100,7 @@ pub async fn sync_group(
         .sync(
             &request.group_id,
             request.member_id.as_str(),
+            request.group_instance_id.as_deref(),
             request.generation_id,
             assignments,
         )
@@ -114,6 +119,7 @@ pub fn heartbeat(groups: &GroupCoordinator, request: &HeartbeatRequest) -> Heart
     let error = groups.heartbeat(
         &request.group_id,
         request.member_id.as_str(),
+        request.group_instance_id.as_deref(),
         request.generation_id,
     );
     HeartbeatResponse::default().with_error_code(code(error))
@@ -125,14 +131,18 @@ pub fn leave_group(
     version: i16,
 ) -> LeaveGroupResponse {
     if version < 3 {
-        let error = groups.leave(&request.group_id, request.member_id.as_str());
+        let error = groups.leave(&request.group_id, request.member_id.as_str(), None);
         return LeaveGroupResponse::default().with_error_code(code(error));
     }
     let members = request
         .members
         .iter()
         .map(|member| {
-            let error = groups.leave(&request.group_id, member.member_id.as_str());
+            let error = groups.leave(
+                &request.group_id,
+                member.member_id.as_str(),
+                member.group_instance_id.as_deref(),
+            );
             MemberResponse::default()
                 .with_member_id(member.member_id.clone())
                 .with_group_instance_id(member.group_instance_id.clone())

@@ -57,6 +57,7 @@ pub async fn offset_commit(
         .commit_offsets(
             &request.group_id,
             request.member_id.as_str(),
+            request.group_instance_id.as_deref(),
             request.generation_id_or_member_epoch,
             commits,
         )
