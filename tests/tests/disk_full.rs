@@ -7,7 +7,6 @@
 //! says it is skipped, and fails under the README test command).
 
 #[path = "claims_support.rs"]
-#[allow(dead_code)]
 mod claims_support;
 
 use std::path::{Path, PathBuf};
