@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, idempotently and only what is missing, everything the test suite drives for real:
-# kcat (Debian), a Python virtualenv with confluent-kafka, kafka-python (+ codecs), moto[server],
+# kcat and strace (Debian), a Python virtualenv with confluent-kafka, kafka-python (+ codecs), moto[server],
 # pyarrow and duckdb, and kafkajs from npm. Fails loudly, naming what could not be installed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +11,7 @@ fail() { echo "install-test-deps: $*" >&2; exit 1; }
 # --- Debian packages -------------------------------------------------------------------------
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm  >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
@@ -22,6 +23,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     || fail "could not install ${need_apt[*]} with apt-get"
 fi
 command -v kcat >/dev/null 2>&1 || fail "kcat is not on PATH after install"
+command -v strace >/dev/null 2>&1 || fail "strace is not on PATH after install"
 
 # --- Python virtualenv -----------------------------------------------------------------------
 py_pkgs=(confluent-kafka kafka-python lz4 python-snappy zstandard "moto[server]" pyarrow duckdb pyyaml)

@@ -125,6 +125,7 @@ pub fn require(tool: Tool) -> bool {
         Tool::Kcat => which("kcat"),
         Tool::Python => venv_python().exists(),
         Tool::Node => which("node") && repo_root().join("tests/js/node_modules/kafkajs").exists(),
+        Tool::Strace => which("strace"),
     };
     if available {
         return true;
@@ -144,6 +145,8 @@ pub enum Tool {
     Kcat,
     Python,
     Node,
+    /// strace, to see which files the broker fsyncs.
+    Strace,
 }
 
 fn which(name: &str) -> bool {

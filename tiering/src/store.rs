@@ -2,7 +2,7 @@
 //!
 //! | URL                        | backend                                                    |
 //! | -------------------------- | ---------------------------------------------------------- |
-//! | `file:///abs/dir`          | local directory (created), with CAS puts (`local_cas.rs`)   |
+//! | `file:///abs/dir`          | local directory (created), fsynced puts, CAS (`local_cas.rs`) |
 //! | `file://./rel/dir`         | same, relative to the working directory                    |
 //! | `s3://bucket/prefix`       | S3 / MinIO / any S3 API, configured from `AWS_*` env vars   |
 //! | `gs://bucket/prefix`       | Google Cloud Storage, `GOOGLE_*` env vars                   |
@@ -97,9 +97,14 @@ impl RemoteStore {
             let dir = dir
                 .canonicalize()
                 .map_err(|e| bad(format!("resolve {}: {e}", dir.display())))?;
+            // With fsync, a PUT returns once the object and its directory entries are on stable
+            // storage, as an S3 PUT does: the log deletes a segment's local copy once its upload
+            // is in the manifest, and a claim is acknowledged once its payload is stored, so an
+            // object still in the page cache would be lost with a power cut.
             let fs = LocalFileSystem::new_with_prefix(&dir)
                 .map_err(|e| bad(e.to_string()))?
-                .with_automatic_cleanup(true);
+                .with_automatic_cleanup(true)
+                .with_fsync(true);
             let store = LocalConditionalStore::new(fs, dir);
             return Ok(Self::new(Arc::new(store), "", url));
         }
