@@ -43,7 +43,8 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), AnyError> {
     let object = "raw-ceiling/payload";
     if let Some(dir) = url.strip_prefix("file://") {
         std::fs::create_dir_all(dir)?;
-        let store = LocalFileSystem::new_with_prefix(dir)?;
+        // fsync, as the broker's local-directory backend does: the ceiling has the same durability.
+        let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         return Ok((Arc::new(store), Path::from(object)));
     }
     let parsed = url::Url::parse(url)?;
