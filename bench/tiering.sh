@@ -6,6 +6,7 @@
 #   SIZE_MB=256 bash bench/tiering.sh        # quick development run
 #   BROKER_SET="remote.log.chunk.compression=lz4" bash bench/tiering.sh   # extra broker configs
 #   PRODUCE_ROUNDS=1 bash bench/tiering.sh   # one produce pair instead of three
+#   PRODUCE_ONLY=1 PRODUCE_ROUNDS=8 bash bench/tiering.sh   # only the produce pairs (local backend)
 #   STRATA_TEST_S3_ENDPOINT=http://127.0.0.1:8014 STRATA_TEST_S3_BUCKET=tb S3_PREFIX=t \
 #     S3_NAME=s3s-fs bash bench/tiering.sh   # the S3 leg on another server (s3s-fs, MinIO, ...)
 #
@@ -198,6 +199,21 @@ for round in $(seq 1 "$produce_rounds"); do
     echo "  bucket: $(du -sm "$work/bucket" | cut -f1) MiB on disk for ${size_mb} MiB of values" >&2
   fi
 done
+if [ "${PRODUCE_ONLY:-0}" = 1 ]; then
+  stop_broker
+  "$py" - "$results" <<'PY'
+import json, statistics, sys
+mb = {r["case"]: r["mb_per_s"] for r in map(json.loads, open(sys.argv[1]))}
+ratios = []
+for case in sorted(c for c in mb if c.startswith("produce-tiering-on")):
+    suffix = case[len("produce-tiering-on"):]
+    off, on = mb["produce-tiering-off" + suffix], mb[case]
+    ratios.append(on / off)
+    print(f"pair {suffix.lstrip('-') or '1'}: tiering off {off} MB/s, on {on} MB/s, on/off {on / off:.2f}")
+print(f"produce on/off median {statistics.median(ratios):.2f} over {len(ratios)} pairs (target 0.90)")
+PY
+  exit 0
+fi
 replay local hot hot local "$local_url"
 replay local cold cold local "$local_url"
 stop_broker
