@@ -148,6 +148,16 @@ pub struct Member {
 }
 
 impl Member {
+    /// Answers this member's parked JoinGroup and SyncGroup calls, if any, with `error`.
+    fn dismiss(&mut self, error: ResponseError) {
+        if let Some(waiter) = self.join_waiter.take() {
+            let _ = waiter.send(JoinOutcome::error(error, self.member_id.clone()));
+        }
+        if let Some(waiter) = self.sync_waiter.take() {
+            let _ = waiter.send(SyncOutcome::error(error));
+        }
+    }
+
     fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
@@ -608,15 +618,7 @@ impl Group {
             .members
             .remove(old_member_id)
             .expect("the caller found it");
-        if let Some(waiter) = member.join_waiter.take() {
-            let _ = waiter.send(JoinOutcome::error(
-                ResponseError::FencedInstanceId,
-                old_member_id.to_owned(),
-            ));
-        }
-        if let Some(waiter) = member.sync_waiter.take() {
-            let _ = waiter.send(SyncOutcome::error(ResponseError::FencedInstanceId));
-        }
+        member.dismiss(ResponseError::FencedInstanceId);
         let new_member_id = params.member_id.clone();
         tracing::info!(group_id = %self.group_id, group_instance_id = ?params.group_instance_id,
             old_member_id, %new_member_id, "static member re-joined");
@@ -656,25 +658,16 @@ impl Group {
             .get_mut(&new_member_id)
             .expect("inserted above")
             .join_waiter = Some(tx);
-        // In CompletingRebalance the leader may be assigning to the old member id: start over.
-        if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(now, timings);
-        }
+        // In CompletingRebalance the leader may be assigning to the old member id: start over
+        // (a no-op for a round already in preparation).
+        self.prepare_rebalance(now, timings);
         self.try_complete_join(now);
         Reply::Later(rx)
     }
 
     fn remove_member(&mut self, member_id: &str, now: Instant, timings: &GroupTimings) {
         if let Some(mut member) = self.members.remove(member_id) {
-            if let Some(waiter) = member.join_waiter.take() {
-                let _ = waiter.send(JoinOutcome::error(
-                    ResponseError::UnknownMemberId,
-                    member_id.to_owned(),
-                ));
-            }
-            if let Some(waiter) = member.sync_waiter.take() {
-                let _ = waiter.send(SyncOutcome::error(ResponseError::UnknownMemberId));
-            }
+            member.dismiss(ResponseError::UnknownMemberId);
         }
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {

@@ -1,5 +1,6 @@
 //! OffsetCommit, OffsetFetch (v8+ batched groups) and OffsetDelete.
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
@@ -201,42 +202,45 @@ pub async fn offset_delete(
     ctx: &BrokerContext,
     request: &OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
-    let mut errors: Vec<((TopicName, i32), Option<ResponseError>)> = Vec::new();
-    let mut known = Vec::new();
-    for topic in &request.topics {
-        for p in &topic.partitions {
-            let key = (topic.name.clone(), p.partition_index);
-            if ctx.log.partition(&topic.name, p.partition_index).is_some() {
-                known.push((topic.name.to_string(), p.partition_index));
-                errors.push((key, None));
-            } else {
-                errors.push((key, Some(ResponseError::UnknownTopicOrPartition)));
-            }
-        }
-    }
-    let results = match ctx.groups.delete_offsets(&request.group_id, known).await {
-        Ok(results) => results,
-        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
-    };
-    // `results` follows the order of the known partitions, which keep their request order.
-    let mut group_errors = results.into_iter().map(|(_, error)| error);
-    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
-    for ((name, partition), unknown) in errors {
-        let error = match unknown {
-            Some(error) => Some(error),
-            None => group_errors.next().flatten(),
+    let exists = |name: &TopicName, partition: i32| ctx.log.partition(name, partition).is_some();
+    let known = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (&t.name, p.partition_index))
+        })
+        .filter(|&(name, partition)| exists(name, partition))
+        .map(|(name, partition)| (name.to_string(), partition))
+        .collect();
+    let group_results: HashMap<(String, i32), Option<ResponseError>> =
+        match ctx.groups.delete_offsets(&request.group_id, known).await {
+            Ok(results) => results.into_iter().collect(),
+            Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
         };
-        let result = OffsetDeleteResponsePartition::default()
-            .with_partition_index(partition)
-            .with_error_code(error.map_or(0, |e| e.code()));
-        match topics.last_mut() {
-            Some(topic) if topic.name == name => topic.partitions.push(result),
-            _ => topics.push(
-                OffsetDeleteResponseTopic::default()
-                    .with_name(name)
-                    .with_partitions(vec![result]),
-            ),
-        }
-    }
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let key = (topic.name.to_string(), p.partition_index);
+                    let error = match group_results.get(&key) {
+                        Some(result) => *result,
+                        None => Some(ResponseError::UnknownTopicOrPartition),
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.map_or(0, |e| e.code()))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
     OffsetDeleteResponse::default().with_topics(topics)
 }
