@@ -51,6 +51,20 @@ pub enum Compression {
     Unknown(u8),
 }
 
+impl Compression {
+    /// The codec id in the attribute bits.
+    pub fn id(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+            Compression::Unknown(id) => id,
+        }
+    }
+}
+
 /// What the batch's timestamps mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -230,6 +244,22 @@ impl RecordBatch {
     /// The raw record section (after the 61-byte header), possibly compressed.
     pub fn records_section(&self) -> Bytes {
         self.bytes.slice(BATCH_HEADER_SIZE..)
+    }
+
+    /// A copy of this batch holding `records` (the same records, encoded the same way) stored
+    /// with `codec`: the header is kept (offsets, timestamps, producer fields, record count),
+    /// the length, the codec bits and the CRC are set for the new section.
+    pub fn with_records_section(&self, codec: Compression, records: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(BATCH_HEADER_SIZE + records.len());
+        out.extend_from_slice(&self.bytes[..BATCH_HEADER_SIZE]);
+        out.extend_from_slice(records);
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        out[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = (self.attributes() & !ATTR_COMPRESSION_MASK) | i16::from(codec.id());
+        out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crate::crc32c(&out[CRC_COVERED_FROM..]);
+        out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(out)
     }
 
     /// CRC-32C over attributes..end, as Kafka computes it.

@@ -22,6 +22,28 @@ fn confluent_idempotent_zstd_producer_round_trips_content() {
     assert!(assert_success(&out, "confluent_roundtrip.py").contains("OK 1000"));
 }
 
+/// A topic's `compression.type` (zstd at creation, then gzip, uncompressed and producer set
+/// live) decides the codec of the stored batches whatever the producer used; both clients read
+/// every record back byte for byte (the script checks the segment files and the records).
+#[test]
+fn topic_compression_type_recompresses_stored_batches_and_clients_read_them_back() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let topic = "ck-compression";
+    let partition_dir = strata.data_dir().join(format!("{topic}-0"));
+    let out = python(
+        "confluent_topic_compression.py",
+        &[
+            &strata.kafka_addr(),
+            topic,
+            partition_dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(assert_success(&out, "confluent_topic_compression.py").contains("OK compression"));
+}
+
 #[test]
 fn confluent_admin_creates_alters_and_describes_topic_configs() {
     if !require(Tool::Python) {

@@ -111,7 +111,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         String,
         "producer",
         Validator::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-        "Final compression of the topic; only 'producer' (keep the producer's bytes) is honoured by the log engine."
+        "Codec the topic stores batches with: 'producer' keeps the producer's bytes; any other value recompresses batches sent with another codec (control batches excepted)."
     ),
     def!(
         "delete.retention.ms",

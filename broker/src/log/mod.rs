@@ -37,6 +37,7 @@ mod offset_index;
 mod partition_log;
 mod producer_state;
 mod read_buffers;
+mod recompress;
 mod recovery;
 mod retention;
 mod segment;

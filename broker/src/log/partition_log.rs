@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::{Bytes, BytesMut};
 use strata_format::{BASE_OFFSET_SIZE, RecordBatch, RecordBatchMut};
 
+use super::recompress::{recompress, stored_codec};
 use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
 
@@ -146,7 +147,16 @@ impl PartitionLog {
         durability: Durability,
     ) -> Result<AppendResult, LogError> {
         let config = self.config();
-        let batches = validate_batches(&records, &config)?;
+        let mut batches = validate_batches(&records, &config)?;
+        let mut records = records;
+        if let Some(codec) = stored_codec(&config.compression_type)
+            && let Some(recompressed) = recompress(&records, &batches, codec)?
+        {
+            // The stored batches are checked like the producer's (max.message.bytes applies
+            // to what is stored, as in Kafka).
+            batches = validate_batches(&recompressed, &config)?;
+            records = recompressed;
+        }
         // Appends fsynced before the acknowledgement write into a zeroed tail (see segment.rs).
         let durable = durability == Durability::Fsync || config.flush_messages <= 1;
         let outcome = self.append_locked(&records, &batches, &config, durable)?;
