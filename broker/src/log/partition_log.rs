@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::{Bytes, BytesMut};
 use strata_format::{BASE_OFFSET_SIZE, RecordBatch, RecordBatchMut};
 
-use super::recompress::{recompress, stored_codec};
+use super::recompress::{needs_recompression, recompress, stored_codec};
 use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
 
@@ -150,8 +150,15 @@ impl PartitionLog {
         let mut batches = validate_batches(&records, &config)?;
         let mut records = records;
         if let Some(codec) = stored_codec(&config.compression_type)
-            && let Some(recompressed) = recompress(&records, &batches, codec)?
+            && needs_recompression(&batches, codec)
         {
+            let (sent, split) = (records.clone(), batches.clone());
+            let recompressed =
+                tokio::task::spawn_blocking(move || recompress(&sent, &split, codec))
+                    .await
+                    .map_err(|e| {
+                        LogError::storage("re-compressing a batch", std::io::Error::other(e))
+                    })??;
             // The stored batches are checked like the producer's (max.message.bytes applies
             // to what is stored, as in Kafka).
             batches = validate_batches(&recompressed, &config)?;
