@@ -3,6 +3,9 @@ created with zstd, then altered live to gzip, to uncompressed and back to produc
 producer on a different codec each time. The segment files must hold each phase's batches in
 the topic's codec (the producer's in the last phase), and confluent-kafka and kafka-python must
 read every record back byte for byte (keys, values, repeated header keys, timestamps).
+Then a compression bomb: one 80 MiB record of zeros zstd-compressed to a few KiB (well under
+max.message.bytes) into a topic that stores lz4 must be refused with MSG_SIZE_TOO_LARGE
+(it would inflate past the broker's 64 MiB limit), append nothing, and leave the broker serving.
 
 usage: confluent_topic_compression.py BOOTSTRAP TOPIC PARTITION_DIR"""
 import glob
@@ -109,4 +112,18 @@ for msg in kp:
         break
 kp.close()
 compare(got, "kafka-python")
-print(f"OK compression {batches_per_phase}")
+bomb_topic = topic + "-bomb"
+admin.create_topics([NewTopic(bomb_topic, num_partitions=1, replication_factor=1,
+                              config={"compression.type": "lz4"})])[bomb_topic].result(20)
+outcomes = []
+bomber = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd", "acks": "all",
+                   "message.max.bytes": 200_000_000, "retries": 0})
+bomber.produce(bomb_topic, value=bytes(80 << 20), partition=0,
+               on_delivery=lambda err, msg: outcomes.append((err, msg.offset())))
+bomber.produce(bomb_topic, value=b"after the bomb", partition=0,
+               on_delivery=lambda err, msg: outcomes.append((err, msg.offset())))
+assert bomber.flush(60) == 0, "undelivered"
+(bomb_error, _), (after_error, after_offset) = outcomes
+assert bomb_error is not None and bomb_error.name() == "MSG_SIZE_TOO_LARGE", bomb_error
+assert after_error is None and after_offset == 0, (after_error, after_offset)
+print(f"OK compression {batches_per_phase}, bomb refused")

@@ -24,7 +24,8 @@ fn confluent_idempotent_zstd_producer_round_trips_content() {
 
 /// A topic's `compression.type` (zstd at creation, then gzip, uncompressed and producer set
 /// live) decides the codec of the stored batches whatever the producer used; both clients read
-/// every record back byte for byte (the script checks the segment files and the records).
+/// every record back byte for byte (the script checks the segment files and the records); a
+/// zstd compression bomb into an lz4 topic is refused with MSG_SIZE_TOO_LARGE, appending nothing.
 #[test]
 fn topic_compression_type_recompresses_stored_batches_and_clients_read_them_back() {
     if !require(Tool::Python) {

@@ -153,12 +153,12 @@ impl PartitionLog {
             && needs_recompression(&batches, codec)
         {
             let (sent, split) = (records.clone(), batches.clone());
-            let recompressed =
-                tokio::task::spawn_blocking(move || recompress(&sent, &split, codec))
-                    .await
-                    .map_err(|e| {
-                        LogError::storage("re-compressing a batch", std::io::Error::other(e))
-                    })??;
+            let max_message_bytes = config.max_message_bytes;
+            let recompressed = tokio::task::spawn_blocking(move || {
+                recompress(&sent, &split, codec, max_message_bytes)
+            })
+            .await
+            .map_err(|e| LogError::storage("re-compressing a batch", std::io::Error::other(e)))??;
             // The stored batches are checked like the producer's (max.message.bytes applies
             // to what is stored, as in Kafka).
             batches = validate_batches(&recompressed, &config)?;

@@ -6,14 +6,31 @@
 //! for idempotence, timestamps, record count, transactional bit); length, codec bits and CRC are
 //! recomputed (`RecordBatch::with_records_section`). Records are never decoded, so nothing in
 //! them can change (duplicate header keys included). Control batches are kept as they are, as
-//! Kafka does. The codecs are kafka-protocol's, which write what Kafka's clients read (Snappy in
-//! the xerial framing, LZ4 frames) and read what they send.
+//! Kafka does. Compression uses kafka-protocol's codecs, which write what Kafka's clients read
+//! (Snappy in the xerial framing, LZ4 frames).
+//!
+//! A producer's batch is bounded by `max.message.bytes`, what it inflates to is not: the section
+//! is decompressed by streaming decoders that stop at [`max_decompressed_bytes`] (Snappy, which
+//! has no streaming decoder here, is checked against the lengths its blocks declare before any
+//! is decompressed), so a compression bomb costs one refusal (MESSAGE_TOO_LARGE), not the
+//! broker's memory.
+
+use std::io::Read;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 use strata_format::{Compression, RecordBatch};
 
 use super::LogError;
+
+/// The most a batch's records section may inflate to: 16 times `max.message.bytes`, at least
+/// 64 MiB (a 1 MiB batch of text compresses 5-10x; 16x leaves room for very repetitive data).
+pub(crate) fn max_decompressed_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(16).max(64 << 20)
+}
+
+/// What to name in a refusal of a batch that inflates past [`max_decompressed_bytes`].
+const INFLATE_LIMIT: &str = "decompressed size, 16 x max.message.bytes and at least 64 MiB";
 
 /// The codec a topic stores its batches with (its `compression.type`); `None` for `producer`.
 pub(crate) fn stored_codec(compression_type: &str) -> Option<Compression> {
@@ -43,14 +60,16 @@ pub(crate) fn recompress(
     records: &Bytes,
     batches: &[RecordBatch],
     codec: Compression,
+    max_message_bytes: usize,
 ) -> Result<Bytes, LogError> {
+    let limit = max_decompressed_bytes(max_message_bytes);
     let mut out = BytesMut::with_capacity(records.len());
     for batch in batches {
         if kept_as_sent(batch, codec) {
             out.extend_from_slice(batch.as_bytes());
             continue;
         }
-        let plain = decompress(batch)?;
+        let plain = decompress(batch, limit)?;
         let section = compress(codec, &plain).map_err(|e| {
             LogError::CorruptMessage(format!(
                 "could not compress a batch with the topic's compression.type {codec:?}: {e:#}"
@@ -61,29 +80,81 @@ pub(crate) fn recompress(
     Ok(out.freeze())
 }
 
-/// The batch's records section, uncompressed.
-fn decompress(batch: &RecordBatch) -> Result<Bytes, LogError> {
-    let mut section = batch.records_section();
-    let take_all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    let plain = match batch.compression() {
-        Compression::None => return Ok(section),
-        Compression::Gzip => Gzip::decompress(&mut section, take_all),
-        Compression::Snappy => Snappy::decompress(&mut section, take_all),
-        Compression::Lz4 => Lz4::decompress(&mut section, take_all),
-        Compression::Zstd => Zstd::decompress(&mut section, take_all),
-        Compression::Unknown(id) => {
-            return Err(LogError::CorruptMessage(format!(
-                "batch at offset delta 0..={} uses unknown compression codec {id}",
-                batch.last_offset_delta()
-            )));
-        }
-    };
-    plain.map_err(|e| {
+/// The batch's records section, uncompressed; more than `limit` bytes is refused.
+fn decompress(batch: &RecordBatch, limit: usize) -> Result<Bytes, LogError> {
+    let section = batch.records_section();
+    let codec = batch.compression();
+    let corrupt = |e: &dyn std::fmt::Display| {
         LogError::CorruptMessage(format!(
-            "the batch's {:?} records section does not decompress: {e:#}",
-            batch.compression()
+            "the batch's {codec:?} records section does not decompress: {e}"
         ))
-    })
+    };
+    let too_large = |size: usize| LogError::MessageTooLarge {
+        size,
+        max: limit,
+        config: INFLATE_LIMIT,
+    };
+    let inflate = |reader: &mut dyn Read| -> Result<Bytes, LogError> {
+        let mut plain = Vec::new();
+        reader
+            .take(limit as u64 + 1)
+            .read_to_end(&mut plain)
+            .map_err(|e| corrupt(&e))?;
+        if plain.len() > limit {
+            return Err(too_large(plain.len()));
+        }
+        Ok(Bytes::from(plain))
+    };
+    match codec {
+        Compression::None => Ok(section),
+        Compression::Gzip => inflate(&mut flate2::read::GzDecoder::new(&section[..])),
+        Compression::Lz4 => inflate(&mut lz4_flex::frame::FrameDecoder::new(&section[..])),
+        Compression::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::new(&section[..]).map_err(|e| corrupt(&e))?;
+            inflate(&mut decoder)
+        }
+        Compression::Snappy => {
+            let declared = snappy_declared_size(&section).map_err(|e| corrupt(&e))?;
+            if declared > limit {
+                return Err(too_large(declared));
+            }
+            let mut section = section;
+            Snappy::decompress(&mut section, |b: &mut Bytes| {
+                Ok(b.copy_to_bytes(b.remaining()))
+            })
+            .map_err(|e| corrupt(&format!("{e:#}")))
+        }
+        Compression::Unknown(id) => Err(LogError::CorruptMessage(format!(
+            "batch uses unknown compression codec {id}"
+        ))),
+    }
+}
+
+/// The xerial framing Kafka's Snappy uses: a 16-byte header, then blocks of `u32` length and
+/// raw Snappy; a section without the header is one raw Snappy block (as Kafka's clients accept).
+const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+const XERIAL_HEADER_BYTES: usize = 16;
+
+/// What a Snappy section says it inflates to, from the length each raw block declares.
+fn snappy_declared_size(section: &[u8]) -> Result<usize, String> {
+    if !section.starts_with(XERIAL_MAGIC) {
+        return snap::raw::decompress_len(section).map_err(|e| e.to_string());
+    }
+    let mut rest = section
+        .get(XERIAL_HEADER_BYTES..)
+        .ok_or("truncated xerial header")?;
+    let mut total = 0usize;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated block length")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let block = tail.get(..len).ok_or("truncated block")?;
+        total = total.saturating_add(snap::raw::decompress_len(block).map_err(|e| e.to_string())?);
+        rest = &tail[len..];
+    }
+    Ok(total)
 }
 
 fn compress(codec: Compression, plain: &[u8]) -> anyhow::Result<Bytes> {
@@ -113,6 +184,8 @@ mod tests {
         RecordEncodeOptions, TimestampType,
     };
     use strata_format::BatchIter;
+
+    const LIMIT: usize = 64 << 20;
 
     const CODECS: [(Compression, KpCompression); 5] = [
         (Compression::None, KpCompression::None),
@@ -159,11 +232,11 @@ mod tests {
         for (from, from_kp) in CODECS {
             let original = batch(from_kp, 50);
             let original_batch = &split(&original)[0];
-            let original_plain = decompress(original_batch).unwrap();
+            let original_plain = decompress(original_batch, LIMIT).unwrap();
             for (to, _) in CODECS {
                 let needed = needs_recompression(&split(&original), to);
                 assert_eq!(needed, from != to, "{from:?} -> {to:?}");
-                let out = recompress(&original, &split(&original), to).unwrap();
+                let out = recompress(&original, &split(&original), to, 1 << 20).unwrap();
                 if !needed {
                     assert_eq!(out, original, "{from:?} is kept as the producer sent it");
                     continue;
@@ -173,7 +246,7 @@ mod tests {
                 assert_eq!(stored.compression(), to);
                 // The same records section, byte for byte, once uncompressed.
                 assert_eq!(
-                    decompress(stored).unwrap(),
+                    decompress(stored, LIMIT).unwrap(),
                     original_plain,
                     "{from:?} -> {to:?}"
                 );
@@ -206,11 +279,69 @@ mod tests {
         // Claim zstd over plain records: the CRC is right, the section is not zstd.
         let lying = split(&good)[0]
             .with_records_section(Compression::Zstd, &split(&good)[0].records_section());
-        let err = recompress(&lying, &split(&lying), Compression::Gzip).unwrap_err();
+        let err = recompress(&lying, &split(&lying), Compression::Gzip, 1 << 20).unwrap_err();
         assert!(
             matches!(&err, LogError::CorruptMessage(m) if m.contains("does not decompress")),
             "{err}"
         );
+    }
+
+    /// One record whose value is `value_bytes` of zeros, in a batch compressed with `codec`.
+    fn bomb(codec: KpCompression, value_bytes: usize) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(vec![0u8; value_bytes])),
+            headers: IndexMap::new(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_batch_that_inflates_past_the_limit_is_refused() {
+        // Snappy compresses at most about 21x: a 64 MiB bomb is 3 MiB of it.
+        let max_message_bytes = 4 << 20;
+        let limit = max_decompressed_bytes(max_message_bytes);
+        assert_eq!(limit, 64 << 20);
+        for (codec, kp) in &CODECS[1..] {
+            let batch = bomb(*kp, limit + 1024);
+            assert!(
+                batch.len() < max_message_bytes,
+                "{codec:?}: {} bytes",
+                batch.len()
+            );
+            let err = recompress(&batch, &split(&batch), Compression::None, max_message_bytes)
+                .unwrap_err();
+            assert!(
+                matches!(err, LogError::MessageTooLarge { max, .. } if max == limit),
+                "{codec:?}: {err}"
+            );
+            // Just under the limit it goes through, to the byte.
+            let fits = bomb(*kp, limit - 1024);
+            let stored =
+                recompress(&fits, &split(&fits), Compression::None, max_message_bytes).unwrap();
+            let mut decoded = stored.clone();
+            let records = RecordBatchDecoder::decode(&mut decoded).unwrap().records;
+            assert_eq!(
+                records[0].value.as_ref().map(Bytes::len),
+                Some(limit - 1024)
+            );
+        }
     }
 
     #[test]
