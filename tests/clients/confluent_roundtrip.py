@@ -4,7 +4,7 @@ import sys
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from records import check_same, make_records
+from records import check_log, make_records
 
 bootstrap, topic = sys.argv[1], sys.argv[2]
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 500
@@ -37,10 +37,6 @@ while len(got) < count:
                 "timestamp": msg.timestamp()[1], "offset": msg.offset()})
 consumer.close()
 
-problems = []
-for i, (e, g) in enumerate(zip(records, got)):
-    if g["offset"] != i:
-        problems.append(f"record {i} at offset {g['offset']}")
-    problems += check_same(e, g, f"record {i}")
+problems = check_log(records, got, "confluent-kafka")
 assert not problems, "\n".join(problems[:10])
 print(f"OK {count}")

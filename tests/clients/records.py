@@ -28,3 +28,13 @@ def check_same(expected, got, what):
         if expected[field] != got[field]:
             problems.append(f"{what}: {field} differs: expected {expected[field]!r}, got {got[field]!r}")
     return problems
+
+
+def check_log(expected, got, what):
+    """Problems with `got` (dicts with an "offset") as the whole log from offset 0 holding `expected`."""
+    problems = [] if len(got) == len(expected) else [f"{what}: read {len(got)} records, expected {len(expected)}"]
+    for i, (e, g) in enumerate(zip(expected, got)):
+        if g["offset"] != i:
+            problems.append(f"{what}: record {i} at offset {g['offset']}")
+        problems += check_same(e, g, f"{what} record {i}")
+    return problems
