@@ -80,6 +80,15 @@ pub(crate) fn recompress(
     Ok(out.freeze())
 }
 
+/// The batch's records section, uncompressed, refused past [`max_decompressed_bytes`] of the
+/// topic's `max.message.bytes` (every path that decodes a producer's batch goes through this).
+pub(crate) fn decompress_bounded(
+    batch: &RecordBatch,
+    max_message_bytes: usize,
+) -> Result<Bytes, LogError> {
+    decompress(batch, max_decompressed_bytes(max_message_bytes))
+}
+
 /// The batch's records section, uncompressed; more than `limit` bytes is refused.
 fn decompress(batch: &RecordBatch, limit: usize) -> Result<Bytes, LogError> {
     let section = batch.records_section();
@@ -97,7 +106,7 @@ fn decompress(batch: &RecordBatch, limit: usize) -> Result<Bytes, LogError> {
     let inflate = |reader: &mut dyn Read| -> Result<Bytes, LogError> {
         let mut plain = Vec::new();
         reader
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut plain)
             .map_err(|e| corrupt(&e))?;
         if plain.len() > limit {

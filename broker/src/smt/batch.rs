@@ -20,12 +20,15 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
+    Compression as KafkaCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, RecordSet,
 };
 use strata_claimcheck::ClaimId;
 use strata_claimcheck::ticket::header;
 use strata_connect_smt::{ConnectRecord, TransformChain, TransformError};
-use strata_format::{BatchIter, BatchIterEnd, RecordBatch};
+use strata_format::{BatchIter, BatchIterEnd, Compression, RecordBatch};
+
+use crate::log::{LogError, decompress_bounded};
 
 /// Why a batch could not be transformed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum BatchError {
     IdempotentDrop { producer_id: i64 },
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// A compressed batch that does not inflate, or inflates past the limit.
+    #[error(transparent)]
+    Inflate(#[from] LogError),
 }
 
 /// The outcome of [`transform_batches`].
@@ -86,10 +92,32 @@ pub fn split_batches(
     }
 }
 
-/// Decodes one batch (decompressing it).
-pub fn decode(batch: &RecordBatch) -> Result<RecordSet, BatchError> {
-    RecordBatchDecoder::decode(&mut batch.as_bytes().clone())
-        .map_err(|e| BatchError::Corrupt(e.to_string()))
+/// Decodes one batch. A compressed one is first inflated by the log's bounded decompression
+/// (a batch that inflates past 16 x `max_batch_bytes` is refused, not held); the set keeps the
+/// batch's codec, so [`encode`] compresses it the same way.
+pub fn decode(batch: &RecordBatch, max_batch_bytes: usize) -> Result<RecordSet, BatchError> {
+    let codec = match batch.compression() {
+        Compression::None => KafkaCompression::None,
+        Compression::Gzip => KafkaCompression::Gzip,
+        Compression::Snappy => KafkaCompression::Snappy,
+        Compression::Lz4 => KafkaCompression::Lz4,
+        Compression::Zstd => KafkaCompression::Zstd,
+        Compression::Unknown(id) => {
+            return Err(BatchError::Corrupt(format!(
+                "unknown compression codec {id}"
+            )));
+        }
+    };
+    let mut plain = if codec == KafkaCompression::None {
+        batch.as_bytes().clone()
+    } else {
+        let section = decompress_bounded(batch, max_batch_bytes)?;
+        batch.with_records_section(Compression::None, &section)
+    };
+    let mut set =
+        RecordBatchDecoder::decode(&mut plain).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    set.compression = codec;
+    Ok(set)
 }
 
 /// Encodes records as one batch (or several if their producer fields differ, which never
@@ -209,7 +237,7 @@ pub async fn transform_batches(
             parts.push(batch.as_bytes().clone());
             continue;
         }
-        let set = decode(batch)?;
+        let set = decode(batch, max_batch_bytes)?;
         let idempotent = batch.has_producer_id();
         let mut kept: Vec<Record> = Vec::with_capacity(set.records.len());
         let mut claims: Vec<(ClaimId, usize)> = Vec::new();
@@ -350,6 +378,26 @@ mod tests {
     ];
 
     #[tokio::test]
+    async fn a_batch_that_inflates_past_the_limit_is_refused_before_the_chain() {
+        let (chain, _store) = build(CLAIM_CHECK);
+        let zeros = Bytes::from(vec![0u8; 65 << 20]);
+        let input = encode(&RecordSet {
+            version: 2,
+            compression: Compression::Zstd,
+            records: vec![record(0, (-1, -1, -1), zeros)],
+        })
+        .unwrap();
+        assert!(input.len() < 1 << 20, "the bomb is {} bytes", input.len());
+        let err = transform_batches(&input, 1 << 20, &chain, "t", 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BatchError::Inflate(LogError::MessageTooLarge { max, .. }) if max == 64 << 20),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn claim_check_keeps_batch_fields() {
         for compression in [
             Compression::None,
@@ -379,7 +427,7 @@ mod tests {
             assert_eq!(after.record_count(), 5);
             assert_eq!(after.last_offset_delta(), 4);
             assert_eq!(after.base_timestamp(), before.base_timestamp());
-            let set = decode(&after).unwrap();
+            let set = decode(&after, 1 << 20).unwrap();
             for (i, r) in set.records.iter().enumerate() {
                 assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
                 if i == 1 || i == 3 {
@@ -408,8 +456,8 @@ mod tests {
         let back = transform_batches(&ticketed.records, usize::MAX, &resolve, "t", 0)
             .await
             .unwrap();
-        let original = decode(&RecordBatch::new(input).unwrap()).unwrap();
-        let resolved = decode(&RecordBatch::new(back.records).unwrap()).unwrap();
+        let original = decode(&RecordBatch::new(input).unwrap(), 1 << 20).unwrap();
+        let resolved = decode(&RecordBatch::new(back.records).unwrap(), 1 << 20).unwrap();
         assert_eq!(original.records, resolved.records);
     }
 

@@ -93,12 +93,13 @@ async fn resolve_records(
     let mut out = BytesMut::new();
     let mut iter = BatchIter::new(records.clone());
     let mut resolved_any = *spent > 0;
+    let max_batch_bytes = log.config().max_message_bytes;
     for batch in iter.by_ref() {
         if batch.is_control() {
             out.extend_from_slice(batch.as_bytes());
             continue;
         }
-        let Ok(set) = decode(&batch) else {
+        let Ok(set) = decode(&batch, max_batch_bytes) else {
             out.extend_from_slice(batch.as_bytes());
             continue;
         };
