@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Producer and consumer of bench/tiering.sh (confluent-kafka, i.e. librdkafka); one JSON line out.
 
-produce: BYTES of SIZE-byte records (acks=1, no client compression). Values are text-like and
+produce: BYTES of SIZE-byte records (acks=1, no client compression unless --compression). Values are text-like and
          come from a pool of 8192 distinct records (8 MiB at 1 KiB, more than zstd's window), so
          the remote tier's chunk compression sees data about as compressible as JSON logs, not
          one value repeated.
@@ -28,7 +28,7 @@ def value_pool(size: int, count: int = 8192) -> list:
 
 def produce(args) -> dict:
     producer = Producer({
-        "bootstrap.servers": args.bootstrap, "acks": "1", "compression.type": "none",
+        "bootstrap.servers": args.bootstrap, "acks": "1", "compression.type": args.compression,
         "linger.ms": 5, "batch.size": 1048576, "queue.buffering.max.messages": 1000000,
         "queue.buffering.max.kbytes": 1048576, "enable.idempotence": False, "log_level": 3,
     })
@@ -94,6 +94,7 @@ def main() -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--bytes", type=int, default=1 << 30, help="produce: total value bytes")
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--compression", default="none", help="produce: the producer's codec")
     parser.add_argument("--count", type=int, default=0, help="consume: records to read")
     args = parser.parse_args()
     print(json.dumps(produce(args) if args.mode == "produce" else consume(args)))

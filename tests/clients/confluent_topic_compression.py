@@ -1,6 +1,6 @@
 """A topic's compression.type decides how its batches are stored, whatever the producer sent:
-created with zstd, then altered live to gzip, to uncompressed and back to producer, with a
-producer on a different codec each time. The segment files must hold each phase's batches in
+created with zstd, then altered live to gzip, lz4, snappy, uncompressed and back to producer,
+with a producer on a different codec each time. The segment files must hold each phase's batches in
 the topic's codec (the producer's in the last phase), and confluent-kafka and kafka-python must
 read every record back byte for byte (keys, values, repeated header keys, timestamps).
 Then a compression bomb: one 80 MiB record of zeros zstd-compressed to a few KiB (well under
@@ -23,8 +23,8 @@ bootstrap, topic, partition_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 PER_PHASE = 300
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 # (topic compression.type, producer compression.type, codec the log must store)
-PHASES = [("zstd", "none", "zstd"), ("gzip", "lz4", "gzip"), ("uncompressed", "snappy", "none"),
-          ("producer", "lz4", "lz4")]
+PHASES = [("zstd", "none", "zstd"), ("gzip", "lz4", "gzip"), ("lz4", "zstd", "lz4"), ("snappy", "none", "snappy"),
+          ("uncompressed", "snappy", "none"), ("producer", "lz4", "lz4")]
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
 admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,

@@ -22,8 +22,8 @@ fn confluent_idempotent_zstd_producer_round_trips_content() {
     assert!(assert_success(&out, "confluent_roundtrip.py").contains("OK 1000"));
 }
 
-/// A topic's `compression.type` (zstd at creation, then gzip, uncompressed and producer set
-/// live) decides the codec of the stored batches whatever the producer used; both clients read
+/// A topic's `compression.type` (zstd at creation, then gzip, lz4, snappy, uncompressed and
+/// producer set live) decides the codec of the stored batches whatever the producer used; both clients read
 /// every record back byte for byte (the script checks the segment files and the records); a
 /// zstd compression bomb into an lz4 topic is refused with MSG_SIZE_TOO_LARGE, appending nothing.
 #[test]
