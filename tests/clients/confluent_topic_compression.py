@@ -1,6 +1,7 @@
 """A topic's compression.type decides how its batches are stored, whatever the producer sent:
 created with zstd, then altered live to gzip, lz4, snappy, uncompressed and back to producer,
-with a producer on a different codec each time. The segment files must hold each phase's batches in
+with a producer on a different codec each time (zstd and gzip at non-default KIP-390 levels,
+described back; an invalid level is refused). The segment files must hold each phase's batches in
 the topic's codec (the producer's in the last phase), and confluent-kafka and kafka-python must
 read every record back byte for byte (keys, values, repeated header keys, timestamps).
 Then a compression bomb: one 80 MiB record of zeros zstd-compressed to a few KiB (well under
@@ -28,7 +29,21 @@ PHASES = [("zstd", "none", "zstd"), ("gzip", "lz4", "gzip"), ("lz4", "zstd", "lz
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
 admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
-                              config={"compression.type": PHASES[0][0]})])[topic].result(20)
+                              config={"compression.type": PHASES[0][0], "compression.zstd.level": "-5",
+                                      "compression.gzip.level": "9"})])[topic].result(20)
+levels = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+levels = list(levels.values())[0].result(20)
+assert levels["compression.zstd.level"].value == "-5", levels["compression.zstd.level"]
+assert levels["compression.gzip.level"].value == "9", levels["compression.gzip.level"]
+bad = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+    ConfigEntry("compression.gzip.level", "0", incremental_operation=AlterConfigOpType.SET)])
+try:
+    admin.incremental_alter_configs([bad])[bad].result(20)
+    refusal = None
+except Exception as e:  # KafkaException(INVALID_CONFIG)
+    refusal = str(e)
+assert refusal is not None, "compression.gzip.level=0 must be refused, as Kafka does"
+assert "INVALID_CONFIG" in refusal or "nvalid" in refusal, refusal
 
 
 def set_topic_compression(value):

@@ -114,6 +114,25 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         "Codec the topic stores batches with: 'producer' keeps the producer's bytes; any other value recompresses batches sent with another codec (control batches excepted)."
     ),
     def!(
+        "compression.gzip.level",
+        [syn("compression.gzip.level")],
+        Int,
+        "-1",
+        Validator::OneOf(&["-1", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+        "Gzip level (1-9, or -1 for the codec's default, 6) of batches the broker compresses when compression.type is gzip."
+    ),
+    def!(
+        "compression.zstd.level",
+        [syn("compression.zstd.level")],
+        Int,
+        "3",
+        Validator::Range {
+            min: -131072,
+            max: 22
+        },
+        "Zstandard level (negative levels are the fast ones) of batches the broker compresses when compression.type is zstd."
+    ),
+    def!(
         "delete.retention.ms",
         [syn("log.cleaner.delete.retention.ms")],
         Long,
@@ -411,6 +430,10 @@ pub struct TopicConfig {
     pub cleanup_policy_delete: bool,
     pub cleanup_policy_compact: bool,
     pub compression_type: String,
+    /// `compression.gzip.level`: -1 (the codec's default) or 1-9.
+    pub compression_gzip_level: i32,
+    /// `compression.zstd.level`.
+    pub compression_zstd_level: i32,
     pub file_delete_delay_ms: i64,
     pub flush_messages: i64,
     pub flush_ms: i64,
@@ -472,6 +495,14 @@ fn validate_value(def: &ConfigDef, value: &str) -> Result<(), LogError> {
                 return Err(invalid(
                     def.name,
                     format!("{number} is outside [{min}, {max}]"),
+                ));
+            }
+            if let Validator::OneOf(allowed) = def.validator
+                && !allowed.contains(&number.to_string().as_str())
+            {
+                return Err(invalid(
+                    def.name,
+                    format!("{number} is not one of {}", allowed.join(", ")),
                 ));
             }
         }
@@ -586,6 +617,8 @@ impl TopicConfig {
             cleanup_policy_delete: policies.split(',').any(|p| p.trim() == "delete"),
             cleanup_policy_compact: policies.split(',').any(|p| p.trim() == "compact"),
             compression_type: text("compression.type"),
+            compression_gzip_level: long("compression.gzip.level") as i32,
+            compression_zstd_level: long("compression.zstd.level") as i32,
             file_delete_delay_ms: long("file.delete.delay.ms"),
             flush_messages: long("flush.messages"),
             flush_ms: long("flush.ms"),
@@ -781,6 +814,8 @@ mod tests {
             ("message.timestamp.type", "Now"),
             ("remote.storage.enable", "yes"),
             ("segment.bytes", "1"),
+            ("compression.gzip.level", "0"),
+            ("compression.zstd.level", "23"),
         ] {
             let error = TopicConfig::resolve(&BTreeMap::new(), &map(&[(key, value)])).unwrap_err();
             assert_eq!(error.kafka_error_code(), 40);

@@ -152,13 +152,13 @@ impl PartitionLog {
         if let Some(codec) = stored_codec(&config.compression_type)
             && needs_recompression(&batches, codec)
         {
-            let (sent, split) = (records.clone(), batches.clone());
-            let max_message_bytes = config.max_message_bytes;
-            let recompressed = tokio::task::spawn_blocking(move || {
-                recompress(&sent, &split, codec, max_message_bytes)
-            })
-            .await
-            .map_err(|e| LogError::storage("re-compressing a batch", std::io::Error::other(e)))??;
+            let (sent, split, settings) = (records.clone(), batches.clone(), config.clone());
+            let recompressed =
+                tokio::task::spawn_blocking(move || recompress(&sent, &split, codec, &settings))
+                    .await
+                    .map_err(|e| {
+                        LogError::storage("re-compressing a batch", std::io::Error::other(e))
+                    })??;
             // The stored batches are checked like the producer's (max.message.bytes applies
             // to what is stored, as in Kafka).
             batches = validate_batches(&recompressed, &config)?;

@@ -6,9 +6,11 @@
 //! for idempotence, timestamps, record count, transactional bit); length, codec bits and CRC are
 //! recomputed (`RecordBatch::with_records_section`). Records are never decoded, so nothing in
 //! them can change (duplicate header keys included). Control batches are kept as they are, as
-//! Kafka does. Compression uses the codec crates at Kafka's default levels (zstd 3, gzip 6), LZ4
-//! frames of independent blocks in LZ4's fast mode (as librdkafka writes them), Snappy in the
-//! xerial framing through kafka-protocol.
+//! Kafka does. Compression uses the codec crates at the topic's `compression.zstd.level` and
+//! `compression.gzip.level` (KIP-390; Kafka's defaults 3 and 6), LZ4 frames of independent blocks
+//! in LZ4's fast mode (as librdkafka writes them; `compression.lz4.level` is not served, the
+//! high-compression levels run at a tenth of the speed), Snappy in the xerial framing through
+//! kafka-protocol.
 //!
 //! A producer's batch is bounded by `max.message.bytes`, what it inflates to is not: the section
 //! is decompressed by streaming decoders that stop at [`max_decompressed_bytes`] (Snappy, which
@@ -22,7 +24,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Snappy};
 use strata_format::{Compression, RecordBatch};
 
-use super::LogError;
+use super::{LogError, TopicConfig};
 
 /// The most a batch's records section may inflate to: 16 times `max.message.bytes`, at least
 /// 64 MiB (a 1 MiB batch of text compresses 5-10x; 16x leaves room for very repetitive data).
@@ -61,9 +63,9 @@ pub(crate) fn recompress(
     records: &Bytes,
     batches: &[RecordBatch],
     codec: Compression,
-    max_message_bytes: usize,
+    config: &TopicConfig,
 ) -> Result<Bytes, LogError> {
-    let limit = max_decompressed_bytes(max_message_bytes);
+    let limit = max_decompressed_bytes(config.max_message_bytes);
     let mut out = BytesMut::with_capacity(records.len());
     for batch in batches {
         if kept_as_sent(batch, codec) {
@@ -71,7 +73,7 @@ pub(crate) fn recompress(
             continue;
         }
         let plain = decompress(batch, limit)?;
-        let section = compress(codec, &plain).map_err(|e| {
+        let section = compress(codec, &plain, config).map_err(|e| {
             LogError::CorruptMessage(format!(
                 "could not compress a batch with the topic's compression.type {codec:?}: {e:#}"
             ))
@@ -167,18 +169,17 @@ fn snappy_declared_size(section: &[u8]) -> Result<usize, String> {
     Ok(total)
 }
 
-/// Kafka's default `compression.zstd.level` (KIP-390).
-const ZSTD_LEVEL: i32 = 3;
-
-fn compress(codec: Compression, plain: &[u8]) -> anyhow::Result<Bytes> {
+/// `plain` compressed with `codec`, at the topic's `compression.{gzip,zstd}.level` (KIP-390).
+fn compress(codec: Compression, plain: &[u8], config: &TopicConfig) -> anyhow::Result<Bytes> {
     let compressed = match codec {
         Compression::None => plain.to_vec(),
-        // Kafka's default gzip level (Deflater's default, 6).
         Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(
-                Vec::with_capacity(plain.len() / 2),
-                flate2::Compression::default(),
-            );
+            let level = match u32::try_from(config.compression_gzip_level) {
+                Ok(level) => flate2::Compression::new(level),
+                Err(_) => flate2::Compression::default(),
+            };
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 2), level);
             encoder.write_all(plain)?;
             encoder.finish()?
         }
@@ -190,7 +191,7 @@ fn compress(codec: Compression, plain: &[u8]) -> anyhow::Result<Bytes> {
             encoder.write_all(plain)?;
             encoder.finish()?
         }
-        Compression::Zstd => zstd::bulk::compress(plain, ZSTD_LEVEL)?,
+        Compression::Zstd => zstd::bulk::compress(plain, config.compression_zstd_level)?,
         // Kafka's clients expect the xerial framing, which kafka-protocol writes.
         Compression::Snappy => {
             let mut out = BytesMut::new();
@@ -267,7 +268,8 @@ mod tests {
             for (to, _) in CODECS {
                 let needed = needs_recompression(&split(&original), to);
                 assert_eq!(needed, from != to, "{from:?} -> {to:?}");
-                let out = recompress(&original, &split(&original), to, 1 << 20).unwrap();
+                let out =
+                    recompress(&original, &split(&original), to, &TopicConfig::default()).unwrap();
                 if !needed {
                     assert_eq!(out, original, "{from:?} is kept as the producer sent it");
                     continue;
@@ -310,7 +312,13 @@ mod tests {
         // Claim zstd over plain records: the CRC is right, the section is not zstd.
         let lying = split(&good)[0]
             .with_records_section(Compression::Zstd, &split(&good)[0].records_section());
-        let err = recompress(&lying, &split(&lying), Compression::Gzip, 1 << 20).unwrap_err();
+        let err = recompress(
+            &lying,
+            &split(&lying),
+            Compression::Gzip,
+            &TopicConfig::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, LogError::CorruptMessage(m) if m.contains("does not decompress")),
             "{err}"
@@ -347,6 +355,10 @@ mod tests {
     fn a_batch_that_inflates_past_the_limit_is_refused() {
         // Snappy compresses at most about 21x: a 64 MiB bomb is 3 MiB of it.
         let max_message_bytes = 4 << 20;
+        let config = TopicConfig {
+            max_message_bytes,
+            ..TopicConfig::default()
+        };
         let limit = max_decompressed_bytes(max_message_bytes);
         assert_eq!(limit, 64 << 20);
         for (codec, kp) in &CODECS[1..] {
@@ -356,16 +368,14 @@ mod tests {
                 "{codec:?}: {} bytes",
                 batch.len()
             );
-            let err = recompress(&batch, &split(&batch), Compression::None, max_message_bytes)
-                .unwrap_err();
+            let err = recompress(&batch, &split(&batch), Compression::None, &config).unwrap_err();
             assert!(
                 matches!(err, LogError::MessageTooLarge { max, .. } if max == limit),
                 "{codec:?}: {err}"
             );
             // Just under the limit it goes through, to the byte.
             let fits = bomb(*kp, limit - 1024);
-            let stored =
-                recompress(&fits, &split(&fits), Compression::None, max_message_bytes).unwrap();
+            let stored = recompress(&fits, &split(&fits), Compression::None, &config).unwrap();
             let mut decoded = stored.clone();
             let records = RecordBatchDecoder::decode(&mut decoded).unwrap().records;
             assert_eq!(
@@ -373,6 +383,29 @@ mod tests {
                 Some(limit - 1024)
             );
         }
+    }
+
+    #[test]
+    fn the_topic_levels_choose_how_hard_zstd_and_gzip_compress() {
+        let original = batch(KpCompression::None, 400);
+        let size = |codec, gzip_level, zstd_level| {
+            let config = TopicConfig {
+                compression_gzip_level: gzip_level,
+                compression_zstd_level: zstd_level,
+                ..TopicConfig::default()
+            };
+            let out = recompress(&original, &split(&original), codec, &config).unwrap();
+            let stored = &split(&out)[0];
+            let plain = decompress(stored, LIMIT).unwrap();
+            assert_eq!(plain, split(&original)[0].records_section());
+            out.len()
+        };
+        assert!(size(Compression::Zstd, -1, 19) < size(Compression::Zstd, -1, -5));
+        assert!(size(Compression::Gzip, 9, 3) < size(Compression::Gzip, 1, 3));
+        assert_eq!(
+            size(Compression::Gzip, -1, 3),
+            size(Compression::Gzip, 6, 3)
+        );
     }
 
     #[test]
