@@ -81,14 +81,19 @@ async fn ticket_at_offset(
         .log
         .partition(&topic, partition)
         .ok_or_else(|| ClaimError::NotFound(format!("partition {topic}-{partition}")))?;
-    let mut bytes = read_batches(&log, state.cold.as_deref(), offset).await?;
-    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+    let bytes = read_batches(&log, state.cold.as_deref(), offset).await?;
+    let not_found = || ClaimError::NotFound(format!("record {topic}-{partition}@{offset}"));
+    // Only the batch holding the offset is decoded (inflated within the topic's bound).
+    let batch = strata_format::BatchIter::new(bytes)
+        .find(|b| !b.is_control() && b.base_offset() <= offset && offset <= b.last_offset())
+        .ok_or_else(not_found)?;
+    let set = crate::log::decode_bounded(&batch, log.config().max_message_bytes)
         .map_err(|e| ClaimError::Internal(format!("decoding {topic}-{partition}@{offset}: {e}")))?;
-    let record = sets
+    let record = set
+        .records
         .iter()
-        .flat_map(|set| set.records.iter())
         .find(|r| r.offset == offset && !r.control)
-        .ok_or_else(|| ClaimError::NotFound(format!("record {topic}-{partition}@{offset}")))?;
+        .ok_or_else(not_found)?;
     let headers: Vec<(&str, &[u8])> = record
         .headers
         .iter()

@@ -9,12 +9,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use strata_format::{BatchIter, RecordBatch, TimestampType};
 use strata_tiering::RemoteLogManager;
 
 use super::{ClaimFields, ExportError, ExportRecord, TimestampKind};
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, decode_bounded};
 
 /// Bytes of batches read per step (one batch more when a single batch is larger).
 pub const READ_CHUNK_BYTES: usize = 4 << 20;
@@ -80,6 +79,7 @@ impl RecordReader {
         self.bytes_read += bytes.len() as u64;
         let mut records = Vec::new();
         let mut advanced = false;
+        let max_message_bytes = self.log.config().max_message_bytes;
         for batch in BatchIter::new(bytes) {
             if batch.next_offset() <= self.next {
                 continue;
@@ -89,7 +89,7 @@ impl RecordReader {
             if batch.is_control() {
                 continue;
             }
-            decode_into(&batch, self.from, self.to, &mut records)?;
+            decode_into(&batch, self.from, self.to, max_message_bytes, &mut records)?;
             if self.next > self.to {
                 break;
             }
@@ -206,18 +206,19 @@ impl Drop for PrefetchedChunks {
     }
 }
 
-/// Decodes one batch and appends its records with offsets in `from..=to`.
+/// Decodes one batch and appends its records with offsets in `from..=to` (a compressed batch
+/// inflates at most 16 x the topic's `max.message.bytes`, see `log::decode_bounded`).
 pub(crate) fn decode_into(
     batch: &RecordBatch,
     from: i64,
     to: i64,
+    max_message_bytes: usize,
     out: &mut Vec<ExportRecord>,
 ) -> Result<(), ExportError> {
     let log_append = batch.timestamp_type() == TimestampType::LogAppendTime;
-    let mut buf = batch.as_bytes().clone();
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| ExportError::Decode {
+    let set = decode_bounded(batch, max_message_bytes).map_err(|e| ExportError::Decode {
         offset: batch.base_offset(),
-        message: format!("{e:#}"),
+        message: e.to_string(),
     })?;
     for record in set.records {
         if record.offset < from || record.offset > to {

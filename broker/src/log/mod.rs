@@ -53,7 +53,7 @@ pub use config::{
 pub use error::LogError;
 pub use manager::{LogManager, LogManagerConfig, TopicMetadata};
 pub use partition_log::PartitionLog;
-pub(crate) use recompress::decompress_bounded;
+pub(crate) use recompress::decode_bounded;
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,7 @@ use std::io::{Read, Write};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Snappy};
+use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder, RecordSet};
 use strata_format::{Compression, RecordBatch};
 
 use super::{LogError, TopicConfig};
@@ -90,6 +91,37 @@ pub(crate) fn decompress_bounded(
     max_message_bytes: usize,
 ) -> Result<Bytes, LogError> {
     decompress(batch, max_decompressed_bytes(max_message_bytes))
+}
+
+/// Decodes one batch (kafka-protocol's decoder) with its compressed records section inflated by
+/// [`decompress_bounded`] first, so that decoding a stored or produced batch never holds more
+/// than the bound. The set keeps the batch's codec.
+pub(crate) fn decode_bounded(
+    batch: &RecordBatch,
+    max_message_bytes: usize,
+) -> Result<RecordSet, LogError> {
+    let codec = match batch.compression() {
+        Compression::None => KafkaCompression::None,
+        Compression::Gzip => KafkaCompression::Gzip,
+        Compression::Snappy => KafkaCompression::Snappy,
+        Compression::Lz4 => KafkaCompression::Lz4,
+        Compression::Zstd => KafkaCompression::Zstd,
+        Compression::Unknown(id) => {
+            return Err(LogError::CorruptMessage(format!(
+                "batch uses unknown compression codec {id}"
+            )));
+        }
+    };
+    let mut plain = if codec == KafkaCompression::None {
+        batch.as_bytes().clone()
+    } else {
+        let section = decompress_bounded(batch, max_message_bytes)?;
+        batch.with_records_section(Compression::None, &section)
+    };
+    let mut set = RecordBatchDecoder::decode(&mut plain)
+        .map_err(|e| LogError::CorruptMessage(format!("{e:#}")))?;
+    set.compression = codec;
+    Ok(set)
 }
 
 /// The batch's records section, uncompressed; more than `limit` bytes is refused.
@@ -406,6 +438,29 @@ mod tests {
             size(Compression::Gzip, -1, 3),
             size(Compression::Gzip, 6, 3)
         );
+    }
+
+    #[test]
+    fn decoding_is_bounded_and_gives_kafka_protocols_records() {
+        for (codec, kp) in CODECS {
+            let original = batch(kp, 30);
+            let set = decode_bounded(&split(&original)[0], 1 << 20).unwrap();
+            let mut plain = original.clone();
+            let expected = RecordBatchDecoder::decode(&mut plain).unwrap();
+            assert_eq!(set.records, expected.records, "{codec:?}");
+            assert_eq!(
+                set.compression, kp,
+                "{codec:?}: the set keeps the batch's codec"
+            );
+        }
+        for (codec, kp) in &CODECS[1..] {
+            let inflates = bomb(*kp, (64 << 20) + 1);
+            let err = decode_bounded(&split(&inflates)[0], 4 << 20).unwrap_err();
+            assert!(
+                matches!(err, LogError::MessageTooLarge { .. }),
+                "{codec:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -19,16 +19,13 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression as KafkaCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, RecordSet,
-};
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 use strata_claimcheck::ClaimId;
 use strata_claimcheck::ticket::header;
 use strata_connect_smt::{ConnectRecord, TransformChain, TransformError};
-use strata_format::{BatchIter, BatchIterEnd, Compression, RecordBatch};
+use strata_format::{BatchIter, BatchIterEnd, RecordBatch};
 
-use crate::log::{LogError, decompress_bounded};
+use crate::log::{LogError, decode_bounded};
 
 /// Why a batch could not be transformed.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +43,9 @@ pub enum BatchError {
     IdempotentDrop { producer_id: i64 },
     #[error(transparent)]
     Transform(#[from] TransformError),
-    /// A compressed batch that does not inflate, or inflates past the limit.
+    /// A batch that does not decode, or whose records inflate past the limit.
     #[error(transparent)]
-    Inflate(#[from] LogError),
+    Decode(#[from] LogError),
 }
 
 /// The outcome of [`transform_batches`].
@@ -96,28 +93,7 @@ pub fn split_batches(
 /// (a batch that inflates past 16 x `max_batch_bytes` is refused, not held); the set keeps the
 /// batch's codec, so [`encode`] compresses it the same way.
 pub fn decode(batch: &RecordBatch, max_batch_bytes: usize) -> Result<RecordSet, BatchError> {
-    let codec = match batch.compression() {
-        Compression::None => KafkaCompression::None,
-        Compression::Gzip => KafkaCompression::Gzip,
-        Compression::Snappy => KafkaCompression::Snappy,
-        Compression::Lz4 => KafkaCompression::Lz4,
-        Compression::Zstd => KafkaCompression::Zstd,
-        Compression::Unknown(id) => {
-            return Err(BatchError::Corrupt(format!(
-                "unknown compression codec {id}"
-            )));
-        }
-    };
-    let mut plain = if codec == KafkaCompression::None {
-        batch.as_bytes().clone()
-    } else {
-        let section = decompress_bounded(batch, max_batch_bytes)?;
-        batch.with_records_section(Compression::None, &section)
-    };
-    let mut set =
-        RecordBatchDecoder::decode(&mut plain).map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    set.compression = codec;
-    Ok(set)
+    Ok(decode_bounded(batch, max_batch_bytes)?)
 }
 
 /// Encodes records as one batch (or several if their producer fields differ, which never
@@ -392,7 +368,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, BatchError::Inflate(LogError::MessageTooLarge { max, .. }) if max == 64 << 20),
+            matches!(err, BatchError::Decode(LogError::MessageTooLarge { max, .. }) if max == 64 << 20),
             "{err}"
         );
     }

@@ -38,7 +38,7 @@ impl From<BatchError> for LogError {
                 source: std::io::Error::other(e.to_string()),
             },
             BatchError::Transform(e) => LogError::InvalidRecord(e.to_string()),
-            BatchError::Inflate(e) => e,
+            BatchError::Decode(e) => e,
         }
     }
 }
