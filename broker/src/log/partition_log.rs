@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::{Bytes, BytesMut};
 use strata_format::{BASE_OFFSET_SIZE, RecordBatch, RecordBatchMut};
 
-use super::recompress::{needs_recompression, recompress, stored_codec};
+use super::recompress::{decode_bounded, needs_recompression, recompress, stored_codec};
 use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
 
@@ -410,6 +410,20 @@ impl PartitionLog {
         });
     }
 
+    /// Record-level refinement of a timestamp lookup inside one batch (decoded within the
+    /// topic's inflation bound; the batch's base offset if it cannot be decoded).
+    fn first_record_at_or_after(&self, batch: &RecordBatch, target: i64) -> (i64, i64) {
+        if batch.timestamp_type() == strata_format::TimestampType::LogAppendTime {
+            return (batch.base_offset(), batch.max_timestamp());
+        }
+        if let Ok(set) = decode_bounded(batch, self.config().max_message_bytes)
+            && let Some(record) = set.records.iter().find(|r| r.timestamp >= target)
+        {
+            return (record.offset, record.timestamp);
+        }
+        (batch.base_offset(), batch.max_timestamp())
+    }
+
     fn closed_segment(&self, segment: &Segment) -> ClosedSegment {
         closed_segment_event(&self.topic, self.topic_id, self.partition, segment)
     }
@@ -594,7 +608,7 @@ impl PartitionLog {
                 LogError::storage(format!("searching {}", segment.log_path().display()), e)
             })?;
             if let Some(batch) = found {
-                let (offset, found_ts) = first_record_at_or_after(&batch, timestamp);
+                let (offset, found_ts) = self.first_record_at_or_after(&batch, timestamp);
                 if batch.last_offset() < log_start {
                     continue;
                 }
@@ -632,7 +646,7 @@ impl PartitionLog {
             .flatten()
             .and_then(|bytes| strata_format::BatchIter::new(bytes).next())
             .map_or(batch_offset, |batch| {
-                first_record_at_or_after(&batch, timestamp).0
+                self.first_record_at_or_after(&batch, timestamp).0
             });
         Some((record_offset.max(self.log_start_offset()), timestamp))
     }
@@ -889,18 +903,4 @@ fn remove_snapshots_below(dir: &Path, first_base: i64) {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-/// Record-level refinement of a timestamp lookup inside one batch.
-fn first_record_at_or_after(batch: &RecordBatch, target: i64) -> (i64, i64) {
-    if batch.timestamp_type() == strata_format::TimestampType::LogAppendTime {
-        return (batch.base_offset(), batch.max_timestamp());
-    }
-    let mut bytes = batch.as_bytes().clone();
-    if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-        && let Some(record) = set.records.iter().find(|r| r.timestamp >= target)
-    {
-        return (record.offset, record.timestamp);
-    }
-    (batch.base_offset(), batch.max_timestamp())
 }
