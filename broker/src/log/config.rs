@@ -806,6 +806,26 @@ mod tests {
     }
 
     #[test]
+    fn compression_settings_come_from_the_broker_unless_the_topic_overrides_them() {
+        let broker = map(&[
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "7"),
+        ]);
+        let config = TopicConfig::resolve(&broker, &BTreeMap::new()).unwrap();
+        assert_eq!(config.compression_type, "zstd");
+        assert_eq!(config.compression_zstd_level, 7);
+        assert_eq!(config.compression_gzip_level, -1);
+        let topic = map(&[
+            ("compression.type", "gzip"),
+            ("compression.gzip.level", "9"),
+        ]);
+        let config = TopicConfig::resolve(&broker, &topic).unwrap();
+        assert_eq!(config.compression_type, "gzip");
+        assert_eq!(config.compression_gzip_level, 9);
+        assert_eq!(config.compression_zstd_level, 7);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (key, value) in [
             ("segment.bytes", "abc"),
