@@ -26,6 +26,8 @@
 //! Record-level (varint) decoding is deliberately absent: `kafka-protocol` owns that codec.
 
 mod batch;
+#[cfg(feature = "codecs")]
+pub mod codec;
 mod error;
 mod iter;
 #[cfg(feature = "testing")]

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use strata_format::codec::{InflateError, decode_records, max_inflated_bytes};
 use tokio::sync::Semaphore;
 
 use crate::cache::{ChunkCache, ChunkId};
@@ -332,14 +333,22 @@ impl RemoteLogReader {
                     {
                         continue;
                     }
-                    let mut buf = batch.into_bytes();
-                    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-                        .map_err(|e| TieringError::corrupt("batch", &seg.object_key, e))?;
-                    let hit = set
-                        .records
-                        .iter()
-                        .find(|r| r.timestamp >= ts && r.offset >= v.manifest.log_start_offset)
-                        .map(|r| (r.offset, r.timestamp));
+                    // Inflated within a bound proportional to the batch (the log accepted it
+                    // under max.message.bytes); one that inflates past it answers at batch
+                    // level, as the log does for a batch it cannot decode.
+                    let limit = max_inflated_bytes(batch.size());
+                    let hit = match decode_records(&batch, limit) {
+                        Ok(set) => set
+                            .records
+                            .iter()
+                            .find(|r| r.timestamp >= ts && r.offset >= v.manifest.log_start_offset)
+                            .map(|r| (r.offset, r.timestamp)),
+                        Err(InflateError::TooLarge { .. }) => Some((
+                            batch.base_offset().max(v.manifest.log_start_offset),
+                            batch.max_timestamp(),
+                        )),
+                        Err(e) => return Err(TieringError::corrupt("batch", &seg.object_key, e)),
+                    };
                     if hit.is_some() {
                         return Ok(hit);
                     }

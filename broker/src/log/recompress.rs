@@ -12,29 +12,44 @@
 //! high-compression levels run at a tenth of the speed), Snappy in the xerial framing through
 //! kafka-protocol.
 //!
-//! A producer's batch is bounded by `max.message.bytes`, what it inflates to is not: the section
-//! is decompressed by streaming decoders that stop at [`max_decompressed_bytes`] (Snappy, which
-//! has no streaming decoder here, is checked against the lengths its blocks declare before any
-//! is decompressed), so a compression bomb costs one refusal (MESSAGE_TOO_LARGE), not the
-//! broker's memory.
+//! A producer's batch is bounded by `max.message.bytes`, what it inflates to is not: sections are
+//! inflated by `strata_format::codec`, which stops at [`max_inflated_bytes`], so a compression
+//! bomb costs one refusal (MESSAGE_TOO_LARGE), not the broker's memory.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Snappy};
-use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder, RecordSet};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Snappy};
+use kafka_protocol::records::RecordSet;
+use strata_format::codec::{InflateError, decode_records, inflate_records, max_inflated_bytes};
 use strata_format::{Compression, RecordBatch};
 
 use super::{LogError, TopicConfig};
 
-/// The most a batch's records section may inflate to: 16 times `max.message.bytes`, at least
-/// 64 MiB (a 1 MiB batch of text compresses 5-10x; 16x leaves room for very repetitive data).
-pub(crate) fn max_decompressed_bytes(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(16).max(64 << 20)
+/// What a refusal of a batch that inflates past [`max_inflated_bytes`] names as the limit.
+const INFLATE_LIMIT: &str = "decompressed size, 16 x max.message.bytes and at least 64 MiB";
+
+/// An inflation failure as the log's error: a bomb is MESSAGE_TOO_LARGE, the rest CORRUPT_MESSAGE.
+pub(crate) fn inflate_error(error: InflateError) -> LogError {
+    match error {
+        InflateError::TooLarge { size, limit } => LogError::MessageTooLarge {
+            size,
+            max: limit,
+            config: INFLATE_LIMIT,
+        },
+        InflateError::Corrupt(message) => LogError::CorruptMessage(message),
+    }
 }
 
-/// What to name in a refusal of a batch that inflates past [`max_decompressed_bytes`].
-const INFLATE_LIMIT: &str = "decompressed size, 16 x max.message.bytes and at least 64 MiB";
+/// Decodes one batch (a produced or a stored one) with its records section inflated at most to
+/// [`max_inflated_bytes`] of the topic's `max.message.bytes`: every place the broker decodes
+/// records goes through this. The set keeps the batch's codec.
+pub(crate) fn decode_bounded(
+    batch: &RecordBatch,
+    max_message_bytes: usize,
+) -> Result<RecordSet, LogError> {
+    decode_records(batch, max_inflated_bytes(max_message_bytes)).map_err(inflate_error)
+}
 
 /// The codec a topic stores its batches with (its `compression.type`); `None` for `producer`.
 pub(crate) fn stored_codec(compression_type: &str) -> Option<Compression> {
@@ -66,14 +81,14 @@ pub(crate) fn recompress(
     codec: Compression,
     config: &TopicConfig,
 ) -> Result<Bytes, LogError> {
-    let limit = max_decompressed_bytes(config.max_message_bytes);
+    let limit = max_inflated_bytes(config.max_message_bytes);
     let mut out = BytesMut::with_capacity(records.len());
     for batch in batches {
         if kept_as_sent(batch, codec) {
             out.extend_from_slice(batch.as_bytes());
             continue;
         }
-        let plain = decompress(batch, limit)?;
+        let plain = inflate_records(batch, limit).map_err(inflate_error)?;
         let section = compress(codec, &plain, config).map_err(|e| {
             LogError::CorruptMessage(format!(
                 "could not compress a batch with the topic's compression.type {codec:?}: {e:#}"
@@ -82,123 +97,6 @@ pub(crate) fn recompress(
         out.extend_from_slice(&batch.with_records_section(codec, &section));
     }
     Ok(out.freeze())
-}
-
-/// The batch's records section, uncompressed, refused past [`max_decompressed_bytes`] of the
-/// topic's `max.message.bytes` (every path that decodes a producer's batch goes through this).
-pub(crate) fn decompress_bounded(
-    batch: &RecordBatch,
-    max_message_bytes: usize,
-) -> Result<Bytes, LogError> {
-    decompress(batch, max_decompressed_bytes(max_message_bytes))
-}
-
-/// Decodes one batch (kafka-protocol's decoder) with its compressed records section inflated by
-/// [`decompress_bounded`] first, so that decoding a stored or produced batch never holds more
-/// than the bound. The set keeps the batch's codec.
-pub(crate) fn decode_bounded(
-    batch: &RecordBatch,
-    max_message_bytes: usize,
-) -> Result<RecordSet, LogError> {
-    let codec = match batch.compression() {
-        Compression::None => KafkaCompression::None,
-        Compression::Gzip => KafkaCompression::Gzip,
-        Compression::Snappy => KafkaCompression::Snappy,
-        Compression::Lz4 => KafkaCompression::Lz4,
-        Compression::Zstd => KafkaCompression::Zstd,
-        Compression::Unknown(id) => {
-            return Err(LogError::CorruptMessage(format!(
-                "batch uses unknown compression codec {id}"
-            )));
-        }
-    };
-    let mut plain = if codec == KafkaCompression::None {
-        batch.as_bytes().clone()
-    } else {
-        let section = decompress_bounded(batch, max_message_bytes)?;
-        batch.with_records_section(Compression::None, &section)
-    };
-    let mut set = RecordBatchDecoder::decode(&mut plain)
-        .map_err(|e| LogError::CorruptMessage(format!("{e:#}")))?;
-    set.compression = codec;
-    Ok(set)
-}
-
-/// The batch's records section, uncompressed; more than `limit` bytes is refused.
-fn decompress(batch: &RecordBatch, limit: usize) -> Result<Bytes, LogError> {
-    let section = batch.records_section();
-    let codec = batch.compression();
-    let corrupt = |e: &dyn std::fmt::Display| {
-        LogError::CorruptMessage(format!(
-            "the batch's {codec:?} records section does not decompress: {e}"
-        ))
-    };
-    let too_large = |size: usize| LogError::MessageTooLarge {
-        size,
-        max: limit,
-        config: INFLATE_LIMIT,
-    };
-    let inflate = |reader: &mut dyn Read| -> Result<Bytes, LogError> {
-        let mut plain = Vec::new();
-        reader
-            .take((limit as u64).saturating_add(1))
-            .read_to_end(&mut plain)
-            .map_err(|e| corrupt(&e))?;
-        if plain.len() > limit {
-            return Err(too_large(plain.len()));
-        }
-        Ok(Bytes::from(plain))
-    };
-    match codec {
-        Compression::None => Ok(section),
-        Compression::Gzip => inflate(&mut flate2::read::GzDecoder::new(&section[..])),
-        Compression::Lz4 => inflate(&mut lz4_flex::frame::FrameDecoder::new(&section[..])),
-        Compression::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::new(&section[..]).map_err(|e| corrupt(&e))?;
-            inflate(&mut decoder)
-        }
-        Compression::Snappy => {
-            let declared = snappy_declared_size(&section).map_err(|e| corrupt(&e))?;
-            if declared > limit {
-                return Err(too_large(declared));
-            }
-            let mut section = section;
-            Snappy::decompress(&mut section, |b: &mut Bytes| {
-                Ok(b.copy_to_bytes(b.remaining()))
-            })
-            .map_err(|e| corrupt(&format!("{e:#}")))
-        }
-        Compression::Unknown(id) => Err(LogError::CorruptMessage(format!(
-            "batch uses unknown compression codec {id}"
-        ))),
-    }
-}
-
-/// The xerial framing Kafka's Snappy uses: a 16-byte header, then blocks of `u32` length and
-/// raw Snappy; a section without the header is one raw Snappy block (as Kafka's clients accept).
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_BYTES: usize = 16;
-
-/// What a Snappy section says it inflates to, from the length each raw block declares.
-fn snappy_declared_size(section: &[u8]) -> Result<usize, String> {
-    if !section.starts_with(XERIAL_MAGIC) {
-        return snap::raw::decompress_len(section).map_err(|e| e.to_string());
-    }
-    let mut rest = section
-        .get(XERIAL_HEADER_BYTES..)
-        .ok_or("truncated xerial header")?;
-    let mut total = 0usize;
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or("truncated block length")?;
-        let len = u32::from_be_bytes(*len) as usize;
-        let block = tail.get(..len).ok_or("truncated block")?;
-        total = total.saturating_add(snap::raw::decompress_len(block).map_err(|e| e.to_string())?);
-        rest = &tail[len..];
-    }
-    Ok(total)
 }
 
 /// `plain` compressed with `codec`, at the topic's `compression.{gzip,zstd}.level` (KIP-390).
@@ -296,7 +194,7 @@ mod tests {
         for (from, from_kp) in CODECS {
             let original = batch(from_kp, 50);
             let original_batch = &split(&original)[0];
-            let original_plain = decompress(original_batch, LIMIT).unwrap();
+            let original_plain = inflate_records(original_batch, LIMIT).unwrap();
             for (to, _) in CODECS {
                 let needed = needs_recompression(&split(&original), to);
                 assert_eq!(needed, from != to, "{from:?} -> {to:?}");
@@ -311,7 +209,7 @@ mod tests {
                 assert_eq!(stored.compression(), to);
                 // The same records section, byte for byte, once uncompressed.
                 assert_eq!(
-                    decompress(stored, LIMIT).unwrap(),
+                    inflate_records(stored, LIMIT).unwrap(),
                     original_plain,
                     "{from:?} -> {to:?}"
                 );
@@ -391,7 +289,7 @@ mod tests {
             max_message_bytes,
             ..TopicConfig::default()
         };
-        let limit = max_decompressed_bytes(max_message_bytes);
+        let limit = max_inflated_bytes(max_message_bytes);
         assert_eq!(limit, 64 << 20);
         for (codec, kp) in &CODECS[1..] {
             let batch = bomb(*kp, limit + 1024);
@@ -428,7 +326,7 @@ mod tests {
             };
             let out = recompress(&original, &split(&original), codec, &config).unwrap();
             let stored = &split(&out)[0];
-            let plain = decompress(stored, LIMIT).unwrap();
+            let plain = inflate_records(stored, LIMIT).unwrap();
             assert_eq!(plain, split(&original)[0].records_section());
             out.len()
         };
