@@ -23,7 +23,8 @@
 //!     61     …  records (varint encoded, possibly compressed)  ... to the end
 //! ```
 //!
-//! Record-level (varint) decoding is deliberately absent: `kafka-protocol` owns that codec.
+//! Record-level (varint) decoding is `kafka-protocol`'s; the `codecs` feature only inflates
+//! compressed records sections within a bound and hands them to it (`codec.rs`).
 
 mod batch;
 #[cfg(feature = "codecs")]
