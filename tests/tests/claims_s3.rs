@@ -64,12 +64,9 @@ fn heavy_s3_large_round_trip_consumer_resolve_and_bounded_memory() {
     assert_eq!((got, sha.as_str()), (size, expected.as_str()));
     let peak = peak_rss_kib(pid);
     eprintln!("peak broker RSS {peak} KiB");
-    // 128 MiB for the release binary; the debug binary's own footprint is larger (see
-    // claims_gateway.rs RSS_LIMIT_KIB). A held payload (512 MiB and up) fails either bound.
-    let limit_kib: u64 = if cfg!(debug_assertions) { 160 } else { 128 } * 1024;
     assert!(
-        peak < limit_kib,
-        "broker peak RSS {peak} KiB >= {limit_kib} KiB"
+        peak < RSS_LIMIT_KIB,
+        "broker peak RSS {peak} KiB >= {RSS_LIMIT_KIB} KiB"
     );
     let keys = target.list(&prefix);
     assert_eq!(keys.len(), 3, "{keys:?}");

@@ -30,7 +30,7 @@ use super::{LogError, TopicConfig};
 const INFLATE_LIMIT: &str = "decompressed size, 16 x max.message.bytes and at least 64 MiB";
 
 /// An inflation failure as the log's error: a bomb is MESSAGE_TOO_LARGE, the rest CORRUPT_MESSAGE.
-pub(crate) fn inflate_error(error: InflateError) -> LogError {
+fn inflate_error(error: InflateError) -> LogError {
     match error {
         InflateError::TooLarge { size, limit } => LogError::MessageTooLarge {
             size,
@@ -89,7 +89,7 @@ pub(crate) fn recompress(
             continue;
         }
         let plain = inflate_records(batch, limit).map_err(inflate_error)?;
-        let section = compress(codec, &plain, config).map_err(|e| {
+        let section = compress(codec, plain, config).map_err(|e| {
             LogError::CorruptMessage(format!(
                 "could not compress a batch with the topic's compression.type {codec:?}: {e:#}"
             ))
@@ -100,9 +100,9 @@ pub(crate) fn recompress(
 }
 
 /// `plain` compressed with `codec`, at the topic's `compression.{gzip,zstd}.level` (KIP-390).
-fn compress(codec: Compression, plain: &[u8], config: &TopicConfig) -> anyhow::Result<Bytes> {
+fn compress(codec: Compression, plain: Bytes, config: &TopicConfig) -> anyhow::Result<Bytes> {
     let compressed = match codec {
-        Compression::None => plain.to_vec(),
+        Compression::None => return Ok(plain),
         Compression::Gzip => {
             let level = match u32::try_from(config.compression_gzip_level) {
                 Ok(level) => flate2::Compression::new(level),
@@ -110,7 +110,7 @@ fn compress(codec: Compression, plain: &[u8], config: &TopicConfig) -> anyhow::R
             };
             let mut encoder =
                 flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 2), level);
-            encoder.write_all(plain)?;
+            encoder.write_all(&plain)?;
             encoder.finish()?
         }
         // LZ4's fast mode in a frame of independent blocks, what librdkafka writes by default:
@@ -118,15 +118,15 @@ fn compress(codec: Compression, plain: &[u8], config: &TopicConfig) -> anyhow::R
         Compression::Lz4 => {
             let mut encoder =
                 lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(plain.len() / 2));
-            encoder.write_all(plain)?;
+            encoder.write_all(&plain)?;
             encoder.finish()?
         }
-        Compression::Zstd => zstd::bulk::compress(plain, config.compression_zstd_level)?,
+        Compression::Zstd => zstd::bulk::compress(&plain, config.compression_zstd_level)?,
         // Kafka's clients expect the xerial framing, which kafka-protocol writes.
         Compression::Snappy => {
             let mut out = BytesMut::new();
             Snappy::compress(&mut out, |buf: &mut BytesMut| {
-                buf.put_slice(plain);
+                buf.put_slice(&plain);
                 Ok(())
             })?;
             return Ok(out.freeze());
