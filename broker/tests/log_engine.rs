@@ -575,3 +575,85 @@ async fn a_full_index_rolls_the_segment() {
     let manager = open(dir.path()).await;
     assert_eq!(read_all(&manager.partition("t", 0).unwrap()).len(), 20);
 }
+
+/// `/metrics` of the engine: partition gauges that match the log, fsyncs counted per group
+/// commit, refusals by cause, rolls.
+#[tokio::test]
+async fn metrics_describe_partitions_fsyncs_refusals_and_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("strata");
+    manager.register_metrics(&mut registry);
+    manager
+        .create_topic(
+            "m",
+            1,
+            overrides(&[("segment.bytes", "4096"), ("max.message.bytes", "2000")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("m", 0).unwrap();
+    for _ in 0..10 {
+        log.append(batch(2, 300), Durability::Written)
+            .await
+            .unwrap();
+    }
+    log.append(batch(1, 10), Durability::Fsync).await.unwrap();
+    let too_large = log.append(batch(1, 4000), Durability::Written).await;
+    assert!(too_large.is_err());
+    let mut corrupt = BytesMut::from(&batch(1, 10)[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert!(
+        log.append(corrupt.freeze(), Durability::Written)
+            .await
+            .is_err()
+    );
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let labels = "{topic=\"m\",partition=\"0\"}";
+    assert_eq!(
+        value(&format!("strata_log_partition_end_offset{labels}")),
+        21.0
+    );
+    assert_eq!(
+        value(&format!("strata_log_partition_start_offset{labels}")),
+        0.0
+    );
+    let stats = log.stats();
+    assert!(stats.segments >= 2, "{stats:?}");
+    assert_eq!(
+        value(&format!("strata_log_partition_segments{labels}")),
+        stats.segments as f64
+    );
+    let on_disk: u64 = segment_files(&dir.path().join("m-0"), "log")
+        .iter()
+        .map(|file| std::fs::metadata(file).unwrap().len())
+        .sum();
+    let size = value(&format!("strata_log_partition_size_bytes{labels}"));
+    assert!(
+        size >= (21 * 300) as f64 && size <= on_disk as f64,
+        "{size} of {on_disk}"
+    );
+    assert_eq!(
+        value("strata_log_segment_rolls_total"),
+        (stats.segments - 1) as f64
+    );
+    assert!(value("strata_log_flush_duration_seconds_count") >= 1.0);
+    assert_eq!(
+        value("strata_log_append_failures_total{reason=\"message_too_large\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("strata_log_append_failures_total{reason=\"corrupt_message\"}"),
+        1.0
+    );
+}

@@ -389,6 +389,15 @@ impl Strata {
         &self.data_dir
     }
 
+    /// `GET /metrics`: the Prometheus exposition text.
+    pub fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.http_url());
+        reqwest::blocking::get(&url)
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
     /// Everything the broker logged (stderr and stdout) across all its runs.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -522,6 +531,18 @@ impl Drop for Strata {
 }
 
 /// Polls `check` every 200 ms until it holds; fails the test naming `what` after `limit`.
+/// The value of the sample `name` (with its labels, e.g. `m{topic="t",partition="0"}`) in a
+/// Prometheus exposition; panics, showing the exposition, when it has no such sample.
+pub fn metric_value(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {exposition}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !check() {

@@ -12,7 +12,7 @@ mod claims_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use strata_tests::{Strata, Tool, assert_success, python, require, require_all};
+use strata_tests::{Strata, Tool, assert_success, metric_value, python, require, require_all};
 
 /// A tmpfs mounted on a temporary directory for the test's lifetime.
 struct SmallDisk {
@@ -98,6 +98,44 @@ fn a_full_disk_refuses_produce_clearly_keeps_reads_and_resumes_when_space_return
         strata.logs().contains("append failed; log left unchanged"),
         "{}",
         strata.logs()
+    );
+    // Operators see it in /metrics: the refusals by cause, and a partition that ends exactly
+    // at the acknowledged records (a refused append left nothing behind).
+    let metrics = strata.metrics();
+    let refused = metric_value(
+        &metrics,
+        "strata_log_append_failures_total{reason=\"disk_full\"}",
+    );
+    assert!(refused >= 3.0, "{refused} disk_full refusals: {metrics}");
+    let partition = format!("{{topic=\"{topic}\",partition=\"0\"}}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            &format!("strata_log_partition_end_offset{partition}")
+        ),
+        acked as f64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            &format!("strata_log_partition_start_offset{partition}")
+        ),
+        0.0
+    );
+    let on_disk: u64 = std::fs::read_dir(data_dir.join(format!("{topic}-0")))
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum();
+    let reported = metric_value(
+        &metrics,
+        &format!("strata_log_partition_size_bytes{partition}"),
+    );
+    assert!(
+        reported > (acked * 8192) as f64 && reported <= on_disk as f64,
+        "size {reported} for {acked} records of 8 KiB, {on_disk} bytes of .log files"
     );
 
     std::fs::remove_file(&ballast).unwrap();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use strata_tests::s3::S3Target;
 use strata_tests::{
-    Tool, assert_success, create_tiered_topic, require, run_with_timeout, strata_bin, wait_until,
+    Tool, assert_success, create_tiered_topic, metric_value, require, run_with_timeout, strata_bin,
+    wait_until,
 };
 use support::{
     BASE_TS, client, consume_checked, kcat_reads_everything, list_offset, partition_status,
@@ -24,16 +25,6 @@ const RECORDS: usize = 3000;
 const CACHE_BYTES: u64 = 8 << 20;
 
 /// The value of the sample `name` (with its labels) in a Prometheus text exposition.
-fn metric(exposition: &str, name: &str) -> f64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in {exposition}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn scenario(remote: &str, env: &[(String, String)]) {
     let topic = "tiered-e2e";
     let mut strata = tiered_builder(remote, env)
@@ -111,9 +102,7 @@ fn scenario(remote: &str, env: &[(String, String)]) {
         table.contains(topic) && table.contains("REMOTE_BYTES"),
         "{table}"
     );
-    let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
-        .and_then(|r| r.text())
-        .unwrap();
+    let metrics = strata.metrics();
     assert!(
         metrics.contains(&format!(
             "strata_tier_remote_bytes{{topic=\"{topic}\",partition=\"0\"}}"
@@ -123,10 +112,10 @@ fn scenario(remote: &str, env: &[(String, String)]) {
     // The cold reads above went through the chunk cache: downloads, and chunks held in memory
     // within the configured budget.
     assert!(
-        metric(&metrics, "strata_tier_chunk_downloads_total") >= 1.0,
+        metric_value(&metrics, "strata_tier_chunk_downloads_total") >= 1.0,
         "{metrics}"
     );
-    let held = metric(&metrics, "strata_tier_chunk_cache_bytes{tier=\"memory\"}");
+    let held = metric_value(&metrics, "strata_tier_chunk_cache_bytes{tier=\"memory\"}");
     assert!(held > 0.0 && held <= CACHE_BYTES as f64, "{metrics}");
 
     // Restore: a broker on an empty data directory, same bucket.
@@ -250,10 +239,8 @@ fn fetch_quota_paces_cold_reads_only_and_changes_live() {
         "the cold replay finished within {:?} despite a quota of {quota} B/s for {remote_bytes} bytes",
         started.elapsed()
     );
-    let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
-        .and_then(|r| r.text())
-        .unwrap();
-    let throttled = metric(&metrics, "strata_tier_fetch_throttle_seconds_total");
+    let metrics = strata.metrics();
+    let throttled = metric_value(&metrics, "strata_tier_fetch_throttle_seconds_total");
     assert!(throttled > 0.0, "{metrics}");
 
     // Lifted live: the waiting replay goes on at full speed.

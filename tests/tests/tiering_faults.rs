@@ -344,10 +344,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
             .as_str()
             .is_some_and(|e| !e.is_empty())
     });
-    let metrics = reqwest::blocking::get(format!("{}/metrics", strata.http_url()))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = strata.metrics();
     assert!(
         metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}")
             && metrics.contains("strata_tier_upload_failing{topic=\"outage\",partition=\"0\"} 1"),

@@ -145,6 +145,7 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
 
     let mut registry = metrics::new_registry(started);
     broker.metrics.register(&mut registry);
+    log.register_metrics(&mut registry);
     let tiered = start_tiered(&config, &log, &broker).await?;
     if let Some(tiered) = &tiered {
         tiered.register_metrics(&mut registry);

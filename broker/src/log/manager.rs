@@ -25,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::partition_log::sync_dir;
+use super::metrics::LogMetrics;
+use super::partition_log::{SharedByPartitions, sync_dir};
 use super::recovery::load_partition;
 use super::{
     AllowAllDeletions, ConfigEntry, ConfigOp, LocalDeletionGate, LogError, PartitionLog,
@@ -92,6 +93,7 @@ pub struct LogManager {
     metadata_lock: Mutex<()>,
     events: broadcast::Sender<SegmentEvent>,
     gate: SharedGate,
+    metrics: Arc<LogMetrics>,
     cancel: CancellationToken,
     _dir_lock: File,
 }
@@ -184,6 +186,12 @@ impl LogManager {
         let events = broadcast::channel(4096).0;
         let default_gate: Arc<dyn LocalDeletionGate> = Arc::new(AllowAllDeletions);
         let gate: SharedGate = Arc::new(RwLock::new(default_gate));
+        let metrics = Arc::new(LogMetrics::default());
+        let shared = SharedByPartitions {
+            events: events.clone(),
+            gate: gate.clone(),
+            metrics: metrics.clone(),
+        };
         let started = std::time::Instant::now();
         let mut topics = HashMap::new();
         let mut known_dirs = std::collections::HashSet::new();
@@ -212,8 +220,7 @@ impl LogManager {
                     topic_config.clone(),
                     recovered.state,
                     recovered.recovery_point,
-                    events.clone(),
-                    gate.clone(),
+                    shared.clone(),
                 )));
             }
             topics.insert(
@@ -239,6 +246,7 @@ impl LogManager {
             metadata_lock: Mutex::new(()),
             events,
             gate,
+            metrics,
             cancel: CancellationToken::new(),
             _dir_lock: lock,
         })
@@ -374,8 +382,11 @@ impl LogManager {
             config.clone(),
             recovered.state,
             recovered.recovery_point,
-            self.events.clone(),
-            self.gate.clone(),
+            SharedByPartitions {
+                events: self.events.clone(),
+                gate: self.gate.clone(),
+                metrics: self.metrics.clone(),
+            },
         )))
     }
 
@@ -590,6 +601,10 @@ impl LogManager {
     }
 
     /// The directory holding every partition's log (the broker's one log dir).
+    pub(crate) fn metrics(&self) -> &Arc<LogMetrics> {
+        &self.metrics
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }

@@ -33,6 +33,7 @@
 mod config;
 mod error;
 mod manager;
+mod metrics;
 mod offset_index;
 mod partition_log;
 mod producer_state;
@@ -52,7 +53,8 @@ pub use config::{
 };
 pub use error::LogError;
 pub use manager::{LogManager, LogManagerConfig, TopicMetadata};
-pub use partition_log::PartitionLog;
+pub use metrics::{LogMetrics, failure_reason};
+pub use partition_log::{PartitionLog, PartitionStats};
 pub(crate) use recompress::decode_bounded;
 
 /// When an append is acknowledged.

@@ -24,6 +24,7 @@ use super::recompress::{decode_bounded, needs_recompression, recompress, stored_
 use super::validation::validate_batches;
 use tokio::sync::{broadcast, watch};
 
+use super::metrics::LogMetrics;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::segment::{BatchPlacement, Segment};
 use super::{
@@ -79,6 +80,7 @@ pub struct PartitionLog {
     pub(super) flush_lock: tokio::sync::Mutex<()>,
     pub(super) events: broadcast::Sender<SegmentEvent>,
     pub(super) gate: SharedGate,
+    pub(super) metrics: Arc<LogMetrics>,
     /// This partition's share of `segment.jitter.ms`, drawn once.
     pub(super) roll_jitter_ms: i64,
     /// Segments closed but not yet fsynced and announced, in roll order.
@@ -93,6 +95,23 @@ pub struct PartitionLog {
 /// Kafka's rule: offsets inside a segment are stored relative to its base as u32.
 const MAX_RELATIVE_OFFSET: i64 = u32::MAX as i64 - 1;
 
+/// What every partition of one [`LogManager`](super::LogManager) shares.
+#[derive(Clone)]
+pub(crate) struct SharedByPartitions {
+    pub events: broadcast::Sender<SegmentEvent>,
+    pub gate: SharedGate,
+    pub metrics: Arc<LogMetrics>,
+}
+
+/// A partition's numbers for `/metrics` (Kafka's `kafka.log:type=Log` gauges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
 impl PartitionLog {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -103,8 +122,7 @@ impl PartitionLog {
         config: Arc<TopicConfig>,
         state: LogState,
         recovery_point: i64,
-        events: broadcast::Sender<SegmentEvent>,
-        gate: SharedGate,
+        shared: SharedByPartitions,
     ) -> Self {
         let roll_jitter_ms = if config.segment_jitter_ms > 0 {
             rand::random_range(0..config.segment_jitter_ms.min(config.segment_ms).max(1))
@@ -122,8 +140,9 @@ impl PartitionLog {
             high_watermark: watch::Sender::new(next_offset),
             flushed: watch::Sender::new(recovery_point.min(next_offset)),
             flush_lock: tokio::sync::Mutex::new(()),
-            events,
-            gate,
+            events: shared.events,
+            gate: shared.gate,
+            metrics: shared.metrics,
             roll_jitter_ms,
             pending_closes: Arc::default(),
             close_lock: Arc::default(),
@@ -146,6 +165,18 @@ impl PartitionLog {
         records: Bytes,
         durability: Durability,
     ) -> Result<AppendResult, LogError> {
+        let appended = self.append_counted(records, durability).await;
+        if let Err(error) = &appended {
+            self.metrics.append_failed(error);
+        }
+        appended
+    }
+
+    async fn append_counted(
+        &self,
+        records: Bytes,
+        durability: Durability,
+    ) -> Result<AppendResult, LogError> {
         let config = self.config();
         let mut batches = validate_batches(&records, &config)?;
         let mut records = records;
@@ -163,6 +194,9 @@ impl PartitionLog {
             // to what is stored, as in Kafka).
             batches = validate_batches(&recompressed, &config)?;
             records = recompressed;
+            self.metrics
+                .recompressed_batches
+                .inc_by(batches.len() as u64);
         }
         // Appends fsynced before the acknowledgement write into a zeroed tail (see segment.rs).
         let durable = durability == Durability::Fsync || config.flush_messages <= 1;
@@ -367,6 +401,7 @@ impl PartitionLog {
         if let Err(error) = state.producers.write_snapshot(&self.dir, base, false) {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "could not write producer snapshot at roll");
         }
+        self.metrics.segment_rolls.inc();
         tracing::info!(topic = %self.topic, partition = self.partition, closed_base = old.base_offset,
             closed_size = old.size(), new_base = base, "rolled segment");
         Ok(old)
@@ -462,6 +497,7 @@ impl PartitionLog {
                 (segments, state.next_offset, sync_directory)
             };
             let dir = self.dir.clone();
+            let started = std::time::Instant::now();
             let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 for segment in &segments {
                     segment.sync_log()?;
@@ -473,6 +509,9 @@ impl PartitionLog {
             })
             .await
             .map_err(|e| LogError::storage("running fsync", std::io::Error::other(e)))?;
+            self.metrics
+                .flush_seconds
+                .observe(started.elapsed().as_secs_f64());
             if let Err(error) = result {
                 if sync_directory {
                     self.lock_state().dir_sync_needed = true;
@@ -584,6 +623,17 @@ impl PartitionLog {
     pub fn local_size_bytes(&self) -> u64 {
         self.lock_state().segments.values().map(|s| s.size()).sum()
     }
+    /// Size, segment count and offsets, read under one lock.
+    pub fn stats(&self) -> PartitionStats {
+        let state = self.lock_state();
+        PartitionStats {
+            size_bytes: state.segments.values().map(|s| s.size()).sum(),
+            segments: state.segments.len(),
+            log_start_offset: state.log_start_offset,
+            log_end_offset: state.next_offset,
+        }
+    }
+
     pub fn log_end_offset(&self) -> i64 {
         self.lock_state().next_offset
     }
