@@ -6,6 +6,8 @@
 //!   (one shot: disarmed by the first failure);
 //! * `get_delay(d)` / `put_delay(d)`: every GET / PUT (or part) sleeps `d` first;
 //! * `fail_deletes(true)`: deletes fail until switched off;
+//! * `lose_next_conditional_answers(n)`: the next `n` conditional PUTs are saved, then answered
+//!   with a precondition failure (what object_store's retry of a lost 5xx answer gets);
 //! * counters of GETs and PUTs for assertions.
 
 use std::fmt;
@@ -32,6 +34,7 @@ pub struct Faults {
     get_delay_ms: AtomicU64,
     put_delay_ms: AtomicU64,
     fail_deletes: std::sync::atomic::AtomicBool,
+    lost_answers: AtomicU64,
     pub gets: AtomicU64,
     pub puts: AtomicU64,
     pub aborts: AtomicU64,
@@ -57,6 +60,12 @@ impl Faults {
     /// While set, every delete fails (retryable).
     pub fn fail_deletes(&self, on: bool) {
         self.fail_deletes.store(on, Ordering::SeqCst);
+    }
+    /// The next `n` conditional PUTs (manifest writes) are applied and then reported as a
+    /// precondition failure: the store saved the first try, its answer was lost, and the
+    /// client's retry found its own write in place.
+    pub fn lose_next_conditional_answers(&self, n: u64) {
+        self.lost_answers.store(n, Ordering::SeqCst);
     }
     fn put_sleep(&self) -> Duration {
         Duration::from_millis(self.put_delay_ms.load(Ordering::SeqCst))
@@ -150,6 +159,20 @@ impl ObjectStore for FaultyStore {
             return Err(injected("put"));
         }
         tokio::time::sleep(self.faults.put_sleep()).await;
+        let conditional = !matches!(opts.mode, object_store::PutMode::Overwrite);
+        if conditional
+            && self
+                .faults
+                .lost_answers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            self.inner.put_opts(location, payload, opts).await?;
+            return Err(object_store::Error::Precondition {
+                path: location.to_string(),
+                source: "injected: the retry of a saved PUT whose answer was lost".into(),
+            });
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 

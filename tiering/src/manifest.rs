@@ -216,6 +216,10 @@ impl Manifest {
         cursor >= next
     }
 
+    /// Moves the entry of `upload_id` to `to`. Re-applying a transition the entry already made
+    /// is a no-op: [`ManifestCache::update`](crate::manifest_cache::ManifestCache) re-applies a
+    /// change after a conflict, and the conflict may be our own earlier write, saved by the
+    /// store although its answer was lost (a 5xx that object_store retried into a 412).
     fn set_state(
         &mut self,
         upload_id: Uuid,
@@ -223,14 +227,23 @@ impl Manifest {
         now_ms: i64,
     ) -> Result<&mut RemoteSegment> {
         let key = self.partition_id().to_string();
-        let seg = self
+        let mut matching = self
             .segments
             .iter_mut()
-            .find(|s| s.upload_id == upload_id)
-            .ok_or_else(|| TieringError::Manifest {
-                key: key.clone(),
-                detail: format!("no segment with upload id {upload_id}"),
-            })?;
+            .filter(|s| s.upload_id == upload_id);
+        let seg = matching.next().ok_or_else(|| TieringError::Manifest {
+            key: key.clone(),
+            detail: format!("no segment with upload id {upload_id}"),
+        })?;
+        if matching.next().is_some() {
+            return Err(TieringError::Manifest {
+                key,
+                detail: format!("upload id {upload_id} appears more than once"),
+            });
+        }
+        if seg.state == to {
+            return Ok(seg);
+        }
         if !SegmentState::can_transition(Some(seg.state), to) {
             return Err(TieringError::Manifest {
                 key,
@@ -249,6 +262,10 @@ impl Manifest {
     /// range already exists (idempotent retry: nothing to do).
     pub fn begin_copy(&mut self, seg: RemoteSegment) -> Result<bool> {
         debug_assert!(SegmentState::can_transition(None, seg.state));
+        // Our own entry, saved by a write whose answer was lost (see `set_state`): begun already.
+        if let Some(ours) = self.segments.iter().find(|s| s.upload_id == seg.upload_id) {
+            return Ok(ours.state == SegmentState::CopySegmentStarted);
+        }
         // Only readable entries count: Started ones are dead attempts (the caller retires them) and
         // DeleteSegmentStarted ones are already below the log start or on their way out.
         for s in self.finished() {
@@ -302,9 +319,12 @@ impl Manifest {
     }
 
     /// Remove `DeleteSegmentStarted` entries whose objects are gone (== `DeleteSegmentFinished`).
+    /// Ids no longer listed were removed by an earlier write of this same change.
     pub fn finish_delete(&mut self, upload_ids: &[Uuid], now_ms: i64) -> Result<()> {
         for id in upload_ids {
-            self.set_state(*id, SegmentState::DeleteSegmentFinished, now_ms)?;
+            if self.segments.iter().any(|s| s.upload_id == *id) {
+                self.set_state(*id, SegmentState::DeleteSegmentFinished, now_ms)?;
+            }
         }
         self.segments
             .retain(|s| s.state != SegmentState::DeleteSegmentFinished);
@@ -536,6 +556,45 @@ mod tests {
                 .unwrap(),
             "below log start"
         );
+    }
+
+    /// `ManifestCache::update` re-applies a change after a conflict; when the conflict is our
+    /// own earlier write (saved, answer lost), every step must come out the same, never a
+    /// second entry for one upload id that a later delete could confuse with the first.
+    #[test]
+    fn re_applying_a_saved_change_is_a_no_op() {
+        let p = PartitionId::new("t", Uuid::new_v4(), 0);
+        let mut m = Manifest::empty(&p, 1);
+        let a = seg(0, 100, SegmentState::CopySegmentStarted);
+        assert!(m.begin_copy(a.clone()).unwrap());
+        let saved = m.clone();
+        assert!(m.begin_copy(a.clone()).unwrap(), "still ours to upload");
+        assert_eq!(m, saved, "no second entry");
+        m.finish_copy(&a, 5).unwrap();
+        let saved = m.clone();
+        m.finish_copy(&a, 6).unwrap();
+        assert_eq!(m, saved);
+        assert!(
+            !m.begin_copy(a.clone()).unwrap(),
+            "finished: nothing to upload"
+        );
+        m.begin_delete(&[a.upload_id], 7).unwrap();
+        m.advance_log_start(100);
+        let saved = m.clone();
+        m.begin_delete(&[a.upload_id], 8).unwrap();
+        assert_eq!(m, saved);
+        m.finish_delete(&[a.upload_id], 9).unwrap();
+        assert!(m.segments.is_empty());
+        m.finish_delete(&[a.upload_id], 10).unwrap();
+        assert!(m.segments.is_empty());
+
+        // A manifest that lists one upload id twice is refused rather than half-applied.
+        let b = seg(100, 200, SegmentState::CopySegmentStarted);
+        m.segments = vec![b.clone(), b.clone()];
+        assert!(matches!(
+            m.begin_delete(&[b.upload_id], 11),
+            Err(TieringError::Manifest { .. })
+        ));
     }
 
     #[tokio::test]

@@ -99,6 +99,51 @@ async fn background_upload_survives_an_outage() {
     );
 }
 
+/// A manifest write the store saved but whose answer was lost comes back as a conflict; the
+/// re-read and re-applied change must find its own entry, not add a second one that a later
+/// reconcile would take for an abandoned attempt and delete together with the segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_manifest_write_whose_answer_was_lost_is_not_applied_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, f) = faulty();
+    let mut config = test_config();
+    config.orphan_grace = Duration::ZERO;
+    let mgr = manager(&remote, config.clone());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 300, 3, false);
+    let p = s.desc.partition_id();
+    // Step 1 (copy started) and step 3 (copy finished) both lose their answers.
+    f.faults.lose_next_conditional_answers(2);
+    assert!(matches!(
+        mgr.upload_now(&s.desc).await.unwrap(),
+        UploadOutcome::Uploaded(_)
+    ));
+    let v = ManifestStore::new(remote.clone())
+        .load(&p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.manifest.segments.len(), 1, "{:?}", v.manifest.segments);
+    assert_eq!(
+        v.manifest.segments[0].state,
+        SegmentState::CopySegmentFinished
+    );
+
+    // A restarted broker's reconcile, with no grace, finds nothing abandoned: the segment stays.
+    let after = manager(&remote, config);
+    let report = after.reconcile().await.unwrap();
+    assert_eq!(report.abandoned_uploads, 0);
+    assert_eq!(objects(&remote, &p).await, 1);
+    assert!(
+        after
+            .may_delete_locally("t", 0, 0, s.desc.next_offset)
+            .await
+    );
+    assert_eq!(
+        &after.read("t", 0, 0, usize::MAX).await.unwrap().unwrap()[..],
+        &s.bytes[..]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_mid_upload_is_never_read_and_reconcile_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
