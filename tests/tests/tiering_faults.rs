@@ -679,3 +679,60 @@ fn tiering_delete_records_into_the_remote_range_is_final_across_restart_and_rest
     );
     read_from_start(&restored);
 }
+
+/// Every record deleted (DeleteRecords up to the log end), so the bucket keeps no segment: a
+/// broker restored from it goes on at the old log end and never hands out offsets 0.. again.
+#[test]
+fn tiering_restore_after_all_history_was_deleted_continues_at_the_old_log_end() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", remote.path().display());
+    let mut strata = tiered_builder(&url, &[]).start();
+    let topic = "emptied";
+    create_tiered_topic(&strata, topic, 20000);
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
+    wait_tiered(&strata, topic, 999);
+    let out = client(&["delete-records", &strata.kafka_addr(), topic, "1000"]);
+    assert!(out.contains("OK low watermark 1000"), "{out}");
+    wait_until(
+        "the bucket keeps no segment of the topic",
+        Duration::from_secs(60),
+        || partition_status(&strata, topic)["remote_segments"].as_u64() == Some(0),
+    );
+    strata.stop();
+
+    let restored = tiered_builder(&url, &[]).start();
+    assert_eq!(
+        list_offset(&restored, topic, -1),
+        1000,
+        "{}",
+        restored.logs()
+    );
+    assert_eq!(list_offset(&restored, topic, -2), 1000);
+    let out = kcat(
+        &["-P", "-b", &restored.kafka_addr(), "-t", topic, "-p", "0"],
+        b"after-restore\n",
+    );
+    strata_tests::assert_success(&out, "kcat produce");
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &restored.kafka_addr(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%o %s\n",
+        ],
+        b"",
+    );
+    assert_eq!(
+        strata_tests::assert_success(&out, "kcat consume").trim(),
+        "1000 after-restore"
+    );
+}

@@ -128,7 +128,14 @@ pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()
                 .rlm
                 .highest_tiered_offset(&record.name, partition)
                 .await?;
-            next_offsets.push(highest + 1);
+            // Remote retention may have deleted every segment: the log still goes on after
+            // the offsets it once held (the manifest's log start), never reusing them.
+            let remote_start = ts
+                .rlm
+                .remote_log_start_offset(&record.name, partition)
+                .await?
+                .unwrap_or(0);
+            next_offsets.push((highest + 1).max(remote_start));
         }
         let meta = TopicMetadata {
             name: record.name.clone(),
