@@ -322,7 +322,8 @@ impl RemoteLogManager {
                         Some(wait)
                     }
                     Err(e) => {
-                        tracing::error!(partition = %pid, base_offset = desc.base_offset, error = %e, "segment upload failed; segment stays local only");
+                        // The catch-up scan offers it again every task interval.
+                        tracing::error!(partition = %pid, base_offset = desc.base_offset, error = %e, "segment upload failed; segment stays local until a later attempt succeeds");
                         w.last_error = Some(e.to_string());
                         w.queue.pop_front();
                         None
@@ -383,6 +384,28 @@ impl RemoteLogManager {
                 false
             }
         }
+    }
+
+    /// For each `[base, next)` range, whether the remote tier still needs it: not covered by
+    /// finished segments and not below the remote log start (remote retention removed those).
+    /// One manifest read for all of them.
+    pub async fn needs_upload(
+        &self,
+        topic: &str,
+        partition: i32,
+        ranges: &[(i64, i64)],
+    ) -> Result<Vec<bool>> {
+        let manifest = match self.resolve(topic, partition).await? {
+            Some(pid) => self.inner.manifests.get(&pid).await?,
+            None => None,
+        };
+        Ok(ranges
+            .iter()
+            .map(|&(base, next)| match &manifest {
+                Some(v) => next > v.manifest.log_start_offset && !v.manifest.covers(base, next),
+                None => true,
+            })
+            .collect())
     }
 
     /// Whole batches from the batch containing `offset`, up to `max_bytes` (at least one batch),

@@ -481,3 +481,50 @@ async fn quotas_pace_uploads_and_cold_reads_and_change_live() {
         .unwrap();
     assert_eq!(&all[..], &segment.bytes[..]);
 }
+
+/// An upload that failed for good (here: the local file vanished) while the next segment
+/// uploaded: `needs_upload` still names it, so the broker's catch-up scan offers it again,
+/// and names nothing the bucket covers or remote retention already removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_whose_upload_failed_for_good_is_still_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let id = Uuid::new_v4();
+    let first = write_segment(dir.path(), "t", id, 0, 10, 5, false);
+    let second = write_segment(dir.path(), "t", id, 50, 10, 5, false);
+    let third = write_segment(dir.path(), "t", id, 100, 10, 5, false);
+    let ranges = [(0, 50), (50, 100), (100, 150)];
+    assert_eq!(
+        mgr.needs_upload("t", 0, &ranges).await.unwrap(),
+        [true, true, true]
+    );
+    mgr.upload_now(&first.desc).await.unwrap();
+    let moved = dir.path().join("moved.log");
+    std::fs::rename(&second.desc.log_path, &moved).unwrap();
+    let failed = mgr.upload_now(&second.desc).await;
+    assert!(matches!(&failed, Err(e) if !e.is_retryable()), "{failed:?}");
+    mgr.upload_now(&third.desc).await.unwrap();
+    assert_eq!(
+        mgr.needs_upload("t", 0, &ranges).await.unwrap(),
+        [false, true, false]
+    );
+    std::fs::rename(&moved, &second.desc.log_path).unwrap();
+    mgr.upload_now(&second.desc).await.unwrap();
+    assert_eq!(
+        mgr.needs_upload("t", 0, &ranges).await.unwrap(),
+        [false, false, false]
+    );
+    // Remote retention took the first two: below the remote log start, not needed again.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    mgr.run_retention("t", 0, -1, -1, now, 100).await.unwrap();
+    assert_eq!(
+        mgr.needs_upload("t", 0, &[(0, 50), (50, 100), (100, 150), (150, 200)])
+            .await
+            .unwrap(),
+        [false, false, false, true]
+    );
+}

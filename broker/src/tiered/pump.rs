@@ -2,9 +2,9 @@
 //!
 //! A closed segment is offered to the remote tier when its topic has `remote.storage.enable=true`
 //! and `remote.log.copy.disable=false`. Events can be missed (the broker was down, tiering was
-//! off, the broadcast channel lagged), so [`catch_up`] also offers every closed local segment
-//! above the highest tiered offset: at start, every `remote.log.manager.task.interval.ms`, and
-//! at once when tiering is turned on for a topic. Offering a segment twice is harmless (the
+//! off, the broadcast channel lagged, an upload failed for good), so [`catch_up`] also offers
+//! every closed local segment the remote tier lacks: at start, every
+//! `remote.log.manager.task.interval.ms`, and at once when tiering is turned on for a topic. Offering a segment twice is harmless (the
 //! queue deduplicates it and the manifest makes a re-upload of a finished segment a no-op).
 
 use std::sync::Arc;
@@ -60,22 +60,33 @@ pub(crate) async fn catch_up(ts: &TieredStorage) {
             }
             ts.rlm
                 .register_partition(&meta.name, meta.topic_id, partition);
-            let highest = match tokio::time::timeout(
+            let log_start = log.log_start_offset();
+            let closed: Vec<_> = log
+                .closed_segments()
+                .into_iter()
+                .filter(|segment| segment.next_offset > log_start)
+                .collect();
+            let ranges: Vec<_> = closed
+                .iter()
+                .map(|segment| (segment.base_offset, segment.next_offset))
+                .collect();
+            let needed = match tokio::time::timeout(
                 std::time::Duration::from_secs(5),
-                ts.rlm.highest_tiered_offset(&meta.name, partition),
+                ts.rlm.needs_upload(&meta.name, partition, &ranges),
             )
             .await
             {
-                Ok(Ok(highest)) => highest,
+                Ok(Ok(needed)) => needed,
                 Ok(Err(error)) => {
                     tracing::warn!(topic = %meta.name, partition, %error, "catch-up: cannot read the manifest");
                     continue;
                 }
                 Err(_) => continue,
             };
-            let log_start = log.log_start_offset();
-            for segment in log.closed_segments() {
-                if segment.base_offset > highest && segment.next_offset > log_start {
+            // Every segment the bucket lacks, not only those above the highest tiered offset:
+            // one whose upload failed for good while later ones succeeded is offered again.
+            for (segment, needed) in closed.into_iter().zip(needed) {
+                if needed {
                     offer(ts, segment);
                 }
             }
