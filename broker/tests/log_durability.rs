@@ -301,3 +301,132 @@ async fn flush_messages_and_flush_ms_advance_the_recovery_point() {
     assert_eq!(neither.recovery_point(), 0);
     assert_eq!(neither.log_end_offset(), 3);
 }
+
+/// Rolls move the recovery point (acks=1 traffic included), so an unclean start rescans only
+/// the active segment; a segment rebuilt by recovery keeps its max timestamp across the next
+/// start (it lost it: its time index lacked the entry a roll writes), so timestamp lookups and
+/// `retention.ms` still see it.
+#[tokio::test]
+async fn rolls_advance_the_recovery_point_and_rebuilt_segments_keep_their_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    // No index entries inside segments: each closed segment's time index holds only the
+    // entry its close writes.
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[
+                ("segment.bytes", "1024"),
+                ("index.interval.bytes", "1048576"),
+            ]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let base_ts = now_ms() - 60_000;
+    for i in 0..30 {
+        log.append(
+            batch_with(1, 300, base_ts + 1000 * i, (-1, -1, -1)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    }
+    let active_base: i64 = segment_files(&dir.path().join("t-0"), "log")
+        .last()
+        .unwrap()
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(active_base >= 20, "{active_base}");
+    let mut waited = 0;
+    while log.recovery_point() < active_base && waited < 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        log.recovery_point(),
+        active_base,
+        "the recovery point follows the closed segments"
+    );
+    drop((log, manager)); // unclean stop
+    let partition_dir = dir.path().join("t-0");
+
+    // Force every segment to be rebuilt (no checkpoint: recovery point 0), then stop cleanly
+    // and start again.
+    let _ = std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint"));
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(log.recovery_point(), 30, "recovered data was fsynced");
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+    let timeindexes = segment_files(&partition_dir, "timeindex");
+    assert!(timeindexes.len() >= 10, "{timeindexes:?}");
+    for closed in &timeindexes[..timeindexes.len() - 1] {
+        assert_eq!(
+            std::fs::metadata(closed).unwrap().len(),
+            12,
+            "one entry (the max timestamp) in {}",
+            closed.display()
+        );
+    }
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    for i in [0, 5, 17, 29] {
+        assert_eq!(
+            log.offset_for_timestamp(base_ts + 1000 * i).unwrap(),
+            Some((i, base_ts + 1000 * i)),
+            "lookup of record {i}'s timestamp"
+        );
+    }
+    assert_eq!(log.max_timestamp().unwrap().1, base_ts + 29_000);
+}
+
+/// A failed fsync stops the partition: Linux marks the failed pages clean, so a later fsync
+/// would "succeed" without writing them. Appends are refused with a storage error (nothing
+/// acknowledged that is not durable), reads go on, the recovery point stays, no clean-shutdown
+/// marker is written, and a restart recovers the log from disk and takes appends again.
+#[tokio::test]
+async fn a_failed_fsync_stops_appends_until_a_restart_recovers_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager.create_topic("t", 1, overrides(&[]), false).unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..3 {
+        log.append(batch(2, 100), Durability::Fsync).await.unwrap();
+    }
+    assert_eq!(log.recovery_point(), 6);
+    log.fail_next_fsync();
+    let failed = log.append(batch(2, 100), Durability::Fsync).await;
+    assert!(
+        matches!(&failed, Err(e) if e.kafka_error_code() == 56),
+        "{failed:?}"
+    );
+    for durability in [Durability::Written, Durability::Fsync] {
+        let refused = log.append(batch(1, 100), durability).await;
+        assert!(
+            matches!(&refused, Err(e) if e.kafka_error_code() == 56 && e.to_string().contains("restart")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        log.recovery_point(),
+        6,
+        "nothing vouched durable after the failure"
+    );
+    assert_eq!(read_all(&log).last().unwrap().1, 7, "reads go on");
+    assert!(manager.shutdown().await.is_err());
+    drop((log, manager));
+    assert!(!dir.path().join(".clean_shutdown").exists());
+
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    let end = log.log_end_offset();
+    assert!(end >= 6, "every acknowledged record is there: {end}");
+    let next = log.append(batch(1, 100), Durability::Fsync).await.unwrap();
+    assert_eq!(next.base_offset, end);
+}

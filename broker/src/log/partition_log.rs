@@ -90,6 +90,13 @@ pub struct PartitionLog {
     /// Set by [`LogManager::shutdown`](super::LogManager::shutdown): later appends would make the
     /// clean-shutdown marker lie, so they are refused.
     pub(super) shut_down: std::sync::atomic::AtomicBool,
+    /// An fsync of this log failed. Linux marks the failed pages clean, so a later fsync would
+    /// succeed without writing them: from here nothing is vouched durable, appends are refused
+    /// and the recovery point stays put until a restart recovers the log from what is on disk
+    /// (Kafka takes the log directory offline for the same reason).
+    pub(super) sync_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Test hook: the next fsync of this log fails as if the disk had reported EIO.
+    fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 /// Kafka's rule: offsets inside a segment are stored relative to its base as u32.
@@ -147,6 +154,8 @@ impl PartitionLog {
             pending_closes: Arc::default(),
             close_lock: Arc::default(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
+            sync_failed: Arc::default(),
+            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -223,6 +232,12 @@ impl PartitionLog {
         let mut state = self.lock_state();
         if self.shut_down.load(std::sync::atomic::Ordering::Acquire) {
             return Err(LogError::ShuttingDown);
+        }
+        if self.sync_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(LogError::storage(
+                "appending after a failed fsync of this partition (restart the broker to recover the log from disk)",
+                std::io::Error::other("an earlier fsync failed"),
+            ));
         }
         if let [batch] = batches {
             match state.producers.check(batch)? {
@@ -413,11 +428,13 @@ impl PartitionLog {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (queue, close_lock, events, dir) = (
+        let (queue, close_lock, events, dir, flushed, sync_failed) = (
             self.pending_closes.clone(),
             self.close_lock.clone(),
             self.events.clone(),
             self.dir.clone(),
+            self.flushed.clone(),
+            self.sync_failed.clone(),
         );
         let describe = {
             let (topic, topic_id, partition) = (self.topic.clone(), self.topic_id, self.partition);
@@ -429,16 +446,30 @@ impl PartitionLog {
                 let Some(segment) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
                 let event = describe(&segment);
                 let dir = dir.clone();
+                let closed_end = segment.next_offset();
                 let synced = tokio::task::spawn_blocking(move || {
                     segment.sync_all()?;
                     sync_dir(&dir)
                 })
                 .await;
                 match synced {
+                    Ok(Ok(())) if sync_failed.load(std::sync::atomic::Ordering::Acquire) => {}
                     Ok(Ok(())) => {
+                        // Every segment before it was synced when it closed (or at open), so
+                        // the recovery point moves to its end, as Kafka flushes on roll: an
+                        // unclean start then rescans only the active segment, not everything
+                        // produced with acks=1 since the last start.
+                        flushed.send_if_modified(|current| {
+                            let advanced = closed_end > *current;
+                            *current = (*current).max(closed_end);
+                            advanced
+                        });
                         let _ = events.send(SegmentEvent::Closed(event));
                     }
-                    Ok(Err(error)) => tracing::error!(%error, log = %event.log_path.display(), "fsync of closed segment failed"),
+                    Ok(Err(error)) => {
+                        sync_failed.store(true, std::sync::atomic::Ordering::Release);
+                        tracing::error!(%error, log = %event.log_path.display(), "fsync of closed segment failed; the partition refuses appends until a restart");
+                    }
                     Err(error) => tracing::error!(%error, "closed-segment fsync task failed"),
                 }
             }
@@ -485,6 +516,15 @@ impl PartitionLog {
             if flushed >= target {
                 return Ok(());
             }
+            if self.sync_failed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(LogError::storage(
+                    "fsyncing the log (an earlier fsync of this partition failed; restart the broker)",
+                    std::io::Error::other("an earlier fsync failed"),
+                ));
+            }
+            let inject_failure = self
+                .fail_next_sync
+                .swap(false, std::sync::atomic::Ordering::AcqRel);
             let (segments, upto, sync_directory) = {
                 let mut state = self.lock_state();
                 let segments: Vec<_> = state
@@ -499,6 +539,9 @@ impl PartitionLog {
             let dir = self.dir.clone();
             let started = std::time::Instant::now();
             let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                if inject_failure {
+                    return Err(std::io::Error::from_raw_os_error(5));
+                }
                 for segment in &segments {
                     segment.sync_log()?;
                 }
@@ -516,7 +559,9 @@ impl PartitionLog {
                 if sync_directory {
                     self.lock_state().dir_sync_needed = true;
                 }
-                tracing::error!(topic = %self.topic, partition = self.partition, %error, "fsync failed");
+                self.sync_failed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::error!(topic = %self.topic, partition = self.partition, %error, "fsync failed; the partition refuses appends until a restart recovers it from disk");
                 return Err(LogError::storage("fsyncing the log", error));
             }
             {
@@ -623,6 +668,13 @@ impl PartitionLog {
     pub fn local_size_bytes(&self) -> u64 {
         self.lock_state().segments.values().map(|s| s.size()).sum()
     }
+    /// Test hook: the next fsync of this log fails with EIO, as a failing disk would.
+    #[doc(hidden)]
+    pub fn fail_next_fsync(&self) {
+        self.fail_next_sync
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Size, segment count and offsets, read under one lock.
     pub fn stats(&self) -> PartitionStats {
         let state = self.lock_state();

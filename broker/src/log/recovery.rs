@@ -76,21 +76,36 @@ pub(crate) fn load_partition(
         }
         let next_base = log_bases.get(i + 1).copied();
         let must_scan = !clean && next_base.is_none_or(|next| next > recovery_point);
-        let segment = if must_scan {
-            let (segment, cut) = rebuild_segment(dir, base, config)?;
-            scanned_bytes += segment.size();
-            truncated = cut;
-            segment
+        let trusted = if must_scan {
+            None
         } else {
             match load_trusted(dir, base, config, next_base)? {
-                Ok(segment) => segment,
+                Ok(segment) => Some(segment),
                 Err(reason) => {
                     tracing::warn!(segment = %log_path.display(), %reason, "index unusable; rebuilding from the log");
-                    let (segment, cut) = rebuild_segment(dir, base, config)?;
-                    scanned_bytes += segment.size();
-                    truncated = cut;
-                    segment
+                    None
                 }
+            }
+        };
+        let segment = match trusted {
+            Some(segment) => segment,
+            None => {
+                let (segment, cut) = rebuild_segment(dir, base, config)?;
+                scanned_bytes += segment.size();
+                truncated = cut;
+                // A rebuilt segment that stays closed gets what a roll gives it: the final
+                // time-index entry (its max timestamp, which the next start reads from there).
+                if next_base.is_some() && !truncated {
+                    segment
+                        .close()
+                        .map_err(|e| storage(&log_path, "closing rebuilt", e))?;
+                }
+                // What the scan read may still sit only in the page cache (a process crash,
+                // not a power loss): made durable now, so the recovery point can cover it.
+                segment
+                    .sync_all()
+                    .map_err(|e| storage(&log_path, "fsyncing rebuilt", e))?;
+                segment
             }
         };
         if let Some((_, previous)) = segments.iter().next_back()
@@ -129,11 +144,14 @@ pub(crate) fn load_partition(
         tracing::info!(dir = %dir.display(), recovery_point, next_offset, scanned_bytes, truncated,
             elapsed_ms = started.elapsed().as_millis() as u64, producers = producers.len(), "recovered partition after unclean shutdown");
     }
-    let recovery_point = if clean {
-        next_offset
-    } else {
-        recovery_point.min(next_offset)
-    };
+    if !clean {
+        // The directory entries of the segments kept (and the removal of those after a
+        // truncation point) are durable before the recovery point vouches for them.
+        super::partition_log::sync_dir(dir).map_err(|e| storage(dir, "fsyncing", e))?;
+    }
+    // Clean: everything was flushed. Unclean: every segment from the old recovery point on was
+    // scanned and fsynced above, and those below it were durable already.
+    let recovery_point = next_offset;
     Ok(Recovered {
         state: LogState {
             segments,
