@@ -657,3 +657,119 @@ async fn metrics_describe_partitions_fsyncs_refusals_and_rolls() {
         1.0
     );
 }
+
+/// A timestamp lookup after DeleteRecords moved the log start into the middle of a segment
+/// (and of a batch) answers with the first record at or after the time among those still in
+/// the log, as Kafka does: not a later segment's, not a deleted record's.
+#[tokio::test]
+async fn timestamp_lookup_after_delete_records_inside_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager.create_topic("t", 1, overrides(&[]), false).unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let base_ts = now_ms() - 100_000;
+    // 20 batches of 10 records; record i has timestamp base_ts + i.
+    for b in 0..20 {
+        log.append(
+            batch_with(10, 20, base_ts + 10 * b, (-1, -1, -1)),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        log.offset_for_timestamp(base_ts + 10).unwrap(),
+        Some((10, base_ts + 10))
+    );
+    assert_eq!(log.delete_records_before(55).unwrap(), 55);
+    for (target, expected) in [(10, 55), (51, 55), (55, 55), (56, 56), (150, 150)] {
+        assert_eq!(
+            log.offset_for_timestamp(base_ts + target).unwrap(),
+            Some((expected, base_ts + expected)),
+            "lookup of base + {target}"
+        );
+    }
+    assert_eq!(log.offset_for_timestamp(base_ts + 200).unwrap(), None);
+}
+
+/// Records without timestamps (-1) still age out under `retention.ms`: by the segment file's
+/// modification time, as Kafka's `largestTimestamp` does (they were kept forever, and with
+/// them every later segment).
+#[tokio::test]
+async fn retention_ms_ages_segments_without_timestamps_by_file_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[("segment.bytes", "1024"), ("retention.ms", "3600000")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..12 {
+        log.append(batch_with(1, 300, -1, (-1, -1, -1)), Durability::Written)
+            .await
+            .unwrap();
+    }
+    assert_eq!(manager.run_retention_now(), 0, "fresh files are kept");
+    let logs = segment_files(&dir.path().join("t-0"), "log");
+    assert!(logs.len() >= 4, "{logs:?}");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for old in &logs[..2] {
+        std::fs::File::options()
+            .write(true)
+            .open(old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    assert_eq!(manager.run_retention_now(), 2);
+    let first_kept: i64 = logs[2]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(log.log_start_offset(), first_kept);
+}
+
+/// The roll jitter follows the current configs: a topic created with a day of
+/// `segment.jitter.ms` under a week of `segment.ms`, then altered to a minute with a second of
+/// jitter, rolls after about a minute (it rolled at every append: the day drawn at creation
+/// was subtracted from the new minute).
+#[tokio::test]
+async fn roll_jitter_follows_altered_segment_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[
+                ("segment.ms", "604800000"),
+                ("segment.jitter.ms", "86400000"),
+            ]),
+            false,
+        )
+        .unwrap();
+    manager
+        .alter_topic_config(
+            "t",
+            vec![
+                ConfigOp::Set("segment.ms".into(), "60000".into()),
+                ConfigOp::Set("segment.jitter.ms".into(), "1000".into()),
+            ],
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..10 {
+        log.append(batch(1, 100), Durability::Written)
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.stats().segments, 1, "no roll within the first minute");
+}

@@ -42,7 +42,6 @@ pub(crate) struct LogState {
     pub deleted_below: i64,
     pub next_offset: i64,
     pub producers: ProducerStateManager,
-    pub unflushed_messages: i64,
     pub oldest_unflushed_ms: Option<i64>,
     /// A segment file was created since the directory was last fsynced.
     pub dir_sync_needed: bool,
@@ -81,8 +80,9 @@ pub struct PartitionLog {
     pub(super) events: broadcast::Sender<SegmentEvent>,
     pub(super) gate: SharedGate,
     pub(super) metrics: Arc<LogMetrics>,
-    /// This partition's share of `segment.jitter.ms`, drawn once.
-    pub(super) roll_jitter_ms: i64,
+    /// This partition's share (0..1) of `segment.jitter.ms`, drawn once and applied to the
+    /// current configs, so a lowered `segment.ms` or a jitter set later take effect at once.
+    pub(super) roll_jitter_share: f64,
     /// Segments closed but not yet fsynced and announced, in roll order.
     pub(super) pending_closes: Arc<Mutex<std::collections::VecDeque<Arc<Segment>>>>,
     /// Held by the task announcing closed segments, so events leave in roll order.
@@ -131,11 +131,6 @@ impl PartitionLog {
         recovery_point: i64,
         shared: SharedByPartitions,
     ) -> Self {
-        let roll_jitter_ms = if config.segment_jitter_ms > 0 {
-            rand::random_range(0..config.segment_jitter_ms.min(config.segment_ms).max(1))
-        } else {
-            0
-        };
         let next_offset = state.next_offset;
         Self {
             topic,
@@ -150,7 +145,7 @@ impl PartitionLog {
             events: shared.events,
             gate: shared.gate,
             metrics: shared.metrics,
-            roll_jitter_ms,
+            roll_jitter_share: rand::random::<f64>(),
             pending_closes: Arc::default(),
             close_lock: Arc::default(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
@@ -352,9 +347,10 @@ impl PartitionLog {
                 .record(batch, placement.base_offset, placement.last_offset);
         }
         state.next_offset = next;
-        state.unflushed_messages += total_records;
         state.oldest_unflushed_ms.get_or_insert(now);
-        let flush_messages_reached = state.unflushed_messages >= config.flush_messages;
+        // Kafka's unflushed count: everything past the recovery point, so appends that land
+        // while a flush runs are counted, never reset with it.
+        let flush_messages_reached = next - *self.flushed.borrow() >= config.flush_messages;
         let log_start_offset = state.log_start_offset;
         drop(state);
         self.high_watermark.send_replace(next);
@@ -369,6 +365,14 @@ impl PartitionLog {
             closed_segment,
             flush_messages_reached,
         })
+    }
+
+    /// `segment.ms` less this partition's jitter: Kafka draws it below
+    /// min(`segment.jitter.ms`, `segment.ms`), so a segment never rolls at once.
+    fn roll_after_ms(&self, config: &TopicConfig) -> i64 {
+        let bound = config.segment_jitter_ms.min(config.segment_ms).max(0);
+        let jitter = (self.roll_jitter_share * bound as f64) as i64;
+        config.segment_ms - jitter.min(bound.saturating_sub(1)).max(0)
     }
 
     fn should_roll(
@@ -387,7 +391,7 @@ impl PartitionLog {
         let full = meta.size + incoming_bytes > config.segment_bytes;
         let aged = meta
             .first_append_ms
-            .is_some_and(|first| now - first >= config.segment_ms - self.roll_jitter_ms);
+            .is_some_and(|first| now - first >= self.roll_after_ms(config));
         let index_full = meta.offset_index.is_full() || meta.time_index.is_full();
         let offsets_overflow =
             state.next_offset + incoming_records - active.base_offset > MAX_RELATIVE_OFFSET;
@@ -478,16 +482,24 @@ impl PartitionLog {
 
     /// Record-level refinement of a timestamp lookup inside one batch (decoded within the
     /// topic's inflation bound; the batch's base offset if it cannot be decoded).
-    fn first_record_at_or_after(&self, batch: &RecordBatch, target: i64) -> (i64, i64) {
+    /// Records below `min_offset` (the log start) do not count; `None` when only those match.
+    fn first_record_at_or_after(
+        &self,
+        batch: &RecordBatch,
+        target: i64,
+        min_offset: i64,
+    ) -> Option<(i64, i64)> {
         if batch.timestamp_type() == strata_format::TimestampType::LogAppendTime {
-            return (batch.base_offset(), batch.max_timestamp());
+            return Some((batch.base_offset().max(min_offset), batch.max_timestamp()));
         }
-        if let Ok(set) = decode_bounded(batch, self.config().max_message_bytes)
-            && let Some(record) = set.records.iter().find(|r| r.timestamp >= target)
-        {
-            return (record.offset, record.timestamp);
+        match decode_bounded(batch, self.config().max_message_bytes) {
+            Ok(set) => set
+                .records
+                .iter()
+                .find(|r| r.timestamp >= target && r.offset >= min_offset)
+                .map(|record| (record.offset, record.timestamp)),
+            Err(_) => Some((batch.base_offset().max(min_offset), batch.max_timestamp())),
         }
-        (batch.base_offset(), batch.max_timestamp())
     }
 
     fn closed_segment(&self, segment: &Segment) -> ClosedSegment {
@@ -566,10 +578,8 @@ impl PartitionLog {
             }
             {
                 let mut state = self.lock_state();
-                if state.next_offset == upto {
-                    state.unflushed_messages = 0;
-                    state.oldest_unflushed_ms = None;
-                }
+                // Appends that landed during the sync are at most this old.
+                state.oldest_unflushed_ms = (state.next_offset > upto).then(now_ms);
             }
             self.flushed.send_if_modified(|current| {
                 let advanced = upto > *current;
@@ -706,15 +716,15 @@ impl PartitionLog {
             )
         };
         for segment in segments {
-            let found = segment.find_by_timestamp(timestamp).map_err(|e| {
-                LogError::storage(format!("searching {}", segment.log_path().display()), e)
-            })?;
-            if let Some(batch) = found {
-                let (offset, found_ts) = self.first_record_at_or_after(&batch, timestamp);
-                if batch.last_offset() < log_start {
-                    continue;
-                }
-                return Ok(Some((offset.max(log_start), found_ts)));
+            let found = segment
+                .find_by_timestamp(timestamp, log_start, |batch| {
+                    self.first_record_at_or_after(batch, timestamp, log_start)
+                })
+                .map_err(|e| {
+                    LogError::storage(format!("searching {}", segment.log_path().display()), e)
+                })?;
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
@@ -747,9 +757,8 @@ impl PartitionLog {
             .ok()
             .flatten()
             .and_then(|bytes| strata_format::BatchIter::new(bytes).next())
-            .map_or(batch_offset, |batch| {
-                self.first_record_at_or_after(&batch, timestamp).0
-            });
+            .and_then(|batch| self.first_record_at_or_after(&batch, timestamp, i64::MIN))
+            .map_or(batch_offset, |(offset, _)| offset);
         Some((record_offset.max(self.log_start_offset()), timestamp))
     }
 
@@ -886,7 +895,7 @@ impl PartitionLog {
                 meta.size > 0
                     && meta
                         .first_append_ms
-                        .is_some_and(|first| now - first >= config.segment_ms - self.roll_jitter_ms)
+                        .is_some_and(|first| now - first >= self.roll_after_ms(&config))
             };
             if !aged {
                 return Ok(());

@@ -159,7 +159,6 @@ pub(crate) fn load_partition(
             deleted_below: read_offset_file(dir, DELETED_BELOW_FILE).unwrap_or(-1),
             next_offset,
             producers,
-            unflushed_messages: 0,
             oldest_unflushed_ms: None,
             dir_sync_needed: true,
         },

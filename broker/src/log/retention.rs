@@ -71,7 +71,13 @@ impl PartitionLog {
                         base_offset: s.base_offset,
                         next_offset: meta.next_offset,
                         size: meta.size,
-                        max_timestamp: meta.max_timestamp,
+                        // Kafka's largestTimestamp: records without timestamps age by the
+                        // file's modification time.
+                        max_timestamp: if meta.max_timestamp >= 0 {
+                            meta.max_timestamp
+                        } else {
+                            s.last_modified_ms().unwrap_or(-1)
+                        },
                     }
                 })
                 .collect();

@@ -209,6 +209,12 @@ impl Segment {
     pub fn time_index_path(&self) -> PathBuf {
         self.meta().time_index.path().to_path_buf()
     }
+    /// The log file's modification time, in ms since the epoch.
+    pub fn last_modified_ms(&self) -> Option<i64> {
+        let modified = self.log.metadata().ok()?.modified().ok()?;
+        let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(since_epoch.as_millis() as i64)
+    }
     pub fn size(&self) -> u64 {
         self.meta().size
     }
@@ -343,26 +349,37 @@ impl Segment {
         Ok(Some(buffer.slice(..whole)))
     }
 
-    /// The first batch whose max timestamp is >= `target`, as (its bytes).
-    pub fn find_by_timestamp(&self, target: i64) -> io::Result<Option<RecordBatch>> {
+    /// Visits the batches that may hold a record at or after `target` with an offset of at
+    /// least `min_offset`, in order, until `answer` finds the record in one of them.
+    pub fn find_by_timestamp<T>(
+        &self,
+        target: i64,
+        min_offset: i64,
+        mut answer: impl FnMut(&RecordBatch) -> Option<T>,
+    ) -> io::Result<Option<T>> {
         let (start_offset, limit) = {
             let meta = self.meta();
-            if meta.max_timestamp < target {
+            if meta.max_timestamp < target || meta.next_offset <= min_offset {
                 return Ok(None);
             }
-            (meta.time_index.scan_start(target), meta.size)
+            (
+                meta.time_index.scan_start(target).max(min_offset),
+                meta.size,
+            )
         };
         let Some((position, _)) = self.position_of(start_offset, limit)? else {
             return Ok(None);
         };
         let mut found = None;
         scan_batches(&self.log, position, limit, |_, batch| {
-            if batch.max_timestamp() >= target {
-                found = Some(batch.clone());
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+            if batch.max_timestamp() >= target
+                && batch.last_offset() >= min_offset
+                && let Some(hit) = answer(batch)
+            {
+                found = Some(hit);
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
         })?;
         Ok(found)
     }
