@@ -773,3 +773,46 @@ async fn roll_jitter_follows_altered_segment_ms() {
     }
     assert_eq!(log.stats().segments, 1, "no roll within the first minute");
 }
+
+/// A restart does not restart the `segment.ms` clock of the active segment: it runs from the
+/// first batch's timestamp, as Kafka's rollingBasedTimestamp (restarting it kept a low-volume
+/// topic restarted more often than `segment.ms` from ever rolling).
+#[tokio::test]
+async fn segment_ms_clock_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("t", 1, overrides(&[("segment.ms", "60000")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let two_minutes_ago = now_ms() - 120_000;
+    log.append(
+        batch_with(1, 100, two_minutes_ago, (-1, -1, -1)),
+        Durability::Written,
+    )
+    .await
+    .unwrap();
+    log.append(batch(1, 100), Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.stats().segments,
+        1,
+        "appended a moment ago: no roll yet"
+    );
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    let appended = log
+        .append(batch(1, 100), Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(appended.base_offset, 2);
+    assert_eq!(
+        log.stats().segments,
+        2,
+        "the first batch is two minutes old: rolled"
+    );
+}

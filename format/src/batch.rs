@@ -123,6 +123,12 @@ impl std::fmt::Debug for RecordBatch {
     }
 }
 
+/// The max timestamp field of a batch from its header alone (the first
+/// [`BATCH_HEADER_SIZE`] bytes), for readers that need one field without the whole batch.
+pub fn header_max_timestamp(header: &[u8; BATCH_HEADER_SIZE]) -> i64 {
+    read_i64(header, OFF_MAX_TIMESTAMP)
+}
+
 impl RecordBatch {
     /// Wraps `bytes`, which must hold one complete batch and nothing else.
     pub fn new(bytes: Bytes) -> Result<Self, FormatError> {

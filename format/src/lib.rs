@@ -36,7 +36,8 @@ pub mod testing;
 
 pub use batch::{
     BASE_OFFSET_SIZE, BATCH_HEADER_SIZE, CRC_COVERED_FROM, Compression, MAGIC_V2, NO_PRODUCER_ID,
-    NO_SEQUENCE, RecordBatch, RecordBatchMut, TimestampType, increment_sequence,
+    NO_SEQUENCE, RecordBatch, RecordBatchMut, TimestampType, header_max_timestamp,
+    increment_sequence,
 };
 pub use error::FormatError;
 pub use iter::{BatchIter, BatchIterEnd};

@@ -279,7 +279,7 @@ fn rebuild_segment(
     meta.size = valid_end;
     meta.file_len = valid_end;
     if valid_end > 0 {
-        meta.first_append_ms = Some(now_ms());
+        meta.first_append_ms = Some(roll_clock_start(&file));
     }
     // Fresh index files, written from the scan.
     for path in [
@@ -294,6 +294,22 @@ fn rebuild_segment(
         .persist_indexes()
         .map_err(|e| storage(&log_path, "writing indexes of", e))?;
     Ok((segment, truncated))
+}
+
+/// Where a loaded active segment's `segment.ms` clock starts: its first batch's max timestamp,
+/// as Kafka's rollingBasedTimestamp (a restart must not restart the clock, or a low-volume
+/// topic restarted more often than `segment.ms` never rolls, uploads or expires), or now when
+/// that batch has no usable timestamp. One header read.
+fn roll_clock_start(file: &File) -> i64 {
+    use std::os::unix::fs::FileExt;
+    let now = now_ms();
+    let mut header = [0u8; strata_format::BATCH_HEADER_SIZE];
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) => Some(strata_format::header_max_timestamp(&header))
+            .filter(|ts| (0..=now).contains(ts))
+            .unwrap_or(now),
+        Err(_) => now,
+    }
 }
 
 /// Whether `range` of `file` holds only zero bytes (stops at the first other byte).
@@ -349,7 +365,11 @@ fn load_trusted(
     meta.size = size;
     meta.file_len = size;
     if size > 0 {
-        meta.first_append_ms = Some(now_ms());
+        meta.first_append_ms = Some(if next_base.is_none() {
+            roll_clock_start(&file)
+        } else {
+            now_ms() // closed: never rolls again
+        });
     }
     match next_base {
         Some(next) => {
