@@ -599,16 +599,40 @@ impl PartitionLog {
     }
 
     /// Flushes everything written so far (data fsync; indexes persisted).
+    /// Indexes are fsynced too, and so are segments whose close is still queued: a clean
+    /// shutdown marker written after this vouches for every file the next start trusts.
     pub async fn flush(&self) -> Result<(), LogError> {
         let end = self.log_end_offset();
         self.flush_to(end).await?;
-        let segments: Vec<_> = self.lock_state().segments.values().cloned().collect();
-        for segment in segments {
-            segment
-                .persist_indexes()
-                .map_err(|e| LogError::storage("persisting indexes", e))?;
-        }
-        Ok(())
+        // Wait for a close being announced; sync the ones still queued here.
+        let _announcer = self.close_lock.lock().await;
+        let mut to_sync: Vec<_> = self
+            .pending_closes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let (active, segments) = {
+            let state = self.lock_state();
+            (
+                state.active().clone(),
+                state.segments.values().cloned().collect::<Vec<_>>(),
+            )
+        };
+        to_sync.push(active);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for segment in &segments {
+                segment.persist_indexes()?;
+            }
+            for segment in &to_sync {
+                segment.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| LogError::storage("flushing indexes", std::io::Error::other(e)))?
+        .map_err(|e| LogError::storage("persisting and fsyncing indexes", e))
     }
 
     /// Reads whole batches from `fetch_offset`, up to `max_bytes` but at least one batch.
