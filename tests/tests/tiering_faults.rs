@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use strata_tests::{Tool, create_tiered_topic, free_port, kcat, repo_root, require};
 use support::{
-    client, consume_checked, list_offset, local_segments, partition_status, tiered_builder,
-    wait_tiered, wait_until,
+    active_segment_base, client, consume_checked, list_offset, local_segments, partition_status,
+    tiered_builder, wait_tiered, wait_until,
 };
 
 /// Every `.seg` object under `dir` and every object key the manifests reference.
@@ -215,6 +215,26 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     consume_checked(&strata.kafka_addr(), topic, 3000, "a", "copy-on-g", 0);
     assert_no_orphans(remote.path());
 
+    // Segments uploaded and still local when tiering goes off with delete.on.disable.
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "local.retention.bytes=-2",
+    ]);
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a", "3000"]);
+    wait_until(
+        "the closed segments up to 3999 are uploaded (and kept local)",
+        Duration::from_secs(90),
+        || {
+            let active = active_segment_base(strata.data_dir(), topic).unwrap_or(0);
+            let status = partition_status(&strata, topic);
+            active > 3000
+                && status["highest_tiered_offset"].as_i64().unwrap_or(-1) + 1 >= active
+                && status["upload_lag_bytes"].as_u64() == Some(0)
+        },
+    );
+    assert!(local_segments(strata.data_dir(), topic) >= 4);
     client(&[
         "alter",
         &strata.kafka_addr(),
@@ -225,10 +245,37 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     wait_until("remote data deleted", Duration::from_secs(60), || {
         objects_and_references(remote.path()).0.is_empty()
     });
-    assert_eq!(
-        list_offset(&strata, topic, -2),
-        list_offset(&strata, topic, -4)
+    let log_start = list_offset(&strata, topic, -2);
+    assert_eq!(log_start, list_offset(&strata, topic, -4));
+    assert!(log_start <= 3000, "{log_start}");
+
+    // On again: the emptied remote log starts over at the log start, so the segments still
+    // local are uploaded again and leave local disk like new ones (they counted as tiered and
+    // stayed local for good), and every record is there, byte for byte.
+    client(&[
+        "alter",
+        &strata.kafka_addr(),
+        topic,
+        "remote.storage.enable=true",
+        "local.retention.bytes=1",
+    ]);
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "a", "4000"]);
+    wait_tiered(&strata, topic, 4999);
+    wait_until(
+        "the segments kept local across the off/on leave local disk",
+        Duration::from_secs(60),
+        || list_offset(&strata, topic, -4) > 4000,
     );
+    assert_eq!(list_offset(&strata, topic, -2), log_start);
+    consume_checked(
+        &strata.kafka_addr(),
+        topic,
+        (5000 - log_start) as usize,
+        "a",
+        "on-again-g",
+        log_start,
+    );
+    assert_no_orphans(remote.path());
 }
 
 struct Moto {

@@ -531,6 +531,25 @@ impl RemoteLogManager {
         Ok(out)
     }
 
+    /// [`Manifest::restart_empty_at`](crate::manifest::Manifest::restart_empty_at) for one
+    /// partition; `Ok(false)` while the remote log still holds something.
+    pub async fn restart_empty_remote_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<bool> {
+        let Some(pid) = self.resolve(topic, partition).await? else {
+            return Ok(true);
+        };
+        let (restarted, _) = self
+            .inner
+            .manifests
+            .update(&pid, |m| Ok(m.restart_empty_at(offset)))
+            .await?;
+        Ok(restarted)
+    }
+
     /// Apply total retention to the remote copy (negative = unlimited); see `retention.rs`.
     pub async fn run_retention(
         &self,

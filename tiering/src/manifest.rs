@@ -313,6 +313,21 @@ impl Manifest {
         Ok(())
     }
 
+    /// Once every segment is deleted or on its way out, the remote log may start over at
+    /// `offset` (lower than its old start): `remote.log.delete.on.disable` emptied it, and the
+    /// local segments from the broker's log start on must be uploadable when tiering comes back
+    /// on. Returns false (and changes nothing) while a segment is readable or being copied.
+    pub fn restart_empty_at(&mut self, offset: i64) -> bool {
+        let empty = self
+            .segments
+            .iter()
+            .all(|s| s.state == SegmentState::DeleteSegmentStarted);
+        if empty {
+            self.log_start_offset = offset;
+        }
+        empty
+    }
+
     /// Advance the remote log start offset (never backwards).
     pub fn advance_log_start(&mut self, offset: i64) {
         self.log_start_offset = self.log_start_offset.max(offset);

@@ -165,9 +165,18 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
             let (mut pending_bytes, mut covered_bytes, mut last_pending) = (0u64, 0u64, None);
             let log_start = log.log_start_offset();
             for segment in log.closed_segments() {
-                let known = old
-                    .and_then(|v| v.uploaded.get(&segment.base_offset))
-                    .is_some_and(|n| *n >= segment.next_offset);
+                // What an earlier pass saw uploaded holds only while the remote tier still
+                // spans the segment: remote.log.delete.on.disable (or retention) may have
+                // removed it since, and a local copy must then wait for a new upload.
+                let still_spanned = remote_status.as_ref().is_some_and(|r| {
+                    r.remote_segments > 0
+                        && r.remote_log_start_offset <= segment.base_offset
+                        && segment.next_offset - 1 <= r.highest_tiered_offset
+                });
+                let known = still_spanned
+                    && old
+                        .and_then(|v| v.uploaded.get(&segment.base_offset))
+                        .is_some_and(|n| *n >= segment.next_offset);
                 let covered = known
                     || (store_responsive
                         && bounded(async {

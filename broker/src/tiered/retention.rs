@@ -179,17 +179,40 @@ async fn delete_all_remote(ts: &TieredStorage, log: &Arc<PartitionLog>) {
     if log.log_start_offset() < local_start && !advance_log_start(log, local_start).await {
         return;
     }
+    // The gate's view still counts the local segments as uploaded; they are about not to be.
+    // Forgotten first, so that tiering turned back on before the next refresh cannot let local
+    // retention delete them on the strength of copies that are gone.
+    if let Some(view) = ts
+        .state
+        .lock()
+        .get_mut(&(log.topic().to_string(), log.partition()))
+    {
+        view.uploaded.clear();
+    }
     match ts
         .rlm
         .run_retention(log.topic(), log.partition(), -1, 0, now_ms(), -1)
         .await
     {
-        Ok(outcome) => tracing::info!(
-            topic = log.topic(),
-            partition = log.partition(),
-            deleted_segments = outcome.deleted_segments,
-            "tiering disabled with remote.log.delete.on.disable: remote data deleted"
-        ),
+        Ok(outcome) => {
+            tracing::info!(
+                topic = log.topic(),
+                partition = log.partition(),
+                deleted_segments = outcome.deleted_segments,
+                "tiering disabled with remote.log.delete.on.disable: remote data deleted"
+            );
+            // The emptied remote log starts over at the log start, so that the local segments
+            // (above the old remote start's end) are uploaded when tiering comes back on,
+            // instead of counting as tiered and staying on local disk for good.
+            let start = log.log_start_offset();
+            if let Err(error) = ts
+                .rlm
+                .restart_empty_remote_log(log.topic(), log.partition(), start)
+                .await
+            {
+                tracing::warn!(topic = log.topic(), partition = log.partition(), %error, "could not restart the emptied remote log");
+            }
+        }
         Err(error) => {
             tracing::warn!(topic = log.topic(), partition = log.partition(), %error, "deleting remote data failed")
         }
