@@ -668,18 +668,25 @@ impl TopicConfig {
         Ok(config)
     }
 
-    /// Time-based local deletion bound: `local.retention.ms` when tiering is on (-2 = total).
+    /// Tiering on and copying on: local retention is `local.retention.*`. Otherwise (tiering
+    /// off, or read-only with `remote.log.copy.disable`, KIP-950 / KAFKA-17236) local segments
+    /// expire under the topic-wide `retention.*`.
+    fn local_retention_applies(&self) -> bool {
+        self.remote_storage_enable && !self.remote_log_copy_disable
+    }
+
+    /// Time-based local deletion bound: `local.retention.ms` when tiering copies (-2 = total).
     pub fn effective_local_retention_ms(&self) -> i64 {
-        if self.remote_storage_enable && self.local_retention_ms != -2 {
+        if self.local_retention_applies() && self.local_retention_ms != -2 {
             self.local_retention_ms
         } else {
             self.retention_ms
         }
     }
 
-    /// Size-based local deletion bound: `local.retention.bytes` when tiering is on (-2 = total).
+    /// Size-based local deletion bound: `local.retention.bytes` when tiering copies (-2 = total).
     pub fn effective_local_retention_bytes(&self) -> i64 {
-        if self.remote_storage_enable && self.local_retention_bytes != -2 {
+        if self.local_retention_applies() && self.local_retention_bytes != -2 {
             self.local_retention_bytes
         } else {
             self.retention_bytes

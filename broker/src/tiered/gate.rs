@@ -11,6 +11,8 @@
 //!    T has remote.storage.enable=false            -> delete (plain local retention)
 //!    T unknown to the log                         -> keep
 //!    refresh saw [base, next) covered remotely    -> delete
+//!    remote.log.copy.disable=true and the remote
+//!      tier holds nothing (its older data expired) -> delete (retention.* applies)
 //!    otherwise                                    -> keep
 //! ```
 
@@ -51,16 +53,30 @@ impl LocalDeletionGate for UploadGate {
             .log
             .upgrade()
             .and_then(|log| log.partition(topic, partition))
-            .map(|log| log.config().remote_storage_enable);
+            .map(|log| {
+                let config = log.config();
+                (
+                    config.remote_storage_enable,
+                    !config.remote_log_copy_disable,
+                )
+            });
         match tiered {
-            Some(false) => true,
+            Some((false, _)) => true,
             None => false,
-            Some(true) => self
-                .state
-                .lock()
-                .get(&(topic.to_string(), partition))
-                .and_then(|view| view.uploaded.get(&base))
-                .is_some_and(|covered_next| *covered_next >= next),
+            Some((true, copying)) => {
+                let state = self.state.lock();
+                let Some(view) = state.get(&(topic.to_string(), partition)) else {
+                    return false;
+                };
+                let uploaded = view
+                    .uploaded
+                    .get(&base)
+                    .is_some_and(|covered_next| *covered_next >= next);
+                // Read-only tiering (remote.log.copy.disable): local segments are never
+                // uploaded and expire under retention.*, but only once the remote tier, older
+                // still, holds nothing: deleting one before would leave a hole in the log.
+                uploaded || (!copying && view.remote_known && view.status.remote_segments == 0)
+            }
         }
     }
 }
@@ -153,6 +169,7 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
                     .cloned(),
                 None => old.map(|v| v.status.remote.clone()),
             };
+            let remote_known = remote.is_some() || old.is_some_and(|v| v.remote_known);
             let has_remote = remote_status
                 .as_ref()
                 .is_some_and(|s| s.remote_segments > 0);
@@ -253,7 +270,14 @@ pub(crate) async fn refresh(ts: &TieredStorage) -> bool {
                 tracing::warn!(topic = %status.topic, partition, lag_bytes = status.upload_lag_bytes,
                     error = status.last_error.as_deref().unwrap_or(""), "uploads to the remote tier are failing; local segments are kept");
             }
-            next.insert(key, PartitionView { status, uploaded });
+            next.insert(
+                key,
+                PartitionView {
+                    status,
+                    uploaded,
+                    remote_known,
+                },
+            );
         }
     }
     let tiered = |map: &std::collections::HashMap<(String, i32), PartitionView>| {
@@ -296,6 +320,7 @@ mod tests {
                     ..Default::default()
                 },
                 uploaded: BTreeMap::new(),
+                remote_known: true,
             },
         );
         let admission = UploadLagAdmission {
@@ -315,5 +340,77 @@ mod tests {
     #[tokio::test]
     async fn upload_lag_does_not_refuse_appends_when_copying_is_disabled() {
         admission_for(false).await.unwrap();
+    }
+
+    /// The gate with `remote.log.copy.disable` (KIP-950): a local segment that was never
+    /// uploaded may go under retention.* once the remote tier holds nothing older, never while
+    /// it does (a hole) or while the store's answer is unknown; with copying on, only uploaded
+    /// segments go.
+    #[tokio::test]
+    async fn read_only_tiering_deletes_local_segments_only_once_the_remote_tier_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let configs = |copy_disable: &str| {
+            BTreeMap::from([
+                ("remote.storage.enable".to_string(), "true".to_string()),
+                (
+                    "remote.log.copy.disable".to_string(),
+                    copy_disable.to_string(),
+                ),
+                ("local.retention.bytes".to_string(), "1".to_string()),
+            ])
+        };
+        manager
+            .create_topic("ro", 1, configs("true"), false)
+            .unwrap();
+        manager
+            .create_topic("rw", 1, configs("false"), false)
+            .unwrap();
+        let state = Arc::new(TierState::default());
+        let gate = UploadGate::new(&manager, &state);
+        let view = |remote_segments: usize, remote_known: bool| PartitionView {
+            status: PartitionTierStatus {
+                tiered: true,
+                remote_segments: remote_segments as u64,
+                ..Default::default()
+            },
+            uploaded: BTreeMap::from([(0, 100)]),
+            remote_known,
+        };
+        for (topic, remote_segments, remote_known, uploaded_one, other_one) in [
+            ("ro", 0, true, true, true),
+            ("ro", 3, true, true, false),
+            ("ro", 0, false, true, false),
+            ("rw", 0, true, true, false),
+        ] {
+            state
+                .lock()
+                .insert((topic.into(), 0), view(remote_segments, remote_known));
+            assert_eq!(
+                gate.may_delete_locally(topic, 0, 0, 100),
+                uploaded_one,
+                "{topic} {remote_segments} {remote_known}: the uploaded segment"
+            );
+            assert_eq!(
+                gate.may_delete_locally(topic, 0, 100, 200),
+                other_one,
+                "{topic} {remote_segments} {remote_known}: a local-only segment"
+            );
+        }
+        let ro = manager.topic("ro").unwrap();
+        let config = crate::log::TopicConfig::resolve(&BTreeMap::new(), &ro.overrides).unwrap();
+        assert_eq!(
+            (
+                config.effective_local_retention_bytes(),
+                config.retention_bytes
+            ),
+            (-1, -1),
+            "retention.* applies to local segments with copying disabled"
+        );
+        let rw = manager.topic("rw").unwrap();
+        let config = crate::log::TopicConfig::resolve(&BTreeMap::new(), &rw.overrides).unwrap();
+        assert_eq!(config.effective_local_retention_bytes(), 1);
     }
 }

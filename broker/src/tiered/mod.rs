@@ -170,6 +170,9 @@ pub(crate) struct PartitionView {
     pub status: PartitionTierStatus,
     /// Closed local segments (base -> next offset) covered by finished remote segments.
     pub uploaded: BTreeMap<i64, i64>,
+    /// `status.remote` came from the store (in this refresh or an earlier one), so "no
+    /// remote segments" can be believed.
+    pub remote_known: bool,
 }
 
 /// In-memory state shared by the gate, the hooks and the tasks.
