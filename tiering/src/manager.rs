@@ -39,7 +39,7 @@ use crate::manifest_cache::ManifestCache;
 use crate::quota::RateLimiter;
 use crate::reader::RemoteLogReader;
 pub use crate::reconcile::ReconcileReport;
-pub use crate::retention::RetentionOutcome;
+pub use crate::retention::{RetentionOutcome, RetentionPass};
 use crate::store::RemoteStore;
 pub use crate::uploader::UploadOutcome;
 use crate::uploader::Uploader;
@@ -567,12 +567,28 @@ impl RemoteLogManager {
             &self.inner.remote,
             &self.inner.manifests,
             &pid,
-            retention_ms,
-            retention_bytes,
-            now_ms,
-            deleted_below,
+            RetentionPass {
+                retention_ms,
+                retention_bytes,
+                now_ms,
+                deleted_below,
+                expire_up_to: i64::MAX,
+            },
         )
         .await
+    }
+
+    /// [`Self::run_retention`] with every rule of the pass, its upper limit included.
+    pub async fn run_retention_pass(
+        &self,
+        topic: &str,
+        partition: i32,
+        pass: RetentionPass,
+    ) -> Result<RetentionOutcome> {
+        let Some(pid) = self.resolve(topic, partition).await? else {
+            return Ok(RetentionOutcome::default());
+        };
+        crate::retention::run_retention(&self.inner.remote, &self.inner.manifests, &pid, pass).await
     }
 
     /// Repair every partition in the bucket after crashes; see `reconcile.rs`.

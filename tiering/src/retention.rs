@@ -40,15 +40,35 @@ pub struct RetentionOutcome {
     pub log_start_offset: i64,
 }
 
+/// The rules of one retention pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPass {
+    /// Negative: unlimited.
+    pub retention_ms: i64,
+    /// Negative: unlimited.
+    pub retention_bytes: i64,
+    pub now_ms: i64,
+    /// The broker's DeleteRecords offset (-1: none): segments wholly below it expire.
+    pub deleted_below: i64,
+    /// No segment ending after this offset expires, whatever the rules say: the broker's log
+    /// start, which moved first (the ordering rule) on a plan made from an older manifest. An
+    /// upload that finished since must not make this pass delete past it. `i64::MAX`: none.
+    pub expire_up_to: i64,
+}
+
 pub(crate) async fn run_retention(
     remote: &RemoteStore,
     manifests: &ManifestCache,
     p: &PartitionId,
-    retention_ms: i64,
-    retention_bytes: i64,
-    now_ms: i64,
-    deleted_below: i64,
+    pass: RetentionPass,
 ) -> Result<RetentionOutcome> {
+    let RetentionPass {
+        retention_ms,
+        retention_bytes,
+        now_ms,
+        deleted_below,
+        expire_up_to,
+    } = pass;
     if manifests.get(p).await?.is_none() {
         return Ok(RetentionOutcome::default());
     }
@@ -64,7 +84,7 @@ pub(crate) async fn run_retention(
                 let by_size = retention_bytes >= 0
                     && total.saturating_sub(s.size_bytes) >= retention_bytes as u64;
                 let deleted = s.next_offset <= deleted_below;
-                if !(by_time || by_size || deleted) {
+                if !(by_time || by_size || deleted) || s.next_offset > expire_up_to {
                     break;
                 }
                 total -= s.size_bytes;

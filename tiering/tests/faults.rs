@@ -528,3 +528,44 @@ async fn a_segment_whose_upload_failed_for_good_is_still_needed() {
         [false, false, false, true]
     );
 }
+
+/// A pass never expires past `expire_up_to` (the broker's log start, moved first on a plan
+/// made from an older manifest), even when its rules would take more: an upload that finished
+/// after the plan must not let it delete data the broker still serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_never_expires_past_the_brokers_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _f) = faulty();
+    let mgr = manager(&remote, test_config());
+    let id = Uuid::new_v4();
+    for base in [0, 50, 100] {
+        let s = write_segment(dir.path(), "t", id, base, 10, 5, false);
+        mgr.upload_now(&s.desc).await.unwrap();
+    }
+    let pass = strata_tiering::manager::RetentionPass {
+        retention_ms: -1,
+        retention_bytes: 0,
+        now_ms: 0,
+        deleted_below: -1,
+        expire_up_to: 50,
+    };
+    let outcome = mgr.run_retention_pass("t", 0, pass).await.unwrap();
+    assert_eq!(
+        (outcome.deleted_segments, outcome.log_start_offset),
+        (1, 50)
+    );
+    assert!(mgr.read("t", 0, 50, usize::MAX).await.unwrap().is_some());
+    assert_eq!(
+        mgr.needs_upload("t", 0, &[(50, 100), (100, 150)])
+            .await
+            .unwrap(),
+        [false, false],
+        "the other two are still there"
+    );
+    let pass = strata_tiering::manager::RetentionPass {
+        expire_up_to: i64::MAX,
+        ..pass
+    };
+    let outcome = mgr.run_retention_pass("t", 0, pass).await.unwrap();
+    assert_eq!(outcome.deleted_segments, 2);
+}

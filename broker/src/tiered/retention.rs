@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use strata_tiering::PartitionId;
+use strata_tiering::manager::RetentionPass;
 use strata_tiering::manifest::{Manifest, ManifestStore};
 
 use crate::log::PartitionLog;
@@ -134,18 +135,15 @@ pub(crate) async fn run(ts: &TieredStorage) {
                     }
                 }
                 Step::DeleteRemote => {
-                    match ts
-                        .rlm
-                        .run_retention(
-                            topic,
-                            partition,
-                            config.retention_ms,
-                            retention_bytes,
-                            now,
-                            deleted_below,
-                        )
-                        .await
-                    {
+                    let pass = RetentionPass {
+                        retention_ms: config.retention_ms,
+                        retention_bytes,
+                        now_ms: now,
+                        deleted_below,
+                        // Only what the log start (moved first) already passed.
+                        expire_up_to: log.log_start_offset(),
+                    };
+                    match ts.rlm.run_retention_pass(topic, partition, pass).await {
                         Ok(outcome) => {
                             if outcome.deleted_segments > 0 {
                                 tracing::info!(
