@@ -32,7 +32,9 @@ fn objects_and_references(dir: &Path) -> (Vec<String>, Vec<String>) {
                 .into_owned();
             if path.is_dir() {
                 stack.push(path);
-            } else if rel.ends_with(".seg") {
+            } else if rel.contains("/segments/") {
+                // Segment objects, and any staging file (`<key>#<n>`) an interrupted upload
+                // left behind.
                 objects.push(rel);
             } else if rel.ends_with("manifest.json") {
                 let m: serde_json::Value =

@@ -44,6 +44,9 @@ pub struct RemoteStore {
     pub prefix: Path,
     /// The URL the store was built from (for messages and `strata tier status`).
     pub url: String,
+    /// The directory of a `file://` store: where a process killed mid-write leaves
+    /// `LocalFileSystem` staging files (`<key>#<n>`) that no listing shows.
+    pub local_root: Option<PathBuf>,
 }
 
 impl RemoteStore {
@@ -57,6 +60,7 @@ impl RemoteStore {
             store,
             prefix: Path::from(prefix.as_ref()),
             url: url.into(),
+            local_root: None,
         }
     }
 
@@ -105,8 +109,11 @@ impl RemoteStore {
                 .map_err(|e| bad(e.to_string()))?
                 .with_automatic_cleanup(true)
                 .with_fsync(true);
-            let store = LocalConditionalStore::new(fs, dir);
-            return Ok(Self::new(Arc::new(store), "", url));
+            let store = LocalConditionalStore::new(fs, dir.clone());
+            return Ok(Self {
+                local_root: Some(dir),
+                ..Self::new(Arc::new(store), "", url)
+            });
         }
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let bucket = parsed.host_str().unwrap_or_default().to_string();
