@@ -431,12 +431,25 @@ impl RemoteLogManager {
         partition: i32,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>> {
+        self.offset_for_timestamp_from(topic, partition, timestamp, i64::MIN)
+            .await
+    }
+
+    /// [`Self::offset_for_timestamp`] among the records at or above `min_offset` (the
+    /// broker's log start, which may be above the remote log start for a while).
+    pub async fn offset_for_timestamp_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>> {
         let Some(pid) = self.resolve(topic, partition).await? else {
             return Ok(None);
         };
         self.inner
             .reader
-            .offset_for_timestamp(&pid, timestamp)
+            .offset_for_timestamp(&pid, timestamp, min_offset)
             .await
     }
 

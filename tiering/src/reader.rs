@@ -308,17 +308,24 @@ impl RemoteLogReader {
         })
     }
 
-    /// Kafka ListOffsets by timestamp over the remote tier: the first record with timestamp
-    /// >= `ts`, as `(offset, timestamp)`; `None` if every remote record is older.
+    /// Kafka ListOffsets by timestamp over the remote tier: the first record with a timestamp
+    /// at or after `ts` and an offset at or above `min_offset` (and the remote log start), as
+    /// `(offset, timestamp)`; `None` if every such remote record is older.
     pub async fn offset_for_timestamp(
         &self,
         p: &PartitionId,
         ts: i64,
+        min_offset: i64,
     ) -> Result<Option<(i64, i64)>> {
         let Some(v) = self.manifests.get(p).await? else {
             return Ok(None);
         };
-        for seg in v.manifest.finished().filter(|s| s.max_timestamp >= ts) {
+        let floor = v.manifest.log_start_offset.max(min_offset);
+        for seg in v
+            .manifest
+            .finished()
+            .filter(|s| s.max_timestamp >= ts && s.next_offset > floor)
+        {
             let footer = self.fetcher.footer(seg).await?;
             let Some(first) = footer.chunk_for_timestamp(ts) else {
                 continue;
@@ -328,9 +335,7 @@ impl RemoteLogReader {
                 for item in whole_batches(&data) {
                     let batch =
                         item.map_err(|d| TieringError::corrupt("chunk", &seg.object_key, d))?;
-                    if batch.max_timestamp() < ts
-                        || batch.last_offset() < v.manifest.log_start_offset
-                    {
+                    if batch.max_timestamp() < ts || batch.last_offset() < floor {
                         continue;
                     }
                     // Inflated within a bound proportional to the batch (the log accepted it
@@ -341,12 +346,11 @@ impl RemoteLogReader {
                         Ok(set) => set
                             .records
                             .iter()
-                            .find(|r| r.timestamp >= ts && r.offset >= v.manifest.log_start_offset)
+                            .find(|r| r.timestamp >= ts && r.offset >= floor)
                             .map(|r| (r.offset, r.timestamp)),
-                        Err(InflateError::TooLarge { .. }) => Some((
-                            batch.base_offset().max(v.manifest.log_start_offset),
-                            batch.max_timestamp(),
-                        )),
+                        Err(InflateError::TooLarge { .. }) => {
+                            Some((batch.base_offset().max(floor), batch.max_timestamp()))
+                        }
                         Err(e) => return Err(TieringError::corrupt("batch", &seg.object_key, e)),
                     };
                     if hit.is_some() {

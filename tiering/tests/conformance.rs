@@ -116,6 +116,17 @@ async fn round_trip(backend: &Backend) {
         cold.offset_for_timestamp("orders", 0, 0).await.unwrap(),
         Some((0, 1_000_000))
     );
+    // From a floor (the broker's log start, above the remote start after DeleteRecords): the
+    // first record at or after the time among those at or above the floor.
+    for (ts, floor, expected) in [(0, 7, 7), (10, 450, 450), (460, 450, 460), (10, 201, 201)] {
+        assert_eq!(
+            cold.offset_for_timestamp_from("orders", 0, 1_000_000 + ts, floor)
+                .await
+                .unwrap(),
+            Some((expected, 1_000_000 + expected)),
+            "time {ts} from {floor}"
+        );
+    }
     assert_eq!(
         cold.offset_for_timestamp("orders", 0, 1_000_000 + last + 1)
             .await

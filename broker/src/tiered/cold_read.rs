@@ -19,6 +19,7 @@ use crate::log::PartitionLog;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const KAFKA_STORAGE_ERROR: i16 = 56;
+const REQUEST_TIMED_OUT: i16 = 7;
 
 pub struct RemoteColdReader {
     pub(crate) rlm: RemoteLogManager,
@@ -79,11 +80,20 @@ impl ColdReader for RemoteColdReader {
     ) -> Result<Option<(i64, i64)>, i16> {
         let rlm = self.rlm.clone();
         let (topic, partition) = (log.topic().to_string(), log.partition());
-        let task =
-            tokio::spawn(
-                async move { rlm.offset_for_timestamp(&topic, partition, timestamp).await },
-            );
-        match task.await {
+        // From the log start clients see: the remote tier may still hold records below it
+        // (retention deletes them after the log start moved), which must not hide later ones.
+        let floor = log.log_start_offset();
+        let task = tokio::spawn(async move {
+            rlm.offset_for_timestamp_from(&topic, partition, timestamp, floor)
+                .await
+        });
+        // Kafka's remote.list.offsets.request.timeout.ms default: a store that does not
+        // answer fails the lookup instead of holding the request forever.
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
+        let Ok(answer) = answer else {
+            return Err(REQUEST_TIMED_OUT);
+        };
+        match answer {
             Ok(Ok(found)) => {
                 let (log_start, local_start) =
                     (log.log_start_offset(), log.local_log_start_offset());
