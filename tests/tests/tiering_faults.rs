@@ -785,3 +785,83 @@ fn tiering_restore_after_all_history_was_deleted_continues_at_the_old_log_end() 
         "1000 after-restore"
     );
 }
+
+/// A restore from the bucket that cannot finish (here: one topic's topic.json is damaged)
+/// restores every other topic, and the next start finishes it once the record is readable
+/// again (a restore starts only on a data directory without topics, so it never finished).
+#[test]
+fn tiering_restore_skips_a_damaged_topic_record_and_finishes_at_the_next_start() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", remote.path().display());
+    let mut strata = tiered_builder(&url, &[]).start();
+    for topic in ["good", "bad"] {
+        create_tiered_topic(&strata, topic, 20000);
+        client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
+    }
+    for topic in ["good", "bad"] {
+        wait_tiered(&strata, topic, 999);
+    }
+    strata.stop();
+    let record = topic_files(remote.path(), "bad")
+        .into_iter()
+        .find(|f| f.ends_with("topic.json"))
+        .expect("bad's topic.json");
+    let original = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{ not json").unwrap();
+
+    // The restored log holds what was tiered: everything but the active segment.
+    let tiered = |topic: &str| {
+        let status: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(strata.data_dir().join("tier-status.json")).unwrap(),
+        )
+        .unwrap();
+        status["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["topic"] == topic)
+            .unwrap()["highest_tiered_offset"]
+            .as_i64()
+            .unwrap()
+            + 1
+    };
+    let (good_end, bad_end) = (tiered("good"), tiered("bad"));
+    assert!(good_end >= 800 && bad_end >= 800, "{good_end} {bad_end}");
+    let mut restored = tiered_builder(&url, &[]).start();
+    assert_eq!(
+        list_offset(&restored, "good", -1),
+        good_end,
+        "{}",
+        restored.logs()
+    );
+    assert!(
+        restored.logs().contains("unreadable topic.json"),
+        "{}",
+        restored.logs()
+    );
+    std::fs::write(&record, original).unwrap();
+    restored.restart();
+    assert_eq!(
+        list_offset(&restored, "bad", -1),
+        bad_end,
+        "{}",
+        restored.logs()
+    );
+    consume_checked(
+        &restored.kafka_addr(),
+        "bad",
+        bad_end as usize,
+        "a",
+        "bad-g",
+        0,
+    );
+    assert!(
+        !restored
+            .data_dir()
+            .join("restore-from-bucket.pending")
+            .exists()
+    );
+}

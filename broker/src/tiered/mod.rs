@@ -226,7 +226,8 @@ impl TieredStorage {
             cancel: CancellationToken::new(),
             tasks: Mutex::default(),
         });
-        if this.log.topics().is_empty()
+        let restore_unfinished = restore::restore_marker(&this.data_dir).exists();
+        if (this.log.topics().is_empty() || restore_unfinished)
             && let Err(error) = restore::restore_from_bucket(&this).await
         {
             tracing::error!(error = %format!("{error:#}"), "restore from the remote tier failed; starting without it");

@@ -75,7 +75,8 @@ pub(crate) async fn publish_topic(ts: &TieredStorage, meta: &TopicMetadata) {
     }
 }
 
-async fn read_records(ts: &TieredStorage) -> anyhow::Result<Vec<TopicRecord>> {
+/// The newest record of every topic in the bucket, and how many records could not be read.
+async fn read_records(ts: &TieredStorage) -> anyhow::Result<(Vec<TopicRecord>, usize)> {
     let remote = ts.rlm.remote();
     let root = keys::format_topics_root(&remote.prefix);
     let listing = remote.store.list_with_delimiter(Some(&root)).await?;
@@ -83,6 +84,7 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<Vec<TopicRecord>> {
     let deleted: std::collections::HashSet<(String, Uuid)> =
         ts.rlm.tombstoned_topics().await?.into_iter().collect();
     let mut newest: BTreeMap<String, TopicRecord> = BTreeMap::new();
+    let mut unreadable = 0;
     for dir in listing.common_prefixes {
         let Some(name) = dir.filename() else { continue };
         let Some((topic, topic_id)) = keys::parse_topic_dir(name) else {
@@ -101,7 +103,15 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<Vec<TopicRecord>> {
             }
             Err(error) => return Err(error.into()),
         };
-        let record: TopicRecord = serde_json::from_slice(&bytes)?;
+        let record: TopicRecord = match serde_json::from_slice(&bytes) {
+            Ok(record) => record,
+            Err(error) => {
+                // One damaged record must not cost the other topics their restore.
+                tracing::error!(key = %key, %error, "unreadable topic.json; topic not restored");
+                unreadable += 1;
+                continue;
+            }
+        };
         if record.version != TOPIC_RECORD_VERSION || record.name != topic {
             tracing::warn!(key = %key, version = record.version, "unknown topic.json; not restored");
             continue;
@@ -113,44 +123,69 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<Vec<TopicRecord>> {
             newest.insert(topic, record);
         }
     }
-    Ok(newest.into_values().collect())
+    Ok((newest.into_values().collect(), unreadable))
 }
 
-/// Recreates every topic the bucket knows (the log must have none).
+/// Present while a restore from the bucket has not finished: the next start goes on with it
+/// (a restore stopped halfway, by a crash or a store error, would otherwise never finish, as
+/// restoring starts only on a data directory without topics).
+pub(crate) fn restore_marker(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("restore-from-bucket.pending")
+}
+
+/// Recreates every topic the bucket knows that the log lacks (on an empty data directory, or
+/// to finish an interrupted restore).
 pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()> {
-    let records = read_records(ts).await?;
+    let marker = restore_marker(&ts.data_dir);
+    std::fs::write(&marker, b"")?;
+    let (records, mut failed) = read_records(ts).await?;
     for record in records {
-        let mut next_offsets = Vec::new();
-        for partition in 0..record.partitions {
-            ts.rlm
-                .register_partition(&record.name, record.topic_id, partition);
-            let highest = ts
-                .rlm
-                .highest_tiered_offset(&record.name, partition)
-                .await?;
-            // Remote retention may have deleted every segment: the log still goes on after
-            // the offsets it once held (the manifest's log start), never reusing them.
-            let remote_start = ts
-                .rlm
-                .remote_log_start_offset(&record.name, partition)
-                .await?
-                .unwrap_or(0);
-            next_offsets.push((highest + 1).max(remote_start));
+        if ts.log.topic(&record.name).is_some() {
+            continue;
         }
-        let meta = TopicMetadata {
-            name: record.name.clone(),
-            topic_id: record.topic_id,
-            partitions: record.partitions,
-            overrides: record.overrides.clone(),
-        };
-        ts.log.restore_topic(meta.clone(), &next_offsets)?;
-        ts.published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(meta.name.clone(), meta);
-        tracing::info!(topic = %record.name, topic_id = %record.topic_id, partitions = record.partitions,
-            ?next_offsets, "topic restored from the remote tier");
+        if let Err(error) = restore_topic(ts, &record).await {
+            tracing::error!(topic = %record.name, error = %format!("{error:#}"), "restoring topic failed; retried at the next start");
+            failed += 1;
+        }
     }
+    if failed > 0 {
+        anyhow::bail!("{failed} topic(s) not restored yet");
+    }
+    std::fs::remove_file(&marker)?;
+    Ok(())
+}
+
+async fn restore_topic(ts: &TieredStorage, record: &TopicRecord) -> anyhow::Result<()> {
+    let mut next_offsets = Vec::new();
+    for partition in 0..record.partitions {
+        ts.rlm
+            .register_partition(&record.name, record.topic_id, partition);
+        let highest = ts
+            .rlm
+            .highest_tiered_offset(&record.name, partition)
+            .await?;
+        // Remote retention may have deleted every segment: the log still goes on after
+        // the offsets it once held (the manifest's log start), never reusing them.
+        let remote_start = ts
+            .rlm
+            .remote_log_start_offset(&record.name, partition)
+            .await?
+            .unwrap_or(0);
+        next_offsets.push((highest + 1).max(remote_start));
+    }
+    let meta = TopicMetadata {
+        name: record.name.clone(),
+        topic_id: record.topic_id,
+        partitions: record.partitions,
+        overrides: record.overrides.clone(),
+    };
+    ts.log.restore_topic(meta.clone(), &next_offsets)?;
+    ts.published
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(meta.name.clone(), meta);
+    tracing::info!(topic = %record.name, topic_id = %record.topic_id, partitions = record.partitions,
+        ?next_offsets, "topic restored from the remote tier");
     Ok(())
 }
 
