@@ -430,3 +430,38 @@ async fn a_failed_fsync_stops_appends_until_a_restart_recovers_the_log() {
     let next = log.append(batch(1, 100), Durability::Fsync).await.unwrap();
     assert_eq!(next.base_offset, end);
 }
+
+/// An offset-index entry whose offset was lowered (bit rot that keeps the entries increasing,
+/// so the index still loads) must not make reads skip records: the batch at the entry's
+/// position does not start at its offset, and the read falls back to a scan of the segment.
+#[tokio::test]
+async fn a_damaged_index_entry_never_makes_a_read_skip_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic("t", 1, overrides(&[("index.interval.bytes", "1")]), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    for _ in 0..10 {
+        log.append(batch(2, 50), Durability::Written).await.unwrap();
+    }
+    manager.shutdown().await.unwrap();
+    drop((log, manager));
+    // Entries: (2, p1), (4, p2), (6, p3), ...: (6, p3) becomes (5, p3).
+    let index = segment_files(&dir.path().join("t-0"), "index").remove(0);
+    let mut bytes = std::fs::read(&index).unwrap();
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 6);
+    bytes[16..20].copy_from_slice(&5u32.to_be_bytes());
+    std::fs::write(&index, &bytes).unwrap();
+
+    let manager = open(dir.path()).await;
+    let log = manager.partition("t", 0).unwrap();
+    let read = log.read(5, 1).unwrap();
+    let first = BatchIter::new(read.records).next().unwrap();
+    assert_eq!(
+        (first.base_offset(), first.last_offset()),
+        (4, 5),
+        "the batch holding offset 5"
+    );
+    assert_eq!(read_all(&log).len(), 10);
+}

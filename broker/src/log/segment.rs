@@ -300,11 +300,23 @@ impl Segment {
     /// Finds the file position of the batch containing `offset` (or the first batch after it),
     /// reading at most up to `limit`. `None` when no such batch exists below `limit`.
     fn position_of(&self, offset: i64, limit: u64) -> io::Result<Option<(u64, u32)>> {
-        let mut position = u64::from(self.meta().offset_index.lookup(offset).position);
+        let entry = self.meta().offset_index.lookup(offset);
+        let mut position = u64::from(entry.position);
+        let mut check_entry = position > 0;
         let mut header = [0u8; BATCH_HEADER_SIZE];
         while position + BATCH_HEADER_SIZE as u64 <= limit {
             self.log.read_exact_at(&mut header, position)?;
             let base_offset = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
+            // An index entry names the batch that starts at its position. One that does not
+            // (a damaged index that still looked sane) would make the read skip records:
+            // scan from the start of the segment instead.
+            if std::mem::take(&mut check_entry) && base_offset != entry.offset {
+                tracing::warn!(segment = %self.log_path.display(), entry_offset = entry.offset,
+                    entry_position = entry.position, found_offset = base_offset,
+                    "offset index entry does not match the log; scanning the segment from its start");
+                position = 0;
+                continue;
+            }
             let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
             let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
             if length < (BATCH_HEADER_SIZE - 12) as i32 {
