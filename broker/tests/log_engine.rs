@@ -58,17 +58,25 @@ async fn append_read_roll_and_segment_events() {
             .kafka_error_code(),
         1
     );
-    let closed = log.closed_segments();
-    assert!(
-        closed.len() > 3,
-        "expected several rolls, got {}",
-        closed.len()
-    );
     let SegmentEvent::Closed(first) =
         tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
             .await
             .unwrap()
             .unwrap();
+    // Closed segments are listed once fsynced (as their events are sent).
+    let mut closed = log.closed_segments();
+    for _ in 0..500 {
+        if closed.len() > 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        closed = log.closed_segments();
+    }
+    assert!(
+        closed.len() > 3,
+        "expected several rolls, got {}",
+        closed.len()
+    );
     assert_eq!(first, closed[0]);
     assert_eq!(first.base_offset, 0);
     assert!(

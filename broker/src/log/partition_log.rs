@@ -447,7 +447,8 @@ impl PartitionLog {
         runtime.spawn(async move {
             let _announcer = close_lock.lock().await;
             loop {
-                let Some(segment) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
+                // Left in the queue until synced: `closed_segments` skips what is queued.
+                let Some(segment) = queue.lock().unwrap_or_else(|p| p.into_inner()).front().cloned() else { return };
                 let event = describe(&segment);
                 let dir = dir.clone();
                 let closed_end = segment.next_offset();
@@ -456,6 +457,7 @@ impl PartitionLog {
                     sync_dir(&dir)
                 })
                 .await;
+                queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                 match synced {
                     Ok(Ok(())) if sync_failed.load(std::sync::atomic::Ordering::Acquire) => {}
                     Ok(Ok(())) => {
@@ -508,13 +510,26 @@ impl PartitionLog {
 
     /// Every closed (immutable) segment still on local disk, oldest first. Tiering uses it to
     /// catch up on segments closed while it was not listening (e.g. before a restart).
+    /// Segments whose close (fsync) is still queued are left out: tiering only ever sees
+    /// durable segments, as with the `Closed` event.
     pub fn closed_segments(&self) -> Vec<ClosedSegment> {
         let segments: Vec<_> = {
             let state = self.lock_state();
             let count = state.segments.len();
             state.segments.values().take(count - 1).cloned().collect()
         };
-        segments.iter().map(|s| self.closed_segment(s)).collect()
+        let closing = self
+            .pending_closes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.base_offset)
+            .collect::<std::collections::HashSet<_>>();
+        segments
+            .iter()
+            .filter(|s| !closing.contains(&s.base_offset))
+            .map(|s| self.closed_segment(s))
+            .collect()
     }
 
     /// Returns once every offset below `target` is fsynced (group commit, see module doc).
