@@ -824,3 +824,33 @@ async fn segment_ms_clock_survives_a_restart() {
         "the first batch is two minutes old: rolled"
     );
 }
+
+/// An append larger than a whole segment is RECORD_LIST_TOO_LARGE (18), as in Kafka; one
+/// batch over max.message.bytes is MESSAGE_TOO_LARGE (10).
+#[tokio::test]
+async fn oversized_appends_get_kafkas_error_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path()).await;
+    manager
+        .create_topic(
+            "t",
+            1,
+            overrides(&[("segment.bytes", "2048"), ("max.message.bytes", "1500")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let code =
+        |result: Result<_, strata_broker::log::LogError>| result.unwrap_err().kafka_error_code();
+    assert_eq!(
+        code(log.append(batch(1, 1800), Durability::Written).await),
+        10
+    );
+    let mut two = BytesMut::from(&batch(1, 1200)[..]);
+    two.extend_from_slice(&batch(1, 1200));
+    assert_eq!(
+        code(log.append(two.freeze(), Durability::Written).await),
+        18
+    );
+    assert_eq!(log.log_end_offset(), 0);
+}

@@ -89,6 +89,11 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::CorruptMessage(_) => 2,
             LogError::UnknownTopicOrPartition { .. } => 3,
+            // Kafka: a record set larger than a whole segment is RECORD_LIST_TOO_LARGE.
+            LogError::MessageTooLarge {
+                config: "segment.bytes",
+                ..
+            } => 18,
             LogError::MessageTooLarge { .. } => 10,
             LogError::InvalidTopic { .. } => 17,
             LogError::InvalidTimestamp(_) => 32,
