@@ -1,13 +1,121 @@
 //! The HTTP listener: health, Prometheus metrics, and (mounted by the binary) the claim-check API.
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::TryStreamExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 use serde_json::json;
 
 use crate::metrics::MetricsHandle;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route template, e.g. `/v1/claims/{id}`, so ids do not explode the label space.
+    pub route: String,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+/// Requests, latency and request-body bytes of every HTTP route (claim-check uploads and
+/// downloads, export jobs, tier status, health, metrics).
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<StatusLabels, Counter>,
+    seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    request_bytes: Family<RouteLabels, Counter>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        fn latency() -> Histogram {
+            // 1 ms .. ~9 min: a health check up to a multi-GB upload.
+            Histogram::new(exponential_buckets(0.001, 2.0, 20))
+        }
+        Self {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(latency),
+            request_bytes: Family::default(),
+        }
+    }
+}
+
+impl HttpMetrics {
+    /// Registers the families under `http_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("http");
+        registry.register(
+            "requests",
+            "HTTP requests answered, by route template, method and status",
+            self.requests.clone(),
+        );
+        registry.register_with_unit(
+            "request_duration",
+            "Time from a request's arrival to its response head (streamed bodies go on after)",
+            Unit::Seconds,
+            self.seconds.clone(),
+        );
+        registry.register_with_unit(
+            "request_body",
+            "Request body bytes received (claim uploads among them), by route template",
+            Unit::Bytes,
+            self.request_bytes.clone(),
+        );
+    }
+
+    /// Counts every routed request of `router` (call after every route is merged in).
+    pub fn track(&self, router: Router) -> Router {
+        router.route_layer(axum::middleware::from_fn_with_state(self.clone(), track))
+    }
+}
+
+async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let labels = RouteLabels {
+        route,
+        method: request.method().to_string(),
+    };
+    let received = metrics.request_bytes.get_or_create(&labels).clone();
+    let request = request.map(|body| {
+        Body::from_stream(body.into_data_stream().inspect_ok(move |chunk| {
+            received.inc_by(chunk.len() as u64);
+        }))
+    });
+    let response = next.run(request).await;
+    metrics
+        .seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&StatusLabels {
+            route: labels.route,
+            method: labels.method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
 
 /// The operational routes every Strata serves: `GET /healthz` and `GET /metrics`.
 pub fn ops_router(metrics: MetricsHandle) -> Router {

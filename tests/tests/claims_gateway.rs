@@ -80,6 +80,23 @@ fn confluent_consumer_resolves_the_ticket_by_its_uri() {
     let ticket: serde_json::Value = http().get(url).send().unwrap().json().unwrap();
     assert_eq!(ticket["id"], receipt["id"]);
     assert_eq!(ticket["sha256"], expected.as_str());
+    // /metrics saw the upload: one 201 on the route template, every body byte received.
+    let metrics = strata.metrics();
+    let route = "route=\"/v1/topics/{topic}/claims\",method=\"POST\"";
+    assert_eq!(
+        strata_tests::metric_value(
+            &metrics,
+            &format!("strata_http_requests_total{{{route},status=\"201\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        strata_tests::metric_value(
+            &metrics,
+            &format!("strata_http_request_body_bytes_total{{{route}}}")
+        ),
+        size as f64
+    );
 }
 
 /// Sends a request with `Content-Length: declared` and only `sent` body bytes, then drops the

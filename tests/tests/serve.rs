@@ -44,6 +44,22 @@ fn serves_health_and_prometheus_metrics_then_stops_cleanly_on_sigterm() {
         "no `strata_up 1` line in:\n{body}"
     );
     assert!(body.contains("# TYPE strata_up gauge"), "{body}");
+    // HTTP routes are counted by template, method and status (the /healthz above, and the
+    // start-up readiness polls).
+    let healthz = strata_tests::metric_value(
+        &body,
+        "strata_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}",
+    );
+    assert!(healthz >= 1.0, "{body}");
+    let (status, _, _) = get(&format!("{}/v1/claims/not-a-claim-id", strata.http_url()));
+    assert!(status >= 400, "{status}");
+    let (_, _, body) = get(&format!("{}/metrics", strata.http_url()));
+    assert!(
+        body.contains(&format!(
+            "strata_http_requests_total{{route=\"/v1/claims/{{id}}\",method=\"GET\",status=\"{status}\"}} 1"
+        )),
+        "{body}"
+    );
 
     let status = strata.stop();
     assert!(status.success(), "exit status {status}\n{}", strata.logs());

@@ -146,6 +146,8 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     let mut registry = metrics::new_registry(started);
     broker.metrics.register(&mut registry);
     log.register_metrics(&mut registry);
+    let http_metrics = http::HttpMetrics::default();
+    http_metrics.register(&mut registry);
     let tiered = start_tiered(&config, &log, &broker).await?;
     if let Some(tiered) = &tiered {
         tiered.register_metrics(&mut registry);
@@ -178,7 +180,7 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         remote: tiered.as_ref().map(|t| t.rlm.clone()),
         claims: claims.as_ref().map(|g| g.service.store().clone()),
     });
-    let app = app.merge(exports.router());
+    let app = http_metrics.track(app.merge(exports.router()));
 
     let shutdown = CancellationToken::new();
     let kafka_task = tokio::spawn(kafka::serve(
