@@ -144,6 +144,14 @@ async fn delete_one(ctx: &BrokerContext, topic: &TopicMetadata) -> Result<(), (i
         .log
         .delete_topic(&topic.name)
         .map_err(|e| (e.kafka_error_code(), e.to_string()));
+    // After the log: a commit that raced the deletion either sees the topic gone or is
+    // journaled before this removal (`OffsetStore::commit_existing`). The topic is gone either
+    // way, so a failure here is logged rather than answered.
+    if deleted.is_ok()
+        && let Err(error) = ctx.groups.delete_topic_offsets(&topic.name).await
+    {
+        tracing::error!(topic = %topic.name, %error, "removing the deleted topic's committed offsets failed");
+    }
     if let Some(hook) = &hook {
         hook.after_delete(topic, deleted.is_ok()).await;
     }
