@@ -159,6 +159,23 @@ fn kafka_python_deletes_committed_offsets_with_kafkas_group_rules() {
     );
 }
 
+/// A transactional producer's `init_transactions` fails at once with librdkafka's fatal
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED instead of retrying until its timeout (strata has no
+/// transactions); idempotent producers keep working.
+#[test]
+fn confluent_transactional_producer_is_refused_fast_and_for_good() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python(
+        "confluent_transactions.py",
+        &[&strata.kafka_addr(), "ck-transactions"],
+    );
+    let text = assert_success(&out, "confluent_transactions.py");
+    assert!(text.contains("OK refused"), "{text}");
+}
+
 /// Deleting a topic deletes every group's committed offsets of it, durably: a restart does not
 /// bring them back, a commit to the deleted topic gets UNKNOWN_TOPIC_OR_PARTITION (and creates
 /// nothing), and a topic created again under the name is read by the group from offset 0, not
