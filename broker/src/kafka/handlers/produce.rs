@@ -121,7 +121,11 @@ pub async fn handle(
     for topic in &request.topic_data {
         let appends = topic.partition_data.iter().map(|partition_data| async {
             let index = partition_data.index;
-            let response = PartitionProduceResponse::default().with_index(index);
+            // Kafka's answer for a failed partition has no offset: -1, not the default 0,
+            // which would name a real offset.
+            let response = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(-1);
             if refuse_transactional_batches {
                 return refused(
                     response,
@@ -279,6 +283,46 @@ mod tests {
         assert_eq!(
             [log_end(ctx, 0), log_end(ctx, 1), log_end(ctx, 2)],
             [1, 0, 1]
+        );
+        broker.stop().await;
+    }
+
+    #[tokio::test]
+    async fn failed_partitions_report_base_offset_minus_one() {
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        ctx.log
+            .create_topic("p", 2, Default::default(), false)
+            .unwrap();
+        let plain = batch(false, false);
+        // One record in first, so that success answers offset 1, not the default 0.
+        assert_eq!(produce(ctx, vec![plain.clone()], 9).await, vec![(0, None)]);
+        let partitions = [(0, plain.clone()), (1, batch(false, true)), (7, plain)]
+            .into_iter()
+            .map(|(index, records)| {
+                PartitionProduceData::default()
+                    .with_index(index)
+                    .with_records(Some(records))
+            })
+            .collect();
+        let request = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(str_bytes("p")))
+                .with_partition_data(partitions),
+        ]);
+        let response = handle(ctx, &request, 9).await.unwrap();
+        let answers: Vec<(i32, i16, i64)> = response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| (p.index, p.error_code, p.base_offset))
+            .collect();
+        assert_eq!(
+            answers,
+            vec![
+                (0, 0, 1),
+                (1, ResponseError::InvalidRecord.code(), -1),
+                (7, ResponseError::UnknownTopicOrPartition.code(), -1),
+            ]
         );
         broker.stop().await;
     }
