@@ -115,7 +115,7 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "connections.max.idle.ms",
         default: "600000",
         kind: long(1000, I64),
-        doc: "Idle connections are closed after this long.",
+        doc: "Idle connections are closed after this long, as are connections whose client reads none of its response for this long.",
     },
     BrokerConfigDef {
         name: "group.min.session.timeout.ms",

@@ -159,6 +159,46 @@ fn kafka_python_deletes_committed_offsets_with_kafkas_group_rules() {
     );
 }
 
+/// A transactional producer's `init_transactions` fails at once with librdkafka's fatal
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED instead of retrying until its timeout (strata has no
+/// transactions); idempotent producers keep working.
+#[test]
+fn confluent_transactional_producer_is_refused_fast_and_for_good() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = broker();
+    let out = python(
+        "confluent_transactions.py",
+        &[&strata.kafka_addr(), "ck-transactions"],
+    );
+    let text = assert_success(&out, "confluent_transactions.py");
+    assert!(text.contains("OK refused"), "{text}");
+}
+
+/// Deleting a topic deletes every group's committed offsets of it, durably: a restart does not
+/// bring them back, a commit to the deleted topic gets UNKNOWN_TOPIC_OR_PARTITION (and creates
+/// nothing), and a topic created again under the name is read by the group from offset 0, not
+/// from the old topic's position; the new topic's offsets and other topics' survive restarts.
+#[test]
+fn a_deleted_topic_takes_its_committed_offsets_with_it() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let mut strata = broker();
+    for phase in ["delete", "recreate", "after-restart"] {
+        if phase != "delete" {
+            strata.restart();
+        }
+        let out = python(
+            "confluent_topic_recreate.py",
+            &[&strata.kafka_addr(), phase, "ck-recreate"],
+        );
+        let text = assert_success(&out, &format!("confluent_topic_recreate.py {phase}"));
+        assert!(text.contains("OK "), "{text}");
+    }
+}
+
 /// DescribeLogDirs (`kafka-log-dirs --describe`, kafka-python's `describe_log_dirs`): each
 /// partition's size is exactly the bytes of its segment files, as a clean stop leaves them.
 #[test]

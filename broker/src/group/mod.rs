@@ -227,7 +227,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Validates the committer's membership, then durably stores the offsets.
+    /// Validates the committer's membership, then durably stores the offsets of the partitions
+    /// for which `exists(topic, partition)` holds when they are journaled; returns the others.
     pub async fn commit_offsets(
         &self,
         group_id: &str,
@@ -235,7 +236,8 @@ impl GroupCoordinator {
         group_instance_id: Option<&str>,
         generation: i32,
         commits: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), ResponseError> {
+        exists: impl Fn(&str, i32) -> bool,
+    ) -> Result<Vec<(String, i32)>, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -250,10 +252,26 @@ impl GroupCoordinator {
                 return Err(error);
             }
         }
-        self.offsets.commit(group_id, commits).await.map_err(|err| {
-            tracing::error!(group_id, error = %err, "offset commit failed");
-            ResponseError::UnknownServerError
-        })
+        self.offsets
+            .commit_existing(group_id, commits, exists)
+            .await
+            .map_err(|err| {
+                tracing::error!(group_id, error = %err, "offset commit failed");
+                ResponseError::UnknownServerError
+            })
+    }
+
+    /// Durably removes every group's committed offsets of `topic`, which was just deleted.
+    pub async fn delete_topic_offsets(&self, topic: &str) -> Result<(), OffsetStoreError> {
+        let groups = self.offsets.delete_topic(topic).await?;
+        if !groups.is_empty() {
+            tracing::info!(
+                topic,
+                groups = groups.len(),
+                "removed the deleted topic's committed offsets"
+            );
+        }
+        Ok(())
     }
 
     pub fn list_groups(&self) -> Vec<GroupListing> {

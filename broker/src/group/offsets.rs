@@ -19,6 +19,11 @@
 //! members when the broker stopped counts as empty from the next start (its members are gone;
 //! Kafka's coordinator failover does the same once their sessions expire). Expired offsets are
 //! removed durably before they disappear from memory.
+//!
+//! **Deleted topics.** Deleting a topic journals one entry that removes its offsets from every
+//! group, so neither memory nor replay keeps them for a topic later created under the same name.
+//! Commits check that their partitions exist under the same lock that orders the journal
+//! ([`OffsetStore::commit_existing`]), so a commit racing the deletion cannot outlive it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -67,6 +72,11 @@ enum JournalEntry {
     DeleteOffsets {
         group: String,
         partitions: Vec<(String, i32)>,
+    },
+    /// The topic was deleted: every group's offsets of it are gone, so that a topic created
+    /// later under the same name starts without them (Kafka does the same).
+    DeleteTopic {
+        topic: String,
     },
 }
 
@@ -284,10 +294,35 @@ impl OffsetStore {
         group: &str,
         commits: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), OffsetStoreError> {
+        self.commit_existing(group, commits, |_, _| true)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::commit`] of the partitions for which `exists(topic, partition)` holds; returns the
+    /// others, which are not committed. `exists` is asked in the journal's order of changes, so
+    /// a commit racing [`Self::delete_topic`] either comes before the deletion (and goes with
+    /// it) or sees the topic gone: a deleted topic's offsets are never brought back.
+    pub async fn commit_existing(
+        &self,
+        group: &str,
+        commits: Vec<(String, i32, CommittedOffset)>,
+        exists: impl Fn(&str, i32) -> bool,
+    ) -> Result<Vec<(String, i32)>, OffsetStoreError> {
         if commits.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let _changes = self.changes.lock().await;
+        let (commits, missing): (Vec<_>, Vec<_>) = commits
+            .into_iter()
+            .partition(|(topic, partition, _)| exists(topic, *partition));
+        let missing: Vec<(String, i32)> = missing
+            .into_iter()
+            .map(|(topic, partition, _)| (topic, partition))
+            .collect();
+        if commits.is_empty() {
+            return Ok(missing);
+        }
         let mut lines = String::new();
         for (topic, partition, committed) in &commits {
             let entry = JournalEntry::Commit {
@@ -304,7 +339,30 @@ impl OffsetStore {
         for (topic, partition, committed) in commits {
             group_offsets.insert((topic, partition), committed);
         }
-        Ok(())
+        Ok(missing)
+    }
+
+    /// Durably forgets every group's offsets of `topic` (the topic was deleted); returns the
+    /// groups that had some.
+    pub async fn delete_topic(&self, topic: &str) -> Result<Vec<String>, OffsetStoreError> {
+        let _changes = self.changes.lock().await;
+        let groups: Vec<String> = {
+            let offsets = self.offsets.lock().expect("offsets lock");
+            offsets
+                .iter()
+                .filter(|(_, group_offsets)| group_offsets.keys().any(|(t, _)| t == topic))
+                .map(|(group, _)| group.clone())
+                .collect()
+        };
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+        self.append_durably(encode_line(&JournalEntry::DeleteTopic {
+            topic: topic.to_owned(),
+        }))
+        .await?;
+        remove_topic_in_memory(&mut self.offsets.lock().expect("offsets lock"), topic);
+        Ok(groups)
     }
 
     /// Durably forgets the committed offsets of `partitions` (`(topic, partition)`) of `group`;
@@ -416,6 +474,13 @@ fn remove_in_memory(
     }
 }
 
+fn remove_topic_in_memory(offsets: &mut HashMap<String, GroupOffsets>, topic: &str) {
+    for group_offsets in offsets.values_mut() {
+        group_offsets.retain(|(t, _), _| t != topic);
+    }
+    offsets.retain(|_, group_offsets| !group_offsets.is_empty());
+}
+
 fn encode_line(entry: &JournalEntry) -> String {
     let json = serde_json::to_string(entry).expect("journal entries serialize");
     format!("{:08x} {json}\n", strata_format::crc32c(json.as_bytes()))
@@ -474,6 +539,7 @@ fn replay(path: &Path) -> Result<Journaled, OffsetStoreError> {
             | JournalEntry::DeleteOffsets { group, partitions } => {
                 remove_in_memory(offsets, &group, &partitions);
             }
+            JournalEntry::DeleteTopic { topic } => remove_topic_in_memory(offsets, &topic),
         }
     }
     Ok(journaled)
@@ -587,6 +653,67 @@ mod tests {
         );
         drop(store);
         assert!(!OffsetStore::open(dir.path()).unwrap().has_group("g"));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_topic_loses_its_offsets_in_every_group_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            store
+                .commit(
+                    "g1",
+                    vec![("t".into(), 0, committed(5)), ("u".into(), 0, committed(6))],
+                )
+                .await
+                .unwrap();
+            store
+                .commit("g2", vec![("t".into(), 1, committed(7))])
+                .await
+                .unwrap();
+            let mut groups = store.delete_topic("t").await.unwrap();
+            groups.sort();
+            assert_eq!(groups, vec!["g1".to_string(), "g2".to_string()]);
+            assert_eq!(store.fetch("g1", "t", 0), None);
+            assert_eq!(store.fetch("g1", "u", 0), Some(committed(6)));
+            assert!(!store.has_group("g2"), "g2 had offsets of t only");
+            // The topic is created again and g2 commits to it: that offset is the new topic's.
+            store
+                .commit("g2", vec![("t".into(), 0, committed(1))])
+                .await
+                .unwrap();
+            // Deleting a topic nobody committed to journals nothing.
+            assert!(store.delete_topic("never").await.unwrap().is_empty());
+        }
+        for reopen in ["replayed journal", "compacted journal"] {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            assert_eq!(store.fetch("g1", "t", 0), None, "{reopen}");
+            assert_eq!(store.fetch("g2", "t", 1), None, "{reopen}");
+            assert_eq!(store.fetch("g1", "u", 0), Some(committed(6)), "{reopen}");
+            assert_eq!(store.fetch("g2", "t", 0), Some(committed(1)), "{reopen}");
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_to_partitions_that_do_not_exist_are_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OffsetStore::open(dir.path()).unwrap();
+        let missing = store
+            .commit_existing(
+                "g",
+                vec![("t".into(), 0, committed(3)), ("t".into(), 9, committed(4))],
+                |topic, partition| topic == "t" && partition == 0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(missing, vec![("t".to_string(), 9)]);
+        assert_eq!(store.fetch("g", "t", 0), Some(committed(3)));
+        assert_eq!(store.fetch("g", "t", 9), None);
+        drop(store);
+        assert_eq!(
+            OffsetStore::open(dir.path()).unwrap().fetch("g", "t", 9),
+            None
+        );
     }
 
     #[tokio::test]

@@ -5,13 +5,16 @@
 //! Limits and failure handling:
 //! - the length prefix is checked against `socket.request.max.bytes` before the frame buffer
 //!   is allocated;
-//! - a connection with no request for `connections.max.idle.ms` is closed;
+//! - a connection with no request for `connections.max.idle.ms` is closed, and so is one whose
+//!   response makes no progress into the socket for that long (a client that stopped reading
+//!   would otherwise hold its connection task and the response's buffers forever);
 //! - a frame the codec refuses closes this connection only (after Kafka's v0 ApiVersions
 //!   error reply when that applies); every other connection keeps going.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +31,8 @@ use super::response_frame::{ResponseFrame, encode_response_frame};
 pub enum Closed {
     ClientClosed,
     Idle,
+    /// The client read none of its response for `connections.max.idle.ms`.
+    WriteStalled,
     Shutdown,
     BadFrame(FrameError),
     BadRequest(CodecError),
@@ -90,8 +95,9 @@ pub async fn serve_connection(
                 match error.reply() {
                     Some(reply) => {
                         tracing::info!(%peer, %error, "answering unsupported ApiVersions version");
-                        if let Err(e) = stream.write_all(&reply).await {
-                            return Closed::Io(e);
+                        let reply = ResponseFrame::single(reply);
+                        if let Err(closed) = write_frame(&mut stream, &reply, idle).await {
+                            return closed;
                         }
                         ctx.metrics.bytes_out.inc_by(reply.len() as u64);
                         continue;
@@ -127,23 +133,32 @@ pub async fn serve_connection(
                 ));
             }
         };
-        if let Err(e) = write_frame(&mut stream, &frame).await {
-            return Closed::Io(e);
+        if let Err(closed) = write_frame(&mut stream, &frame, idle).await {
+            return closed;
         }
         ctx.metrics.bytes_out.inc_by(frame.len() as u64);
     }
 }
 
 /// Writes every piece of `frame` with vectored writes (one syscall for a header piece and the
-/// record set behind it), resuming after partial writes.
-async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> std::io::Result<()> {
+/// record set behind it), resuming after partial writes. Each write must make progress within
+/// `idle`: a client that stops reading is closed as an idle one. Progress restarts the clock,
+/// as any socket activity does for Kafka's idle expiry, so a slow reader of a big response is
+/// not cut off.
+async fn write_frame(
+    stream: &mut TcpStream,
+    frame: &ResponseFrame,
+    idle: Duration,
+) -> Result<(), Closed> {
     let mut slices: Vec<IoSlice<'_>> = frame.pieces().iter().map(|p| IoSlice::new(p)).collect();
     let mut remaining = &mut slices[..];
     while !remaining.is_empty() {
-        let written = stream.write_vectored(remaining).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
+        let written = match tokio::time::timeout(idle, stream.write_vectored(remaining)).await {
+            Err(_) => return Err(Closed::WriteStalled),
+            Ok(Err(e)) => return Err(Closed::Io(e)),
+            Ok(Ok(0)) => return Err(Closed::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(written)) => written,
+        };
         IoSlice::advance_slices(&mut remaining, written);
     }
     Ok(())

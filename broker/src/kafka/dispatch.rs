@@ -77,7 +77,7 @@ pub async fn dispatch(
             ResponseKind::LeaveGroup(group_membership::leave_group(groups, req, version))
         }
         RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(offsets::offset_commit(groups, req, version).await)
+            ResponseKind::OffsetCommit(offsets::offset_commit(ctx, req, version).await)
         }
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offsets::offset_fetch(groups, req, version))

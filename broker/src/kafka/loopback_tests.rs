@@ -1,5 +1,6 @@
 //! The protocol server over real loopback TCP: bad input affects only its own connection,
-//! pipelined requests are answered in order, and a kcat round trip works (when kcat exists).
+//! pipelined requests are answered in order, idle connections and clients that stop reading are
+//! closed, and a kcat round trip works (when kcat exists).
 
 use std::time::Duration;
 
@@ -206,6 +207,85 @@ async fn idle_connections_are_reaped() {
     assert!(
         read_frame(&mut stream).await.is_none(),
         "idle connection should have been closed"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
+    use crate::log::Durability;
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use strata_format::testing::BatchBuilder;
+
+    let broker = TestBroker::start(&[("connections.max.idle.ms", "300")]).await;
+    let ctx = &broker.ctx;
+    ctx.log
+        .create_topic("big", 1, Default::default(), false)
+        .unwrap();
+    let log = ctx.log.partition("big", 0).unwrap();
+    // 16 MiB: far more than the client's small receive buffer and the broker's send buffer.
+    let batch = BatchBuilder::new().value(vec![b'x'; 512 * 1024]).build();
+    for _ in 0..32 {
+        log.append(batch.clone(), Durability::Written)
+            .await
+            .unwrap();
+    }
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(broker.addr).await.unwrap();
+    let fetch = RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_bytes(64 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(kafka_protocol::messages::TopicName(
+                        StrBytes::from_static_str("big"),
+                    ))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(64 << 20),
+                    ]),
+            ]),
+    );
+    stream
+        .write_all(&frame(ApiKey::Fetch, 12, 1, &fetch))
+        .await
+        .unwrap();
+
+    // The client reads nothing; the broker must give up on the write, not wait forever.
+    let open = || ctx.metrics.connections_open.get();
+    let wait_for_open = |wanted: i64| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while open() != wanted && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        open()
+    };
+    assert_eq!(wait_for_open(1).await, 1, "the connection was accepted");
+    assert_eq!(
+        wait_for_open(0).await,
+        0,
+        "the stalled connection is still open"
+    );
+
+    // What the socket still held arrives, then the connection ends: part of the response only.
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+        .await
+        .expect("the broker closed the connection");
+    let response_len = 4 + i32::from_be_bytes(received[..4].try_into().unwrap()) as usize;
+    assert!(
+        response_len > 32 * batch.len(),
+        "the response holds every batch"
+    );
+    assert!(
+        received.len() < response_len,
+        "received {} of {response_len} bytes",
+        received.len()
     );
     broker.stop().await;
 }

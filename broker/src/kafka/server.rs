@@ -50,6 +50,7 @@ pub async fn serve(
             match closed {
                 Closed::ClientClosed | Closed::Shutdown => tracing::debug!(%peer, "connection closed"),
                 Closed::Idle => tracing::info!(%peer, "idle connection closed"),
+                Closed::WriteStalled => tracing::info!(%peer, "closing connection: the client stopped reading its response"),
                 Closed::Io(e) => tracing::debug!(%peer, error = %e, "connection I/O error"),
                 Closed::BadFrame(e) => tracing::warn!(%peer, error = %e, "closing connection: bad frame"),
                 Closed::BadRequest(e) => tracing::warn!(%peer, error = %e, "closing connection: bad request"),

@@ -1,9 +1,10 @@
 //! CreateTopics, DeleteTopics, CreatePartitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -32,12 +33,23 @@ pub fn create_topics(
     request: &CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
+    let mut occurrences: HashMap<&TopicName, usize> = HashMap::new();
+    for topic in &request.topics {
+        *occurrences.entry(&topic.name).or_default() += 1;
+    }
     let topics = request
         .topics
         .iter()
         .map(|topic| {
             let result = CreatableTopicResult::default().with_name(topic.name.clone());
-            match create_one(ctx, topic, request.validate_only) {
+            // A name given twice is refused in both places: which one was meant is unknowable.
+            let created = if occurrences[&topic.name] > 1 {
+                Err((ResponseError::InvalidRequest.code(), "Duplicate topic name.".to_owned()))
+            } else {
+                validate_creatable(ctx, topic)
+                    .and_then(|()| create_one(ctx, topic, request.validate_only))
+            };
+            match created {
                 Ok(created) => {
                     let mut result = result;
                     if version >= 5 {
@@ -63,9 +75,91 @@ pub fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// Kafka's checks of one CreateTopics entry that the log engine cannot make (it knows neither
+/// replicas nor the request's shape), with Kafka's error codes and messages.
+fn validate_creatable(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<(), (i16, String)> {
+    let null_configs: Vec<&str> = topic
+        .configs
+        .iter()
+        .filter(|c| c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !null_configs.is_empty() {
+        return Err((
+            ResponseError::InvalidConfig.code(),
+            format!(
+                "Null value not supported for topic configs: {}",
+                null_configs.join(",")
+            ),
+        ));
+    }
+    if topic.assignments.is_empty() {
+        if topic.replication_factor == 0 || topic.replication_factor < -1 {
+            return Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                "Replication factor must be larger than 0, or -1 to use the default value."
+                    .to_owned(),
+            ));
+        }
+        return Ok(());
+    }
+    let invalid_request =
+        |message: &str| Err((ResponseError::InvalidRequest.code(), message.into()));
+    if topic.num_partitions != -1 {
+        return invalid_request(
+            "A manual partition assignment was specified, but numPartitions was not set to -1.",
+        );
+    }
+    if topic.replication_factor != -1 {
+        return invalid_request(
+            "A manual partition assignment was specified, but replicationFactor was not set to -1.",
+        );
+    }
+    validate_assignments(ctx.node_id(), &topic.assignments)
+        .map_err(|message| (ResponseError::InvalidReplicaAssignment.code(), message))
+}
+
+/// A manual assignment on this single node: partitions 0..n, each with exactly this broker.
+fn validate_assignments(
+    node_id: i32,
+    assignments: &[CreatableReplicaAssignment],
+) -> Result<(), String> {
+    let mut partitions = BTreeSet::new();
+    for assignment in assignments {
+        if !partitions.insert(assignment.partition_index) {
+            return Err(format!(
+                "Found multiple manual partition assignments for partition {}",
+                assignment.partition_index
+            ));
+        }
+        let mut brokers = BTreeSet::new();
+        if assignment.broker_ids.is_empty() {
+            return Err("The manual partition assignment includes an empty replica list.".into());
+        }
+        for broker in &assignment.broker_ids {
+            if broker.0 != node_id {
+                return Err(format!(
+                    "The manual partition assignment includes broker {}, but no such broker is registered.",
+                    broker.0
+                ));
+            }
+            if !brokers.insert(broker.0) {
+                return Err(format!(
+                    "The manual partition assignment includes the broker {} more than once.",
+                    broker.0
+                ));
+            }
+        }
+    }
+    if !partitions.iter().copied().eq(0..assignments.len() as i32) {
+        return Err("partitions should be a consecutive 0-based integer sequence".into());
+    }
+    Ok(())
+}
+
 fn create_one(
     ctx: &BrokerContext,
-    topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    topic: &CreatableTopic,
     validate_only: bool,
 ) -> Result<crate::log::TopicMetadata, (i16, String)> {
     if topic.replication_factor > 1 {
@@ -144,6 +238,14 @@ async fn delete_one(ctx: &BrokerContext, topic: &TopicMetadata) -> Result<(), (i
         .log
         .delete_topic(&topic.name)
         .map_err(|e| (e.kafka_error_code(), e.to_string()));
+    // After the log: a commit that raced the deletion either sees the topic gone or is
+    // journaled before this removal (`OffsetStore::commit_existing`). The topic is gone either
+    // way, so a failure here is logged rather than answered.
+    if deleted.is_ok()
+        && let Err(error) = ctx.groups.delete_topic_offsets(&topic.name).await
+    {
+        tracing::error!(topic = %topic.name, %error, "removing the deleted topic's committed offsets failed");
+    }
     if let Some(hook) = &hook {
         hook.after_delete(topic, deleted.is_ok()).await;
     }
@@ -233,4 +335,147 @@ pub fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+
+    use super::*;
+    use crate::kafka::test_support::TestBroker;
+
+    fn topic(name: &str, num_partitions: i32, replication_factor: i16) -> CreatableTopic {
+        CreatableTopic::default()
+            .with_name(TopicName(str_bytes(name)))
+            .with_num_partitions(num_partitions)
+            .with_replication_factor(replication_factor)
+    }
+
+    /// `(partition, brokers)` as a manual assignment.
+    fn assigned(name: &str, assignments: &[(i32, &[i32])]) -> CreatableTopic {
+        topic(name, -1, -1).with_assignments(
+            assignments
+                .iter()
+                .map(|(partition, brokers)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(*partition)
+                        .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn create_topics_refuses_what_kafka_refuses_and_creates_the_rest() {
+        let broker = TestBroker::start(&[("node.id", "3")]).await;
+        let ctx = &broker.ctx;
+        let null_config = topic("null-config", 1, 1).with_configs(vec![
+            CreatableTopicConfig::default()
+                .with_name(str_bytes("retention.ms"))
+                .with_value(None),
+        ]);
+        let mut assign_and_count = assigned("assign-and-count", &[(0, &[3])]);
+        assign_and_count.num_partitions = 1;
+        let mut assign_and_rf = assigned("assign-and-rf", &[(0, &[3])]);
+        assign_and_rf.replication_factor = 1;
+        let request = CreateTopicsRequest::default().with_topics(vec![
+            topic("rf-zero", 1, 0),
+            topic("rf-minus-two", 1, -2),
+            assigned("other-broker", &[(0, &[0])]),
+            assigned("two-replicas", &[(0, &[3, 3])]),
+            assigned("no-replica", &[(0, &[])]),
+            assigned("gap", &[(0, &[3]), (2, &[3])]),
+            assign_and_count,
+            assign_and_rf,
+            null_config,
+            topic("twice", 1, 1),
+            topic("twice", 2, 1),
+            assigned("assigned", &[(1, &[3]), (0, &[3])]),
+            topic("defaults", -1, -1),
+        ]);
+        let response = create_topics(ctx, &request, 7);
+        let answers: Vec<(String, i16, String)> = response
+            .topics
+            .iter()
+            .map(|t| {
+                let message = t.error_message.as_ref().map_or("", |m| m.as_str());
+                (t.name.to_string(), t.error_code, message.to_owned())
+            })
+            .collect();
+        let expected: Vec<(&str, ResponseError, &str)> = vec![
+            (
+                "rf-zero",
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ),
+            (
+                "rf-minus-two",
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ),
+            (
+                "other-broker",
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes broker 0, but no such broker is registered.",
+            ),
+            (
+                "two-replicas",
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes the broker 3 more than once.",
+            ),
+            (
+                "no-replica",
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes an empty replica list.",
+            ),
+            (
+                "gap",
+                ResponseError::InvalidReplicaAssignment,
+                "partitions should be a consecutive 0-based integer sequence",
+            ),
+            (
+                "assign-and-count",
+                ResponseError::InvalidRequest,
+                "A manual partition assignment was specified, but numPartitions was not set to -1.",
+            ),
+            (
+                "assign-and-rf",
+                ResponseError::InvalidRequest,
+                "A manual partition assignment was specified, but replicationFactor was not set to -1.",
+            ),
+            (
+                "null-config",
+                ResponseError::InvalidConfig,
+                "Null value not supported for topic configs: retention.ms",
+            ),
+            (
+                "twice",
+                ResponseError::InvalidRequest,
+                "Duplicate topic name.",
+            ),
+            (
+                "twice",
+                ResponseError::InvalidRequest,
+                "Duplicate topic name.",
+            ),
+        ];
+        for (answer, (name, error, message)) in answers.iter().zip(&expected) {
+            assert_eq!(
+                answer,
+                &(name.to_string(), error.code(), message.to_string())
+            );
+            assert!(ctx.log.topic(name).is_none(), "{name} was created");
+        }
+        assert_eq!(
+            &answers[expected.len()..],
+            &[
+                ("assigned".to_string(), 0, String::new()),
+                ("defaults".to_string(), 0, String::new()),
+            ]
+        );
+        assert_eq!(ctx.log.topic("assigned").unwrap().partitions, 2);
+        assert_eq!(ctx.log.topic("defaults").unwrap().partitions, 1);
+        broker.stop().await;
+    }
 }

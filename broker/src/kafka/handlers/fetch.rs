@@ -7,8 +7,9 @@
 //! ```
 //! Subscribing *before* reading means an append that lands between the read and the wait still
 //! wakes us. Limits: `partition_max_bytes` per partition and `max_bytes` for the response, except
-//! that the first partition with data always returns at least one whole batch (the log does that
-//! when the limit is smaller than the batch), so a consumer can never get stuck on a big batch.
+//! that the first partition with data always returns at least one whole batch, so a consumer can
+//! never get stuck on a big batch (KIP-74). Every read, hot or cold, is cut to the whole batches
+//! within the limits ([`whole_batches_within`]): the log itself always returns at least one.
 //! Fetch sessions (KIP-227) are not kept: we answer `session_id = 0`, which tells the client to
 //! send full fetch requests.
 //!
@@ -233,7 +234,13 @@ fn read_one(
                 .with_error_code(*code),
         };
     } else {
-        log.read(target.fetch_offset, limit.max(1)).map(Some)
+        // The log returns at least one whole batch whatever the limit; only the first partition
+        // with data may go over it (KIP-74), the others stop at the last batch that fits.
+        log.read(target.fetch_offset, limit.max(1))
+            .map(|mut result| {
+                result.records = whole_batches_within(&result.records, limit, first_with_data);
+                Some(result)
+            })
     };
     let with_offsets = |answer: PartitionData, high_watermark: i64, log_start_offset: i64| {
         with_log_offsets(answer, high_watermark, log_start_offset, version)
@@ -391,6 +398,88 @@ mod tests {
                 records.len()
             })
             .collect()
+    }
+
+    /// Fetches partitions 0 and 1 of `topic` from the given offsets: each partition's batches
+    /// as `(base offset, bytes)`.
+    async fn hot_fetch(
+        broker: &TestBroker,
+        topic: &'static str,
+        fetch_offsets: [i64; 2],
+        max_bytes: i32,
+        partition_max_bytes: i32,
+    ) -> Vec<Vec<(i64, usize)>> {
+        let partitions = (0..2)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(fetch_offsets[p as usize])
+                    .with_partition_max_bytes(partition_max_bytes)
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partitions(partitions),
+            ]);
+        let response = handle(&broker.ctx, &request, 12).await;
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0);
+                let records = p.records.clone().unwrap_or_default();
+                let batches: Vec<(i64, usize)> = BatchIter::new(records.clone())
+                    .map(|b| (b.base_offset(), b.size()))
+                    .collect();
+                let walked: usize = batches.iter().map(|(_, size)| size).sum();
+                assert_eq!(walked, records.len(), "whole batches only");
+                batches
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn hot_fetch_stays_within_the_limits_after_the_first_partition_with_data() {
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        ctx.log
+            .create_topic("hot", 2, Default::default(), false)
+            .unwrap();
+        for p in 0..2 {
+            let log = ctx.log.partition("hot", p).unwrap();
+            for offset in 0..3 {
+                log.append(batch(offset, 1000), Durability::Written)
+                    .await
+                    .unwrap();
+            }
+        }
+        let one = batch(0, 1000).len();
+
+        // max_bytes: partition 0 takes two batches, the 100 bytes left are less than
+        // partition 1's next batch, so it gets nothing (it used to get a whole batch).
+        assert_eq!(
+            hot_fetch(&broker, "hot", [0, 0], (2 * one + 100) as i32, 1_000_000).await,
+            vec![vec![(0, one), (1, one)], vec![]]
+        );
+        // The next fetch, with partition 0 read to its end, brings partition 1's batches.
+        assert_eq!(
+            hot_fetch(&broker, "hot", [3, 0], (2 * one + 100) as i32, 1_000_000).await,
+            vec![vec![], vec![(0, one), (1, one)]]
+        );
+        // partition_max_bytes below one batch: only the first partition with data goes over.
+        assert_eq!(
+            hot_fetch(&broker, "hot", [2, 1], 1_000_000, (one / 2) as i32).await,
+            vec![vec![(2, one)], vec![]]
+        );
+        assert_eq!(
+            hot_fetch(&broker, "hot", [3, 1], 1_000_000, (one / 2) as i32).await,
+            vec![vec![], vec![(1, one)]]
+        );
+        broker.stop().await;
     }
 
     #[tokio::test]

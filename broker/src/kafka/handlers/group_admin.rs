@@ -14,16 +14,21 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::kafka::context::BrokerContext;
 
-/// Key type 0 is a consumer group; 1 (transaction) and 2 (share group) are not served here.
+/// Key type 0 is a consumer group, 1 a transactional id; 2 (share group) is not served.
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// This broker coordinates every group, and answers for transactional ids too although it has
+/// no transactions: a transactional producer must reach InitProducerId to be refused for good
+/// (`producer_ids.rs`); COORDINATOR_NOT_AVAILABLE is retriable and made clients retry until
+/// their timeout.
 pub fn find_coordinator(
     ctx: &BrokerContext,
     request: &FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let error =
-        (request.key_type != KEY_TYPE_GROUP).then_some(ResponseError::CoordinatorNotAvailable);
+    let error = (![KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION].contains(&request.key_type))
+        .then_some(ResponseError::CoordinatorNotAvailable);
     let (node_id, host, port) = match error {
         None => (
             ctx.node_id(),
@@ -33,7 +38,7 @@ pub fn find_coordinator(
         Some(_) => (-1, str_bytes(""), -1),
     };
     let error_code = error.map_or(0, |e| e.code());
-    let message = error.map(|_| str_bytes("transactions and share groups are not supported"));
+    let message = error.map(|_| str_bytes("share groups are not supported"));
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -151,4 +156,63 @@ pub async fn delete_groups(
         );
     }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::InitProducerIdRequest;
+
+    use super::*;
+    use crate::kafka::handlers::producer_ids::init_producer_id;
+    use crate::kafka::test_support::TestBroker;
+
+    fn find(key_type: i8, version: i16, ctx: &BrokerContext) -> (i16, i32, String, i32) {
+        let request = FindCoordinatorRequest::default()
+            .with_key(str_bytes("tx-1"))
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![str_bytes("tx-1")]);
+        let response = find_coordinator(ctx, &request, version);
+        if version >= 4 {
+            let [c] = &response.coordinators[..] else {
+                panic!("one coordinator per key: {response:?}")
+            };
+            (c.error_code, c.node_id.0, c.host.to_string(), c.port)
+        } else {
+            let r = response;
+            (r.error_code, r.node_id.0, r.host.to_string(), r.port)
+        }
+    }
+
+    #[tokio::test]
+    async fn transactional_ids_find_this_broker_and_are_refused_for_good_at_init() {
+        let broker = TestBroker::start(&[("node.id", "7")]).await;
+        let ctx = &broker.ctx;
+        let this_broker = (0, 7, "127.0.0.1".to_string(), i32::from(broker.addr.port()));
+        for version in [1, 3, 4] {
+            assert_eq!(
+                find(1, version, ctx),
+                this_broker,
+                "transaction, v{version}"
+            );
+            assert_eq!(find(0, version, ctx), this_broker, "group, v{version}");
+        }
+        // Share groups stay unserved.
+        assert_eq!(
+            find(2, 4, ctx).0,
+            ResponseError::CoordinatorNotAvailable.code()
+        );
+
+        let transactional =
+            InitProducerIdRequest::default().with_transactional_id(Some(str_bytes("tx-1").into()));
+        let refused = init_producer_id(ctx, &transactional);
+        assert_eq!(
+            refused.error_code,
+            ResponseError::TransactionalIdAuthorizationFailed.code()
+        );
+        assert_eq!(refused.producer_id.0, -1);
+        let idempotent = init_producer_id(ctx, &InitProducerIdRequest::default());
+        assert_eq!(idempotent.error_code, 0);
+        assert!(idempotent.producer_id.0 >= 0);
+        broker.stop().await;
+    }
 }

@@ -1,6 +1,6 @@
 //! OffsetCommit, OffsetFetch (v8+ batched groups) and OffsetDelete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
@@ -29,43 +29,61 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// OffsetCommit. Partitions that do not exist answer UNKNOWN_TOPIC_OR_PARTITION and are not
+/// stored (as in Kafka; no topic is auto-created here), so a deleted topic's offsets cannot come
+/// back through a late commit; the others are committed or share the group's error.
 pub async fn offset_commit(
-    groups: &GroupCoordinator,
+    ctx: &BrokerContext,
     request: &OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
+    let exists = |topic: &str, partition: i32| ctx.log.partition(topic, partition).is_some();
+    let mut unknown: HashSet<(String, i32)> = HashSet::new();
     let commit_timestamp_ms = now_ms();
-    let commits = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().map(move |p| {
-                let committed = CommittedOffset {
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    commit_timestamp_ms,
-                };
-                (topic.name.to_string(), p.partition_index, committed)
-            })
-        })
-        .collect();
-    let result = groups
+    let mut commits = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            if !exists(&topic.name, p.partition_index) {
+                unknown.insert((topic.name.to_string(), p.partition_index));
+                continue;
+            }
+            let committed = CommittedOffset {
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                commit_timestamp_ms,
+            };
+            commits.push((topic.name.to_string(), p.partition_index, committed));
+        }
+    }
+    // Checked again when journaled: the topic may be deleted meanwhile.
+    let result = ctx
+        .groups
         .commit_offsets(
             &request.group_id,
             request.member_id.as_str(),
             request.group_instance_id.as_deref(),
             request.generation_id_or_member_epoch,
             commits,
+            exists,
         )
         .await;
-    let error_code = result.err().map_or(0, |e| e.code());
-    if error_code != 0 {
-        tracing::info!(group_id = %request.group_id.as_str(), member_id = %request.member_id, error_code, "offset commit refused");
+    let group_error = match result {
+        Ok(vanished) => {
+            unknown.extend(vanished);
+            0
+        }
+        Err(error) => {
+            tracing::info!(group_id = %request.group_id.as_str(), member_id = %request.member_id, error_code = error.code(), "offset commit refused");
+            error.code()
+        }
+    };
+    if !unknown.is_empty() {
+        tracing::debug!(group_id = %request.group_id.as_str(), partitions = ?unknown, "offset commit for unknown partitions");
     }
     let topics = request
         .topics
@@ -75,6 +93,12 @@ pub async fn offset_commit(
                 .partitions
                 .iter()
                 .map(|p| {
+                    let key = (topic.name.to_string(), p.partition_index);
+                    let error_code = if unknown.contains(&key) {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        group_error
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code)
@@ -243,4 +267,117 @@ pub async fn offset_delete(
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{DeleteTopicsRequest, GroupId};
+
+    use super::*;
+    use crate::kafka::handlers::admin_topics;
+    use crate::kafka::test_support::TestBroker;
+
+    const GROUP: &str = "g";
+
+    /// A standalone commit (generation -1) of `(topic, partition, offset)`s: the error codes.
+    async fn commit(ctx: &BrokerContext, offsets: &[(&str, i32, i64)]) -> Vec<(String, i32, i16)> {
+        let topics = offsets
+            .iter()
+            .map(|&(topic, partition, offset)| {
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(offset),
+                    ])
+            })
+            .collect();
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(GROUP)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(topics);
+        offset_commit(ctx, &request, 8)
+            .await
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.to_string(), p.partition_index, p.error_code))
+            })
+            .collect()
+    }
+
+    fn committed(ctx: &BrokerContext, topic: &str, partition: i32) -> Option<i64> {
+        ctx.groups
+            .offsets()
+            .fetch(GROUP, topic, partition)
+            .map(|c| c.offset)
+    }
+
+    #[tokio::test]
+    async fn commits_to_unknown_partitions_are_refused_and_create_no_topic() {
+        // Auto-creation is on (the default): OffsetCommit must still not create topics.
+        let broker = TestBroker::start(&[("auto.create.topics.enable", "true")]).await;
+        let ctx = &broker.ctx;
+        ctx.log
+            .create_topic("t", 2, Default::default(), false)
+            .unwrap();
+        let codes = commit(ctx, &[("t", 0, 5), ("t", 2, 6), ("missing", 0, 7)]).await;
+        assert_eq!(
+            codes,
+            vec![
+                ("t".to_string(), 0, 0),
+                ("t".to_string(), 2, 3),
+                ("missing".to_string(), 0, 3)
+            ]
+        );
+        assert_eq!(committed(ctx, "t", 0), Some(5));
+        assert_eq!(committed(ctx, "t", 2), None);
+        assert_eq!(committed(ctx, "missing", 0), None);
+        assert!(ctx.log.topic("missing").is_none(), "no auto-creation");
+        broker.stop().await;
+    }
+
+    #[tokio::test]
+    async fn deleting_a_topic_removes_its_offsets_so_a_recreated_topic_starts_clean() {
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        for topic in ["t", "kept"] {
+            ctx.log
+                .create_topic(topic, 2, Default::default(), false)
+                .unwrap();
+        }
+        let codes = commit(ctx, &[("t", 0, 5), ("t", 1, 6), ("kept", 0, 7)]).await;
+        assert!(codes.iter().all(|(_, _, code)| *code == 0), "{codes:?}");
+
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(str_bytes("t"))])
+            .with_timeout_ms(1000);
+        let deleted = admin_topics::delete_topics(ctx, &request, 4).await;
+        assert_eq!(deleted.responses[0].error_code, 0);
+        ctx.log
+            .create_topic("t", 2, Default::default(), false)
+            .unwrap();
+
+        assert_eq!(
+            committed(ctx, "t", 0),
+            None,
+            "stale offset of the old topic"
+        );
+        assert_eq!(
+            committed(ctx, "t", 1),
+            None,
+            "stale offset of the old topic"
+        );
+        assert_eq!(committed(ctx, "kept", 0), Some(7));
+        let codes = commit(ctx, &[("t", 1, 2)]).await;
+        assert_eq!(codes, vec![("t".to_string(), 1, 0)]);
+        assert_eq!(committed(ctx, "t", 1), Some(2));
+        broker.stop().await;
+    }
 }

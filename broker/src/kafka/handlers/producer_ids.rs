@@ -2,8 +2,11 @@
 //!
 //! Producer ids come from the durable allocator in `kafka/broker_state.rs`, always with epoch 0;
 //! sequence numbers are checked by the log engine inside `PartitionLog::append`.
-//! Transactions are out of scope: a transactional id, and every transaction API, is answered
-//! with [`TRANSACTIONS_UNSUPPORTED`] so clients fail fast with a clear error instead of hanging.
+//! Transactions are out of scope. A transactional producer finds this broker as its
+//! coordinator (FindCoordinator key type 1, `group_admin.rs`) and its InitProducerId is refused
+//! with [`TRANSACTIONAL_ID_REFUSED`], so `init_transactions` fails at once with a fatal error
+//! instead of retrying until its timeout; every other transaction API is answered with
+//! [`TRANSACTIONS_UNSUPPORTED`].
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -23,6 +26,14 @@ use crate::kafka::context::BrokerContext;
 /// The error every transactional request gets.
 pub const TRANSACTIONS_UNSUPPORTED: ResponseError = ResponseError::UnsupportedVersion;
 
+/// InitProducerId with a transactional id. Not UNSUPPORTED_VERSION: librdkafka retries that
+/// until `init_transactions` times out. TRANSACTIONAL_ID_AUTHORIZATION_FAILED is what Kafka
+/// answers a producer that may not use its transactional id, and the one refusal that both
+/// librdkafka (a fatal error) and the Java producer (`initTransactions` throws) give up on at
+/// once; Redpanda with transactions disabled refuses transactional produce with it too.
+pub const TRANSACTIONAL_ID_REFUSED: ResponseError =
+    ResponseError::TransactionalIdAuthorizationFailed;
+
 pub fn init_producer_id(
     ctx: &BrokerContext,
     request: &InitProducerIdRequest,
@@ -33,7 +44,7 @@ pub fn init_producer_id(
         .is_some_and(|id| !id.is_empty())
     {
         tracing::warn!(transactional_id = ?request.transactional_id, "InitProducerId refused: transactions are not supported");
-        return InitProducerIdResponse::default().with_error_code(TRANSACTIONS_UNSUPPORTED.code());
+        return InitProducerIdResponse::default().with_error_code(TRANSACTIONAL_ID_REFUSED.code());
     }
     match ctx.producer_ids.allocate() {
         Ok(producer_id) => {
