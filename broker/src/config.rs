@@ -112,6 +112,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "Largest request frame accepted; larger frames close the connection before allocation.",
     },
     BrokerConfigDef {
+        name: "fetch.max.bytes",
+        default: "57671680",
+        kind: long(1024, I32),
+        doc: "Most record bytes the broker puts in one Fetch response, whatever the client asks (the first batch always goes out whole).",
+    },
+    BrokerConfigDef {
         name: "connections.max.idle.ms",
         default: "600000",
         kind: long(1000, I64),

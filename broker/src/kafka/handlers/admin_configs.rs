@@ -42,6 +42,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("socket.request.max.bytes", "104857600"),
     ("connections.max.idle.ms", "600000"),
+    ("fetch.max.bytes", "57671680"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),

@@ -109,11 +109,14 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
     }
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let max_bytes = if version >= 3 && request.max_bytes > 0 {
+    let requested = if version >= 3 && request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
         usize::MAX
     };
+    // The broker's own bound (Kafka's fetch.max.bytes, 55 MiB): a client asking for 2 GiB
+    // must not make the broker read and hold that much for one response.
+    let max_bytes = requested.min(broker_fetch_max_bytes(ctx));
     if let Some(cold) = ctx.cold_reader() {
         read_cold(cold.as_ref(), &mut targets, max_bytes, deadline).await;
     }
@@ -158,6 +161,16 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
 
 /// Reads every target below its local log start from the remote tier, concurrently, until
 /// `deadline`; a read still running then is answered with no records (it keeps warming the cache).
+/// Kafka's default `fetch.max.bytes` (broker): 55 MiB.
+const DEFAULT_FETCH_MAX_BYTES: usize = 57_671_680;
+
+fn broker_fetch_max_bytes(ctx: &BrokerContext) -> usize {
+    ctx.broker_config("fetch.max.bytes")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(DEFAULT_FETCH_MAX_BYTES)
+}
+
 /// Each read is bounded by its partition's limit and the response's `max_bytes`; `read_one`
 /// trims the answers to what is left of `max_bytes` once earlier partitions took their share.
 async fn read_cold(
@@ -440,6 +453,30 @@ mod tests {
                 batches
             })
             .collect()
+    }
+
+    /// The broker's fetch.max.bytes bounds a response whatever the client asks for (the
+    /// first batch still goes out whole).
+    #[tokio::test]
+    async fn broker_fetch_max_bytes_bounds_what_a_client_asks_for() {
+        let one = batch(0, 1000).len();
+        let cap = (3 * one + 10).to_string();
+        let broker = TestBroker::start(&[("fetch.max.bytes", cap.as_str())]).await;
+        let ctx = &broker.ctx;
+        ctx.log
+            .create_topic("capped", 2, Default::default(), false)
+            .unwrap();
+        for p in 0..2 {
+            let log = ctx.log.partition("capped", p).unwrap();
+            for offset in 0..5 {
+                log.append(batch(offset, 1000), Durability::Written)
+                    .await
+                    .unwrap();
+            }
+        }
+        let got = hot_fetch(&broker, "capped", [0, 0], i32::MAX, i32::MAX).await;
+        assert_eq!(got[0].len(), 3, "{got:?}");
+        assert!(got[1].is_empty(), "{got:?}");
     }
 
     #[tokio::test]
