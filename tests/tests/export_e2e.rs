@@ -212,6 +212,92 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
     );
 }
 
+#[test]
+fn export_stops_at_the_delete_records_point_though_the_remote_tier_still_holds_older_records() {
+    if !require(Tool::Kcat) || !require(Tool::Python) {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let bucket = temp.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let remote = format!("file://{}", bucket.display());
+    // No remote retention pass during the test: the bucket keeps what DeleteRecords deleted.
+    let mut strata = Strata::builder()
+        .set("log.retention.check.interval.ms", "500")
+        .set("remote.log.manager.task.interval.ms", "3600000")
+        .arg("--remote")
+        .arg(&remote)
+        .start();
+    let topic = "audit-deleted";
+    create_tiered_topic(&strata, topic, 20000);
+    produce(&strata, topic, 0..1500, "none");
+    let data_dir = strata.data_dir().to_path_buf();
+    wait_until(
+        "early segments leave local disk",
+        Duration::from_secs(90),
+        || first_local_offset(&data_dir, topic) > 400,
+    );
+    let out = strata_tests::python(
+        "tiering_client.py",
+        &["delete-records", &strata.kafka_addr(), topic, "200"],
+    );
+    assert_eq!(
+        assert_success(&out, "DeleteRecords").trim(),
+        "OK low watermark 200"
+    );
+    strata.stop();
+    assert!(
+        bucket_holds_segment(&bucket, &format!("{:020}-", 0)),
+        "the bucket still holds the segment of offset 0"
+    );
+
+    let export = |from: &str, out: &std::path::Path| {
+        strata_export(&[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--remote",
+            &remote,
+            "--topic",
+            topic,
+            "--from-offset",
+            from,
+            "--to-offset",
+            "1499",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let below = temp.path().join("below");
+    let out = export("0", &below);
+    assert!(
+        !out.status.success(),
+        "exported records DeleteRecords deleted"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expired") && stderr.contains("[200, 1500)"),
+        "{stderr}"
+    );
+    assert!(!below.join("manifest.json").exists());
+
+    let from_start = temp.path().join("from-start");
+    assert_success(&export("200", &from_start), "strata export from 200");
+    check_rows(&read_parquet(&from_start), topic, 200, 1499);
+}
+
+/// Whether a segment object whose name starts with `name_prefix` is anywhere in `bucket`.
+fn bucket_holds_segment(bucket: &std::path::Path, name_prefix: &str) -> bool {
+    std::fs::read_dir(bucket).unwrap().flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            bucket_holds_segment(&path, name_prefix)
+        } else {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(name_prefix) && name.ends_with(".seg")
+        }
+    })
+}
+
 fn partial_files(dir: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read(dir.join("manifest.partial.json"))
         .ok()

@@ -15,6 +15,7 @@ use strata_broker::export::job::{Bound, ExportRequest, ExportSource, run_export}
 use strata_broker::export::manifest::{MANIFEST_FILE, verify};
 use strata_broker::export::progress::ExportProgress;
 use strata_broker::log::{LogManager, LogManagerConfig};
+use strata_broker::tiered::retention::expose_remote_log_start;
 
 /// Export runs against the data directory of a STOPPED broker (it takes the directory's lock, so
 /// a running broker makes it fail up front), plus the broker's remote tier for offsets that
@@ -199,6 +200,16 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    if let (Some(remote), Some(topic)) = (&remote, log.topic(&request.topic)) {
+        // Opening clamped each log start to local data: lower it over the remote tier as the
+        // broker does at start, never below the DeleteRecords point the data directory keeps.
+        for p in 0..topic.partitions {
+            if let Some(partition) = log.partition(&request.topic, p) {
+                remote.register_partition(&request.topic, partition.topic_id(), p);
+                expose_remote_log_start(remote, &partition).await;
+            }
+        }
+    }
     let source = ExportSource {
         log: Arc::clone(&log),
         remote,

@@ -105,6 +105,10 @@ pub struct ExportRequest {
 /// its remote tier, and the claim store payloads live in.
 #[derive(Clone)]
 pub struct ExportSource {
+    /// Each partition's log start offset must be the one the broker serves from: a running
+    /// broker's are; a stopped broker's data directory has them clamped to local data, so the
+    /// CLI first lowers them over the remote tier as the broker does at start
+    /// (`tiered::retention::expose_remote_log_start`, floored at the DeleteRecords point).
     pub log: Arc<LogManager>,
     pub remote: Option<RemoteLogManager>,
     pub claims: Option<ClaimStore>,
@@ -115,20 +119,11 @@ pub fn file_name(topic: &str, partition: i32, from: i64) -> String {
     format!("{topic}-p{partition:05}-{from:020}.parquet")
 }
 
-/// The log's whole range `[start, end)` a consumer can read, remote tier included.
-pub async fn log_bounds(
-    log: &PartitionLog,
-    remote: Option<&RemoteLogManager>,
-) -> Result<(i64, i64), ExportError> {
-    let mut start = log.log_start_offset();
-    if let Some(remote) = remote
-        && let Some(remote_start) = remote
-            .remote_log_start_offset(log.topic(), log.partition())
-            .await?
-    {
-        start = start.min(remote_start);
-    }
-    Ok((start, log.high_watermark()))
+/// The log's whole range `[start, end)` a consumer can read, remote tier included: from the
+/// log start offset, which is where the broker serves from (never below the DeleteRecords
+/// point, even while the remote tier still holds older records; see [`ExportSource::log`]).
+pub fn log_bounds(log: &PartitionLog) -> (i64, i64) {
+    (log.log_start_offset(), log.high_watermark())
 }
 
 /// The first offset whose record has timestamp >= `ts`, or the log end when none does.
@@ -166,7 +161,7 @@ pub async fn resolve_range(
     from: Bound,
     to: Bound,
 ) -> Result<PartitionRange, ExportError> {
-    let (start, end) = log_bounds(log, remote).await?;
+    let (start, end) = log_bounds(log);
     let from_offset = match from {
         Bound::Offset(o) => o,
         Bound::Time(t) => offset_at_time(log, remote, t).await?.max(start),

@@ -75,9 +75,9 @@ pub enum ExportError {
         log_start: i64,
         log_end: i64,
     },
-    /// The requested range starts in history that retention already deleted.
+    /// The requested range starts in history that retention or DeleteRecords already deleted.
     #[error(
-        "{topic}-{partition}: history before offset {log_start} has expired (retention deleted it); the log holds [{log_start}, {log_end})"
+        "{topic}-{partition}: history before offset {log_start} has expired (retention or DeleteRecords deleted it); the log holds [{log_start}, {log_end})"
     )]
     Expired {
         topic: String,

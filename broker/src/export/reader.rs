@@ -73,6 +73,18 @@ impl RecordReader {
             return Ok(None);
         }
         let bytes = self.read_bytes(self.next).await?;
+        // DeleteRecords or retention may move the log start past the reader while it runs, and
+        // the remote tier keeps the records below it until its next pass: what the broker no
+        // longer serves is not exported either.
+        let log_start = self.log.log_start_offset();
+        if self.next < log_start {
+            return Err(ExportError::Expired {
+                topic: self.log.topic().to_string(),
+                partition: self.log.partition(),
+                log_start,
+                log_end: self.log.high_watermark(),
+            });
+        }
         if bytes.is_empty() {
             return Ok(None);
         }

@@ -1,6 +1,7 @@
 //! Writer + manifest round trip: write records through a destination's sink, read them back
 //! with the `parquet` crate's Arrow reader, verify the manifest, then flip one byte and see
-//! `verify` catch it. Manifest versions and coverage checks.
+//! `verify` catch it. Manifest versions and coverage checks. Ranges and reads over a log with
+//! an in-memory remote tier.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -9,11 +10,13 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::destination::Destination;
+use super::job::{Bound, resolve_range};
 use super::manifest::{
     MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestFile, RequestedRange, coverage_problems,
     verify,
 };
 use super::parquet_writer::{PartitionParquetWriter, schema};
+use super::reader::RecordReader;
 use super::{ClaimFields, ExportError, ExportRecord, TimestampKind, ValueFormat};
 
 fn record(offset: i64) -> ExportRecord {
@@ -401,4 +404,135 @@ async fn a_value_that_does_not_fit_the_format_fails_the_export_naming_its_offset
     write_values(dir.path(), ValueFormat::Binary, &[Some(&[0xff, 0xfe])])
         .await
         .unwrap();
+}
+
+/// A one-partition topic `tiered` with `batches` batches of ten records (offsets
+/// `0..10 * batches`, value `value-<offset>`), one segment per batch, every closed segment
+/// uploaded to an in-memory remote tier.
+async fn tiered_log(
+    dir: &std::path::Path,
+    batches: i64,
+) -> (
+    std::sync::Arc<crate::log::LogManager>,
+    std::sync::Arc<crate::log::PartitionLog>,
+    strata_tiering::RemoteLogManager,
+) {
+    use strata_format::testing::BatchBuilder;
+    let manager = crate::log::LogManager::open(crate::log::LogManagerConfig::new(dir))
+        .await
+        .unwrap();
+    let overrides = [("segment.bytes".to_string(), "300".to_string())].into();
+    manager.create_topic("tiered", 1, overrides, false).unwrap();
+    let log = manager.partition("tiered", 0).unwrap();
+    for batch in 0..batches {
+        let bytes = BatchBuilder::new()
+            .base_offset(batch * 10)
+            .records(10)
+            .values(|offset| Bytes::from(format!("value-{offset}")))
+            .build();
+        log.append(bytes, crate::log::Durability::Written)
+            .await
+            .unwrap();
+    }
+    let remote = strata_tiering::RemoteLogManager::new(
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+        "remote",
+        strata_tiering::TieringConfig::default(),
+    )
+    .unwrap();
+    for segment in log.closed_segments() {
+        remote
+            .upload_now(&crate::tiered::pump::descriptor(segment))
+            .await
+            .unwrap();
+    }
+    (manager, log, remote)
+}
+
+async fn read_all(reader: &mut RecordReader) -> Result<Vec<ExportRecord>, ExportError> {
+    let mut records = Vec::new();
+    while let Some(chunk) = reader.next_chunk().await? {
+        records.extend(chunk);
+    }
+    Ok(records)
+}
+
+#[tokio::test]
+async fn records_below_the_delete_records_point_are_not_exported_though_the_remote_tier_holds_them()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (manager, log, remote) = tiered_log(dir.path(), 20).await;
+    assert_eq!(
+        remote.remote_log_start_offset("tiered", 0).await.unwrap(),
+        Some(0)
+    );
+    // DeleteRecords inside a batch; the remote tier keeps 0.. until its next retention pass.
+    assert_eq!(log.delete_records_before(55).unwrap(), 55);
+
+    // Running broker: a range from below the DeleteRecords point is refused, naming the range
+    // a consumer can read.
+    let error = resolve_range(&log, Some(&remote), Bound::Offset(0), Bound::Offset(199))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExportError::Expired {
+                log_start: 55,
+                log_end: 200,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("[55, 200)"), "{error}");
+    let range = resolve_range(&log, Some(&remote), Bound::Offset(55), Bound::Offset(199))
+        .await
+        .unwrap();
+    assert_eq!((range.from, range.to), (55, 199));
+    let records = read_all(&mut RecordReader::new(
+        log.clone(),
+        Some(remote.clone()),
+        range.from,
+        range.to,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (55..200).collect::<Vec<_>>()
+    );
+    assert_eq!(records[0].value.as_deref(), Some(&b"value-55"[..]));
+
+    // The reader itself never returns what the broker no longer serves.
+    let error = read_all(&mut RecordReader::new(
+        log.clone(),
+        Some(remote.clone()),
+        0,
+        199,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ExportError::Expired { log_start: 55, .. }),
+        "{error}"
+    );
+
+    // Stopped broker (the CLI): the log start comes back clamped to local data, and lowering
+    // it over the remote tier stops at the persisted DeleteRecords point.
+    manager.shutdown().await.unwrap();
+    drop((manager, log));
+    let manager = crate::log::LogManager::open(crate::log::LogManagerConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let log = manager.partition("tiered", 0).unwrap();
+    assert_eq!(
+        crate::tiered::retention::expose_remote_log_start(&remote, &log).await,
+        55
+    );
+    let error = resolve_range(&log, Some(&remote), Bound::Offset(0), Bound::Offset(199))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("[55, 200)"), "{error}");
+    manager.shutdown().await.unwrap();
 }
