@@ -46,13 +46,15 @@ pub struct ExportArgs {
     /// First offset to export (inclusive).
     #[arg(long, value_name = "N")]
     from_offset: Option<i64>,
-    /// Export from the first record stamped at or after this time (RFC 3339).
+    /// Export from the first record stamped at or after this time (RFC 3339 with a UTC offset:
+    /// 2026-11-01T00:00:00Z, 2026-11-01T01:00:00+01:00).
     #[arg(long, value_name = "RFC3339")]
     from_time: Option<String>,
     /// Last offset to export (inclusive).
     #[arg(long, value_name = "N")]
     to_offset: Option<i64>,
-    /// Export up to the last record before the first one stamped after this time (RFC 3339).
+    /// Export up to the last record before the first one stamped after this time (RFC 3339
+    /// with a UTC offset).
     #[arg(long, value_name = "RFC3339")]
     to_time: Option<String>,
     /// Where the Parquet files and manifest.json go: a directory (created if missing) or an

@@ -51,7 +51,7 @@ pub struct ExportBody {
     #[serde(default)]
     pub partitions: Vec<i32>,
     pub from_offset: Option<i64>,
-    /// RFC 3339.
+    /// RFC 3339 with a UTC offset.
     pub from_time: Option<String>,
     pub to_offset: Option<i64>,
     pub to_time: Option<String>,

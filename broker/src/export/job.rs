@@ -53,17 +53,33 @@ pub enum Bound {
     Time(i64),
 }
 
+/// How a time bound must be written (named in errors).
+const TIME_FORMAT: &str =
+    "RFC 3339 with a UTC offset, e.g. 2025-03-01T00:00:00Z or 2025-03-01T00:00:00.000+02:00";
+
 impl Bound {
-    /// An RFC 3339 time as a bound (`what` names the flag or field in the error).
+    /// An RFC 3339 time as a bound (`what` names the flag or field in the error). The UTC
+    /// offset is required: a time without one would silently mean UTC to some and local time
+    /// to others.
     pub fn parse_time(what: &str, text: &str) -> Result<Self, ExportError> {
         let bad = |why: String| ExportError::BadRequest(format!("{what} {text:?} {why}"));
-        let time = humantime::parse_rfc3339_weak(text)
-            .map_err(|e| bad(format!("is not an RFC 3339 time ({e})")))?;
-        let ms = time
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| bad("is before 1970".into()))?
-            .as_millis();
-        Ok(Self::Time(ms as i64))
+        let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+            let without_offset = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .any(|f| chrono::NaiveDateTime::parse_from_str(text, f).is_ok());
+            if without_offset {
+                bad(format!(
+                    "has no UTC offset (Z or ±hh:mm); write it as {TIME_FORMAT}"
+                ))
+            } else {
+                bad(format!("is not a time in {TIME_FORMAT} ({e})"))
+            }
+        })?;
+        let ms = time.timestamp_millis();
+        if ms < 0 {
+            return Err(bad("is before 1970".into()));
+        }
+        Ok(Self::Time(ms))
     }
 }
 

@@ -536,3 +536,32 @@ async fn records_below_the_delete_records_point_are_not_exported_though_the_remo
     assert!(error.to_string().contains("[55, 200)"), "{error}");
     manager.shutdown().await.unwrap();
 }
+
+#[test]
+fn time_bounds_take_rfc_3339_offsets_and_refuse_times_without_one() {
+    let parse = |text: &str| Bound::parse_time("--from-time", text);
+    // 2025-03-01T00:00:00Z is 1_740_787_200_000 ms.
+    for (text, ms) in [
+        ("2025-03-01T00:00:00Z", 1_740_787_200_000),
+        ("2025-03-01T00:00:00+02:00", 1_740_780_000_000),
+        ("2025-03-01T00:00:00.000+02:00", 1_740_780_000_000),
+        ("2025-03-01T00:00:00.250-05:30", 1_740_807_000_250),
+        ("2025-03-01t00:00:00z", 1_740_787_200_000),
+    ] {
+        assert_eq!(parse(text).unwrap(), Bound::Time(ms), "{text}");
+    }
+    for text in ["2025-03-01T00:00:00", "2025-03-01 00:00:00.000"] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(
+            error.contains("has no UTC offset") && error.contains("2025-03-01T00:00:00Z"),
+            "{text}: {error}"
+        );
+    }
+    let error = parse("yesterday").unwrap_err().to_string();
+    assert!(
+        error.starts_with("--from-time \"yesterday\" is not a time in RFC 3339"),
+        "{error}"
+    );
+    let error = parse("1969-12-31T23:59:59Z").unwrap_err().to_string();
+    assert!(error.contains("before 1970"), "{error}");
+}
