@@ -98,6 +98,19 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
         &strata_export(&["verify", export_dir.to_str().unwrap()]),
         "strata export verify",
     );
+    // A Parquet file the manifest does not list is named (a reader would take it along).
+    let stray = export_dir.join("audit-p00000-00000000000000000450.parquet");
+    let first = file["file"].as_str().unwrap();
+    std::fs::copy(export_dir.join(first), &stray).unwrap();
+    let out = strata_export(&["verify", export_dir.to_str().unwrap()]);
+    assert!(!out.status.success(), "verify passed a stray file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MISMATCH audit-p00000-00000000000000000450.parquet: not in the manifest"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&stray).unwrap();
+
     flip_one_byte(&export_dir);
     let out = strata_export(&["verify", export_dir.to_str().unwrap()]);
     assert!(!out.status.success(), "verify passed a corrupted file");

@@ -79,8 +79,9 @@ pub struct ExportArgs {
 
 #[derive(Debug, Subcommand)]
 enum ExportCommand {
-    /// Recompute the size, SHA-256 and row count of every file of DEST/manifest.json and check
-    /// that the files cover the exported ranges exactly once.
+    /// Recompute the size, SHA-256 and row count of every file of DEST/manifest.json, check
+    /// that the files cover the exported ranges exactly once and that DEST holds no other
+    /// Parquet file (nor an unfinished .parquet.tmp).
     Verify {
         #[arg(value_name = "DIR|URL")]
         dest: String,

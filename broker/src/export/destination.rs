@@ -221,6 +221,47 @@ impl Destination {
         Ok(removed)
     }
 
+    /// Names of the files directly in the directory, or of the objects directly under the
+    /// prefix (not in sub-directories: readers globbing `*.parquet` do not see those either).
+    pub async fn list_names(&self) -> Result<Vec<String>, ExportError> {
+        let mut names = Vec::new();
+        match self {
+            Self::Local(dir) => {
+                let mut entries = tokio::fs::read_dir(dir)
+                    .await
+                    .map_err(ExportError::io("listing", dir))?;
+                while let Some(entry) = entries
+                    .next_entry()
+                    .await
+                    .map_err(ExportError::io("listing", dir))?
+                {
+                    let is_file = entry
+                        .file_type()
+                        .await
+                        .map_err(ExportError::io("listing", entry.path()))?
+                        .is_file();
+                    if is_file {
+                        names.push(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Self::Object { store, prefix, url } => {
+                let listed = store
+                    .list_with_delimiter(Some(prefix))
+                    .await
+                    .map_err(object_error("listing", url.clone()))?;
+                names.extend(
+                    listed
+                        .objects
+                        .iter()
+                        .filter_map(|o| o.location.filename().map(str::to_string)),
+                );
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Opens a sink for `name`; nothing is visible under that name until it completes.
     pub async fn create(&self, name: &str) -> Result<FileSink, ExportError> {
         let target = match self {

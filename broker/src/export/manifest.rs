@@ -1,8 +1,9 @@
 //! `manifest.json`, written next to the Parquet files once they are all complete: what was
 //! asked for (topic, offset range per partition, file size limit), and per file the exact
 //! offsets and times exported, the row count, the size and the SHA-256. [`verify`] recomputes
-//! sizes and digests, reads each file's Parquet footer and checks that the files of each
-//! partition cover its requested range exactly once.
+//! sizes and digests, reads each file's Parquet footer, checks that the files of each
+//! partition cover its requested range exactly once, and that the destination holds no other
+//! Parquet file (nor an unfinished `.parquet.tmp`).
 //!
 //! While an export runs, the same document is kept as `manifest.partial.json`, rewritten after
 //! every completed file: that is what a re-run resumes from (see `job.rs`).
@@ -121,7 +122,8 @@ pub struct Mismatch {
 }
 
 /// Checks every file of `manifest.json` at `dest`: size, SHA-256, the Parquet footer's row
-/// count, and (version 2) that each partition's files chain over its requested range.
+/// count, (version 2) that each partition's files chain over its requested range, and that
+/// `dest` holds no Parquet file the manifest does not list.
 /// `Ok((_, vec![]))` means the export is complete and intact.
 pub async fn verify(dest: &Destination) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
     let manifest = Manifest::read(dest, MANIFEST_FILE).await?.ok_or_else(|| {
@@ -164,7 +166,37 @@ pub async fn verify(dest: &Destination) -> Result<(Manifest, Vec<Mismatch>), Exp
         }
     }
     problems.extend(coverage_problems(&manifest));
+    problems.extend(stray_files(dest, &manifest).await?);
     Ok((manifest, problems))
+}
+
+/// Parquet files at `dest` that the manifest does not list (another export's, a copy, a file
+/// added later), and unfinished `.parquet.tmp` files: a reader globbing `*.parquet` would read
+/// the former as part of the export.
+async fn stray_files(
+    dest: &Destination,
+    manifest: &Manifest,
+) -> Result<Vec<Mismatch>, ExportError> {
+    let listed: std::collections::HashSet<&str> =
+        manifest.files.iter().map(|f| f.file.as_str()).collect();
+    Ok(dest
+        .list_names()
+        .await?
+        .into_iter()
+        .filter_map(|name| {
+            let problem = if name.ends_with(".parquet.tmp") {
+                "an unfinished file, not in the manifest"
+            } else if name.ends_with(".parquet") && !listed.contains(name.as_str()) {
+                "not in the manifest"
+            } else {
+                return None;
+            };
+            Some(Mismatch {
+                file: name,
+                problem: problem.into(),
+            })
+        })
+        .collect())
 }
 
 /// Each requested partition range must be covered by its files exactly once, in order.

@@ -7,6 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, StructArray};
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::destination::Destination;
@@ -564,4 +565,114 @@ fn time_bounds_take_rfc_3339_offsets_and_refuse_times_without_one() {
     );
     let error = parse("1969-12-31T23:59:59Z").unwrap_err().to_string();
     assert!(error.contains("before 1970"), "{error}");
+}
+
+/// Writes a one-file export of offsets 0..10 of `t` partition 0 (file and `manifest.json`).
+async fn one_file_export(dest: &Destination) -> String {
+    let name = super::job::file_name("t", 0, 0);
+    let mut writer = PartitionParquetWriter::create(
+        dest.create(&name).await.unwrap(),
+        "t",
+        0,
+        ValueFormat::Binary,
+    )
+    .unwrap();
+    writer.write((0..10).map(record).collect()).await.unwrap();
+    let summary = writer.finish().await.unwrap();
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        topic: "t".into(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        partitions: vec![RequestedRange {
+            partition: 0,
+            from_offset: 0,
+            to_offset: 9,
+        }],
+        max_file_bytes: None,
+        value_format: ValueFormat::Binary,
+        files: vec![ManifestFile {
+            file: name.clone(),
+            partition: 0,
+            requested_from_offset: 0,
+            requested_to_offset: 9,
+            first_offset: Some(0),
+            last_offset: Some(9),
+            min_timestamp_ms: summary.timestamps.map(|t| t.0),
+            max_timestamp_ms: summary.timestamps.map(|t| t.1),
+            records: 10,
+            bytes: summary.bytes,
+            sha256: summary.sha256,
+        }],
+        claims: None,
+    };
+    dest.write_small(MANIFEST_FILE, manifest.to_json().unwrap())
+        .await
+        .unwrap();
+    name
+}
+
+#[tokio::test]
+async fn verify_names_parquet_files_the_manifest_does_not_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Destination::Local(dir.path().to_path_buf());
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let object = Destination::Object {
+        store: store.clone(),
+        prefix: "exports/run1".into(),
+        url: "memory://exports/run1".into(),
+    };
+    for dest in [local, object] {
+        let name = one_file_export(&dest).await;
+        let (_, problems) = verify(&dest).await.unwrap();
+        assert!(problems.is_empty(), "{dest}: {problems:?}");
+
+        // A copy under another name, an unfinished file, and files that are not Parquet.
+        let bytes = dest.read_small(&name).await.unwrap().unwrap();
+        let stray = super::job::file_name("t", 0, 10);
+        dest.write_small(&stray, bytes.clone()).await.unwrap();
+        dest.write_small("t-p00001-00000000000000000000.parquet.tmp", b"x".to_vec())
+            .await
+            .unwrap();
+        dest.write_small("README.txt", b"notes".to_vec())
+            .await
+            .unwrap();
+        let (_, problems) = verify(&dest).await.unwrap();
+        assert_eq!(
+            problems,
+            vec![
+                super::manifest::Mismatch {
+                    file: stray.clone(),
+                    problem: "not in the manifest".into(),
+                },
+                super::manifest::Mismatch {
+                    file: "t-p00001-00000000000000000000.parquet.tmp".into(),
+                    problem: "an unfinished file, not in the manifest".into(),
+                },
+            ],
+            "{dest}"
+        );
+    }
+    // Objects under a longer prefix or in a sub-directory of it are another export's.
+    store
+        .put(
+            &"exports/run10/t-p00000-00000000000000000000.parquet".into(),
+            object_store::PutPayload::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+    let elsewhere = Destination::Object {
+        store: store.clone(),
+        prefix: "exports/run2".into(),
+        url: "memory://exports/run2".into(),
+    };
+    one_file_export(&elsewhere).await;
+    store
+        .put(
+            &"exports/run2/old/t-p00000-00000000000000000000.parquet".into(),
+            object_store::PutPayload::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+    let (_, problems) = verify(&elsewhere).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
 }
