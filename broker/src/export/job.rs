@@ -8,7 +8,8 @@
 //!        │ no
 //!        ▼
 //!  resolve ranges ─▶ manifest.partial.json there? ─yes, same topic/ranges/size/format─▶ resume
-//!        │ no                                      └─ different ──▶ refuse
+//!        │ no                                      │    and claim checks (--verify-claims)
+//!        │                                         └─ different ──▶ refuse
 //!        ▼
 //!  write partial (plan, no files) ─▶ delete *.parquet.tmp leftovers
 //!        ▼
@@ -264,6 +265,19 @@ pub async fn run_export(
                     describe_ranges(&partial.partitions)
                 )));
             }
+            // The manifest's claim findings must hold for every file, the earlier ones too.
+            if partial.verify_claims != request.verify_claims {
+                let (was, now) = if partial.verify_claims {
+                    ("with", "without")
+                } else {
+                    ("without", "with")
+                };
+                return Err(ExportError::BadRequest(format!(
+                    "{dest} holds an interrupted export started {was} claim payload checks \
+                     (--verify-claims, \"verify_claims\"), resumed {now}; re-run it with the same \
+                     setting or choose another destination"
+                )));
+            }
             tracing::info!(dest = %dest, files = partial.files.len(), "resuming an interrupted export");
             partial
         }
@@ -275,6 +289,7 @@ pub async fn run_export(
                 partitions: requested.clone(),
                 max_file_bytes: request.max_file_bytes,
                 value_format: request.value_format,
+                verify_claims: request.verify_claims,
                 files: Vec::new(),
                 claims: None,
             };

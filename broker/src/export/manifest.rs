@@ -9,8 +9,8 @@
 //! every completed file: that is what a re-run resumes from (see `job.rs`).
 //!
 //! The format is versioned (`version`); readers accept every version in [`KNOWN_VERSIONS`].
-//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses; `value_format`, added
-//! within version 2, reads as `binary` when absent.
+//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses; `value_format` and
+//! `verify_claims`, added within version 2, read as `binary` and `false` when absent.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,11 @@ pub struct Manifest {
     /// How the `value` column holds values (absent before it was an option: binary).
     #[serde(default)]
     pub value_format: ValueFormat,
+    /// Whether every claim ticket's payload was checked (`--verify-claims`), fixed when the
+    /// export starts so that a resume cannot mix checked and unchecked files (absent before it
+    /// was recorded: false).
+    #[serde(default)]
+    pub verify_claims: bool,
     pub files: Vec<ManifestFile>,
     /// Claim tickets seen, and payload checks when `--verify-claims` was given (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -142,6 +142,7 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
         }],
         max_file_bytes: None,
         value_format: ValueFormat::Binary,
+        verify_claims: false,
         files: vec![ManifestFile {
             file: name.into(),
             partition: 3,
@@ -232,6 +233,7 @@ fn verify_reports_gaps_and_overlaps_between_files() {
         }],
         max_file_bytes: Some(1),
         value_format: ValueFormat::Binary,
+        verify_claims: false,
         files: vec![file("a", 0, 49), file("b", 50, 99)],
         claims: None,
     };
@@ -590,6 +592,7 @@ async fn one_file_export(dest: &Destination) -> String {
         }],
         max_file_bytes: None,
         value_format: ValueFormat::Binary,
+        verify_claims: false,
         files: vec![ManifestFile {
             file: name.clone(),
             partition: 0,
@@ -675,4 +678,102 @@ async fn verify_names_parquet_files_the_manifest_does_not_list() {
         .unwrap();
     let (_, problems) = verify(&elsewhere).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// An export of the whole of `log` (small files), its request and source.
+fn whole_log_export(
+    log: &crate::log::PartitionLog,
+    manager: &std::sync::Arc<crate::log::LogManager>,
+    verify_claims: bool,
+) -> (super::job::ExportSource, super::job::ExportRequest) {
+    let claims = strata_claimcheck::ClaimStore::new(
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+        "claims",
+    )
+    .unwrap();
+    let source = super::job::ExportSource {
+        log: manager.clone(),
+        remote: None,
+        claims: Some(claims),
+    };
+    let request = super::job::ExportRequest {
+        topic: log.topic().to_string(),
+        partitions: vec![],
+        from: Bound::Offset(0),
+        to: Bound::Offset(log.high_watermark() - 1),
+        max_file_bytes: Some(1),
+        verify_claims,
+        value_format: ValueFormat::Binary,
+    };
+    (source, request)
+}
+
+/// Turns a complete export at `dest` back into one interrupted after its first `files` files.
+async fn interrupt_after(dest: &Destination, files: usize) {
+    let mut manifest = Manifest::read(dest, MANIFEST_FILE).await.unwrap().unwrap();
+    for dropped in manifest.files.split_off(files) {
+        dest.remove(&dropped.file).await.unwrap();
+    }
+    dest.write_small(
+        super::manifest::PARTIAL_MANIFEST_FILE,
+        manifest.to_json().unwrap(),
+    )
+    .await
+    .unwrap();
+    dest.remove(MANIFEST_FILE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resume_with_another_verify_claims_setting_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manager, log, _) = tiered_log(&dir.path().join("data"), 5).await;
+    let progress = super::progress::ExportProgress::default();
+    for started_with in [false, true] {
+        let dest = Destination::Local(dir.path().join(format!("out-{started_with}")));
+        let (source, request) = whole_log_export(&log, &manager, started_with);
+        let manifest = super::job::run_export(&source, &request, &dest, &progress)
+            .await
+            .unwrap();
+        assert_eq!(manifest.verify_claims, started_with);
+        assert_eq!(manifest.files.len(), 5, "one file per batch");
+        interrupt_after(&dest, 2).await;
+
+        let (source, other) = whole_log_export(&log, &manager, !started_with);
+        let error = super::job::run_export(&source, &other, &dest, &progress)
+            .await
+            .unwrap_err()
+            .to_string();
+        let (was, now) = if started_with {
+            ("with", "without")
+        } else {
+            ("without", "with")
+        };
+        assert!(
+            error.contains(&format!("started {was} claim payload checks"))
+                && error.contains(&format!("resumed {now}"))
+                && error.contains("--verify-claims"),
+            "{error}"
+        );
+        assert!(
+            Manifest::read(&dest, MANIFEST_FILE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The same setting resumes, keeping the two files and writing the other three.
+        let manifest = super::job::run_export(&source, &request, &dest, &progress)
+            .await
+            .unwrap();
+        assert_eq!(manifest.verify_claims, started_with);
+        assert_eq!(
+            manifest
+                .files
+                .iter()
+                .map(|f| (f.requested_from_offset, f.requested_to_offset))
+                .collect::<Vec<_>>(),
+            [(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)]
+        );
+    }
+    manager.shutdown().await.unwrap();
 }
