@@ -3,8 +3,8 @@
 //!
 //! Each [`RecordReader::next_chunk`] reads whole batches (at most [`READ_CHUNK_BYTES`], at
 //! least one batch) from the offset after the last batch it returned, exactly as a consumer's
-//! Fetch would, decodes them with kafka-protocol's `RecordBatchDecoder` and keeps the records in
-//! range. Memory is one chunk; the caller decides what to keep.
+//! Fetch would, checks each batch's CRC, decodes them with kafka-protocol's `RecordBatchDecoder`
+//! and keeps the records in range. Memory is one chunk; the caller decides what to keep.
 
 use std::sync::Arc;
 
@@ -96,6 +96,14 @@ impl RecordReader {
             if batch.next_offset() <= self.next {
                 continue;
             }
+            // Before anything from the batch is used: decoding a compressed batch rebuilds it
+            // around its inflated records with a fresh CRC, so a rotten one would decode.
+            batch.validate().map_err(|problem| ExportError::Corrupt {
+                topic: self.log.topic().to_string(),
+                partition: self.log.partition(),
+                offset: batch.base_offset(),
+                problem,
+            })?;
             self.next = batch.next_offset();
             advanced = true;
             if batch.is_control() {

@@ -777,3 +777,91 @@ async fn a_resume_with_another_verify_claims_setting_is_refused() {
     }
     manager.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_compressed_batch_rotten_on_disk_fails_the_export_naming_its_offset() {
+    use strata_format::testing::BatchBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = crate::log::LogManager::open(crate::log::LogManagerConfig::new(dir.path()))
+        .await
+        .unwrap();
+    manager
+        .create_topic("rot", 1, Default::default(), false)
+        .unwrap();
+    let log = manager.partition("rot", 0).unwrap();
+    for base in [0, 10] {
+        let batch = BatchBuilder::new()
+            .base_offset(base)
+            .records(10)
+            .timestamp(1_700_000_000_000)
+            .values(|offset| Bytes::from(format!("value-{offset}")))
+            .compression(strata_format::Compression::Zstd)
+            .build();
+        log.append(batch, crate::log::Durability::Written)
+            .await
+            .unwrap();
+    }
+    let read = |from: i64| read_all_from(&log, from);
+    assert_eq!(read(0).await.unwrap().len(), 20);
+
+    // One bit of the second batch's first timestamp (bytes 27..35 of a batch, under its CRC but
+    // outside the compressed records) flips on disk: decoded unchecked, its records would be
+    // exported 16 ms off.
+    let first_batch_bytes = {
+        let bytes = log.read(0, 1).unwrap().records;
+        strata_format::BatchIter::new(bytes).next().unwrap().size() as u64
+    };
+    {
+        use std::io::{Read, Seek, Write};
+        let path = log.dir().join(format!("{:020}.log", 0));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let at = first_batch_bytes + 34;
+        let mut byte = [0u8];
+        file.seek(std::io::SeekFrom::Start(at)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(std::io::SeekFrom::Start(at)).unwrap();
+        file.write_all(&[byte[0] ^ 0x10]).unwrap();
+    }
+    match read(0).await {
+        Err(ExportError::Corrupt {
+            offset, problem, ..
+        }) => {
+            assert_eq!(offset, 10);
+            assert!(
+                matches!(problem, strata_format::FormatError::CrcMismatch { .. }),
+                "{problem}"
+            );
+        }
+        other => panic!("expected the batch at 10 to be reported corrupt, got {other:?}"),
+    }
+    let error = read(0).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(
+            "rot-0: the stored record batch at offset 10 is corrupt (record batch CRC mismatch"
+        ),
+        "{error}"
+    );
+    // The first batch is intact.
+    let records = read_all(&mut RecordReader::new(log.clone(), None, 0, 9))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 10);
+    manager.shutdown().await.unwrap();
+}
+
+async fn read_all_from(
+    log: &std::sync::Arc<crate::log::PartitionLog>,
+    from: i64,
+) -> Result<Vec<ExportRecord>, ExportError> {
+    read_all(&mut RecordReader::new(
+        log.clone(),
+        None,
+        from,
+        log.high_watermark() - 1,
+    ))
+    .await
+}
