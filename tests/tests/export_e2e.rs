@@ -518,7 +518,8 @@ fn value_formats_json_and_utf8_type_the_column_and_refuse_values_that_do_not_fit
     let finished: Vec<_> = std::fs::read_dir(&utf8_dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".parquet") || name.ends_with(".parquet.tmp"))
         .collect();
     assert!(finished.is_empty(), "{finished:?}");
 

@@ -10,6 +10,9 @@
 //!   at most [`PART_CONCURRENCY`] in flight (bounded memory), completed on `complete`. An
 //!   upload interrupted by a crash is never visible; the bucket's
 //!   `AbortIncompleteMultipartUpload` lifecycle rule reclaims its parts.
+//!
+//! A file given up on an error ([`FileSink::abort`]) leaves nothing: the `.tmp` is removed, the
+//! multipart upload aborted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -287,6 +290,8 @@ impl Destination {
             hasher: Sha256::new(),
             bytes: 0,
             digest: None,
+            completing: false,
+            given_up: false,
         })
     }
 
@@ -379,6 +384,11 @@ pub struct FileSink {
     hasher: Sha256,
     bytes: u64,
     digest: Option<(String, u64)>,
+    /// `complete` was called: a multipart upload is finishing (and aborts itself if a part
+    /// fails), a `BufWriter` can no longer be aborted.
+    completing: bool,
+    /// [`FileSink::abort`] ran.
+    given_up: bool,
 }
 
 impl FileSink {
@@ -389,6 +399,30 @@ impl FileSink {
     /// Bytes handed to the sink so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Gives an unfinished file up after an error: the local `.tmp` is removed (a re-run
+    /// writes the file again from its first offset anyway; after a crash the re-run's
+    /// `discard_unfinished` removes it instead), the multipart upload is aborted so that its
+    /// parts do not linger in the bucket (the lifecycle rule only covers crashes). Best effort
+    /// and idempotent: a failure is logged, the error that stopped the export is what counts.
+    pub async fn abort(&mut self) {
+        if std::mem::replace(&mut self.given_up, true) {
+            return;
+        }
+        let outcome = match &mut self.target {
+            SinkTarget::Local { tmp, .. } => match tokio::fs::remove_file(&tmp).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
+            SinkTarget::Object(writer) if !self.completing => {
+                writer.abort().await.map_err(|e| e.to_string())
+            }
+            SinkTarget::Object(_) => Ok(()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "could not clean up an unfinished export file");
+        }
     }
 }
 
@@ -410,6 +444,7 @@ impl AsyncFileWriter for FileSink {
 
     fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
+            self.completing = true;
             match &mut self.target {
                 SinkTarget::Local { file, tmp, path } => {
                     file.flush().await.map_err(external)?;

@@ -441,6 +441,57 @@ async fn export_file(
     let mut writer =
         PartitionParquetWriter::create(sink, log.topic(), range.partition, request.value_format)?;
     let mut claim_report = ClaimsReport::default();
+    let filled = fill_file(
+        &mut writer,
+        chunks,
+        range,
+        request,
+        progress,
+        claims,
+        &mut claim_report,
+    )
+    .await;
+    // A failed file leaves no `.tmp` and no open multipart upload behind.
+    let to = match filled {
+        Ok(to) => to,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    let summary = writer.finish().await?;
+    progress.update(range.partition, |p| {
+        p.bytes_written += summary.bytes;
+        p.files_done += 1;
+    });
+    let file = ManifestFile {
+        file: name,
+        partition: range.partition,
+        requested_from_offset: range.from,
+        requested_to_offset: to,
+        first_offset: summary.offsets.map(|o| o.0),
+        last_offset: summary.offsets.map(|o| o.1),
+        min_timestamp_ms: summary.timestamps.map(|t| t.0),
+        max_timestamp_ms: summary.timestamps.map(|t| t.1),
+        records: summary.records,
+        bytes: summary.bytes,
+        sha256: summary.sha256,
+    };
+    let claims_seen = (claim_report.tickets > 0).then_some(claim_report);
+    Ok((file, claims_seen))
+}
+
+/// Appends chunks to `writer` from `range.from` up to `range.to`, or until the file reaches
+/// `request.max_file_bytes` (at a batch boundary); returns the last offset the file covers.
+async fn fill_file(
+    writer: &mut PartitionParquetWriter,
+    chunks: &mut PrefetchedChunks,
+    range: PartitionRange,
+    request: &ExportRequest,
+    progress: &ExportProgress,
+    claims: Option<&ClaimChecker>,
+    claim_report: &mut ClaimsReport,
+) -> Result<i64, ExportError> {
     let mut reported_offset = range.from;
     let mut to = range.to;
     while let Some(chunk) = chunks.next().await? {
@@ -477,24 +528,5 @@ async fn export_file(
             break;
         }
     }
-    let summary = writer.finish().await?;
-    progress.update(range.partition, |p| {
-        p.bytes_written += summary.bytes;
-        p.files_done += 1;
-    });
-    let file = ManifestFile {
-        file: name,
-        partition: range.partition,
-        requested_from_offset: range.from,
-        requested_to_offset: to,
-        first_offset: summary.offsets.map(|o| o.0),
-        last_offset: summary.offsets.map(|o| o.1),
-        min_timestamp_ms: summary.timestamps.map(|t| t.0),
-        max_timestamp_ms: summary.timestamps.map(|t| t.1),
-        records: summary.records,
-        bytes: summary.bytes,
-        sha256: summary.sha256,
-    };
-    let claims_seen = (claim_report.tickets > 0).then_some(claim_report);
-    Ok((file, claims_seen))
+    Ok(to)
 }

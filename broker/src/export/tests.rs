@@ -399,8 +399,9 @@ async fn a_value_that_does_not_fit_the_format_fails_the_export_naming_its_offset
             }
             other => panic!("{format:?}: expected a bad value at {offset}, got {other:?}"),
         }
-        // Nothing that looks like a complete file is left.
+        // Nothing that looks like a complete file is left, nor the unfinished one.
         assert!(!dir.path().join("v.parquet").exists());
+        assert!(!dir.path().join("v.parquet.tmp").exists());
     }
     // Binary takes any bytes.
     let dir = tempfile::tempdir().unwrap();
@@ -864,4 +865,116 @@ async fn read_all_from(
         log.high_watermark() - 1,
     ))
     .await
+}
+
+#[tokio::test]
+async fn a_failed_file_aborts_its_multipart_upload() {
+    let faulty = std::sync::Arc::new(strata_tiering::faults::FaultyStore::new(
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+    ));
+    let faults = faulty.faults.clone();
+    let dest = Destination::Object {
+        store: faulty,
+        prefix: "out".into(),
+        url: "memory://out".into(),
+    };
+    let name = "t-p00000-00000000000000000000.parquet";
+    let mut writer =
+        PartitionParquetWriter::create(dest.create(name).await.unwrap(), "t", 0, ValueFormat::Utf8)
+            .unwrap()
+            .with_row_group_bytes(1 << 20);
+    // Text that zstd cannot shrink much: more than a part is uploaded before the bad value.
+    let text = || {
+        (0..64 * 1024)
+            .map(|_| b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)])
+            .collect::<Vec<u8>>()
+    };
+    let good: Vec<ExportRecord> = (0..320)
+        .map(|offset| ExportRecord {
+            value: Some(Bytes::from(text())),
+            ..record(offset)
+        })
+        .collect();
+    for chunk in good.chunks(16) {
+        writer.write(chunk.to_vec()).await.unwrap();
+    }
+    assert!(writer.size_estimate() > super::destination::PART_BYTES as u64);
+    let bad = ExportRecord {
+        value: Some(Bytes::from_static(&[0xff, 0xfe])),
+        ..record(320)
+    };
+    let failed = match writer.write(vec![bad]).await {
+        Err(e) => Err(e),
+        Ok(()) => writer.finish().await.map(|_| ()),
+    };
+    assert!(
+        matches!(failed, Err(ExportError::BadValue { offset: 320, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(
+        faults.aborts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the multipart upload was aborted"
+    );
+    assert_eq!(dest.sha256(name).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_export_that_fails_mid_file_leaves_no_tmp_file() {
+    use strata_format::testing::BatchBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let manager =
+        crate::log::LogManager::open(crate::log::LogManagerConfig::new(dir.path().join("data")))
+            .await
+            .unwrap();
+    manager
+        .create_topic("rot", 1, Default::default(), false)
+        .unwrap();
+    let log = manager.partition("rot", 0).unwrap();
+    for base in [0, 10] {
+        let batch = BatchBuilder::new()
+            .base_offset(base)
+            .records(10)
+            .values(|offset| Bytes::from(format!("value-{offset}")))
+            .build();
+        log.append(batch, crate::log::Durability::Written)
+            .await
+            .unwrap();
+    }
+    // The second batch's CRC no longer matches: the reader fails after the first chunk.
+    let second = log.read(0, 1).unwrap().records.len() as u64;
+    {
+        use std::io::{Seek, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(log.dir().join(format!("{:020}.log", 0)))
+            .unwrap();
+        file.seek(std::io::SeekFrom::Start(second + 17)).unwrap();
+        file.write_all(&[0, 0, 0, 0]).unwrap();
+    }
+    let (source, mut request) = whole_log_export(&log, &manager, false);
+    request.max_file_bytes = None;
+    let out = dir.path().join("out");
+    let dest = Destination::Local(out.clone());
+    let error = super::job::run_export(
+        &source,
+        &request,
+        &dest,
+        &super::progress::ExportProgress::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ExportError::Corrupt { offset: 10, .. }),
+        "{error}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    // Only the partial manifest, which a re-run resumes from.
+    assert_eq!(left, ["manifest.partial.json"]);
+    manager.shutdown().await.unwrap();
 }
