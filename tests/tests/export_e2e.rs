@@ -293,6 +293,29 @@ fn export_stops_at_the_delete_records_point_though_the_remote_tier_still_holds_o
     );
     assert!(!below.join("manifest.json").exists());
 
+    // A time before the first record left says so too, rather than starting at 200.
+    let by_time = temp.path().join("by-time");
+    let out = strata_export(&[
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--remote",
+        &remote,
+        "--topic",
+        topic,
+        "--from-time",
+        "2000-01-01T00:00:00Z",
+        "--to-offset",
+        "1499",
+        "--out",
+        by_time.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a time range into deleted history");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expired") && stderr.contains("[200, 1500)"),
+        "{stderr}"
+    );
+
     let from_start = temp.path().join("from-start");
     assert_success(&export("200", &from_start), "strata export from 200");
     check_rows(&read_parquet(&from_start), topic, 200, 1499);

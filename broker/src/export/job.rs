@@ -143,20 +143,20 @@ pub fn log_bounds(log: &PartitionLog) -> (i64, i64) {
     (log.log_start_offset(), log.high_watermark())
 }
 
-/// The first offset whose record has timestamp >= `ts`, or the log end when none does.
-async fn offset_at_time(
+/// The first record stamped at or after `ts`, as (offset, timestamp); `None` when none is.
+async fn first_record_at_or_after(
     log: &Arc<PartitionLog>,
     remote: Option<&RemoteLogManager>,
     ts: i64,
-) -> Result<i64, ExportError> {
+) -> Result<Option<(i64, i64)>, ExportError> {
     let local_start = log.local_log_start_offset();
     if let Some(remote) = remote
-        && let Some((offset, _)) = remote
+        && let Some((offset, stamped)) = remote
             .offset_for_timestamp(log.topic(), log.partition(), ts)
             .await?
         && offset < local_start
     {
-        return Ok(offset);
+        return Ok(Some((offset, stamped)));
     }
     let local = log.clone();
     let found = tokio::task::spawn_blocking(move || local.offset_for_timestamp(ts))
@@ -166,12 +166,25 @@ async fn offset_at_time(
             path: log.dir().to_path_buf(),
             source: std::io::Error::other(e),
         })??;
-    Ok(found.map_or(log.log_end_offset(), |(offset, _)| offset))
+    Ok(found)
+}
+
+/// The first offset whose record has timestamp >= `ts`, or the log end when none does.
+async fn offset_at_time(
+    log: &Arc<PartitionLog>,
+    remote: Option<&RemoteLogManager>,
+    ts: i64,
+) -> Result<i64, ExportError> {
+    Ok(first_record_at_or_after(log, remote, ts)
+        .await?
+        .map_or(log.log_end_offset(), |(offset, _)| offset))
 }
 
 /// Resolves `from`/`to` for one partition. Offsets outside the log are an error naming the
 /// log's actual range; times resolve like ListOffsets (`to` time `T`: the last offset before the
-/// first record stamped after `T`).
+/// first record stamped after `T`). A range reaching into history that retention or
+/// DeleteRecords deleted (an offset below the log start, or a `from` time earlier than the
+/// first record left) is [`ExportError::Expired`] rather than silently starting later.
 pub async fn resolve_range(
     log: &Arc<PartitionLog>,
     remote: Option<&RemoteLogManager>,
@@ -179,16 +192,29 @@ pub async fn resolve_range(
     to: Bound,
 ) -> Result<PartitionRange, ExportError> {
     let (start, end) = log_bounds(log);
+    let mut from_expired = false;
     let from_offset = match from {
         Bound::Offset(o) => o,
-        Bound::Time(t) => offset_at_time(log, remote, t).await?.max(start),
+        Bound::Time(t) => {
+            let first = first_record_at_or_after(log, remote, t).await?;
+            // The first record at or after `t` is deleted history, or is the first one left and
+            // stamped after `t`: records stamped from `t` on may have been deleted before it.
+            from_expired = start > 0
+                && first.is_some_and(|(offset, stamped)| {
+                    offset < start || (offset == start && stamped > t)
+                });
+            first
+                .map_or(log.log_end_offset(), |(offset, _)| offset)
+                .max(start)
+        }
     };
     let to_offset = match to {
         Bound::Offset(o) => o,
         Bound::Time(t) => offset_at_time(log, remote, t.saturating_add(1)).await? - 1,
     };
     let expired_below = |o: i64| o < start && start > 0;
-    if matches!(from, Bound::Offset(o) if expired_below(o))
+    if from_expired
+        || matches!(from, Bound::Offset(o) if expired_below(o))
         || matches!(to, Bound::Time(_) if expired_below(to_offset))
     {
         return Err(ExportError::Expired {

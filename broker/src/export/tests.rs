@@ -410,9 +410,21 @@ async fn a_value_that_does_not_fit_the_format_fails_the_export_naming_its_offset
         .unwrap();
 }
 
+/// When the first batch of [`tiered_log`] is stamped: an hour ago (the log engine checks
+/// timestamps against the clock), the same for every test.
+fn first_batch_ms() -> i64 {
+    static AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.as_millis() as i64 - 3_600_000
+    })
+}
+
 /// A one-partition topic `tiered` with `batches` batches of ten records (offsets
-/// `0..10 * batches`, value `value-<offset>`), one segment per batch, every closed segment
-/// uploaded to an in-memory remote tier.
+/// `0..10 * batches`, value `value-<offset>`, batch `b` stamped `first_batch_ms() + b` seconds),
+/// one segment per batch, every closed segment uploaded to an in-memory remote tier.
 async fn tiered_log(
     dir: &std::path::Path,
     batches: i64,
@@ -432,6 +444,7 @@ async fn tiered_log(
         let bytes = BatchBuilder::new()
             .base_offset(batch * 10)
             .records(10)
+            .timestamp(first_batch_ms() + batch * 1000)
             .values(|offset| Bytes::from(format!("value-{offset}")))
             .build();
         log.append(bytes, crate::log::Durability::Written)
@@ -976,5 +989,54 @@ async fn an_export_that_fails_mid_file_leaves_no_tmp_file() {
     left.sort();
     // Only the partial manifest, which a re-run resumes from.
     assert_eq!(left, ["manifest.partial.json"]);
+    manager.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_from_time_before_the_first_record_left_says_the_history_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manager, log, remote) = tiered_log(dir.path(), 20).await;
+    let batch_time = |batch: i64| Bound::Time(first_batch_ms() + batch * 1000);
+    // Before anything was deleted, a time before the first record is simply the log start.
+    let range = resolve_range(&log, Some(&remote), Bound::Time(0), Bound::Offset(199))
+        .await
+        .unwrap();
+    assert_eq!((range.from, range.to), (0, 199));
+
+    // Offsets 50..54 (stamped like the rest of batch 5) go; 55 is the first record left.
+    log.delete_records_before(55).unwrap();
+    for (from, with_remote) in [
+        (Bound::Time(0), true),
+        (batch_time(3), true),
+        (batch_time(3), false),
+        // Records stamped at that time were deleted (50..54), the bucket still says so.
+        (batch_time(5), true),
+    ] {
+        let error = resolve_range(
+            &log,
+            with_remote.then_some(&remote),
+            from,
+            Bound::Offset(199),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ExportError::Expired {
+                    log_start: 55,
+                    log_end: 200,
+                    ..
+                }
+            ),
+            "{from:?}: {error}"
+        );
+        assert!(error.to_string().contains("has expired"), "{error}");
+    }
+    // From a time after the first record left, nothing of the range was deleted.
+    let range = resolve_range(&log, Some(&remote), batch_time(6), Bound::Offset(199))
+        .await
+        .unwrap();
+    assert_eq!((range.from, range.to), (60, 199));
     manager.shutdown().await.unwrap();
 }
