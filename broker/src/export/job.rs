@@ -354,14 +354,16 @@ pub async fn run_export(
     );
 
     for (log, range) in plan {
-        let mut next = manifest
+        let recorded = manifest
             .files
             .iter()
             .filter(|f| f.partition == range.partition)
             .map(|f| f.requested_to_offset + 1)
-            .max()
-            .unwrap_or(range.from);
-        let mut first = next == range.from;
+            .max();
+        let mut next = recorded.unwrap_or(range.from);
+        // Not `next == range.from`: an empty range's file ends where the range starts, and a
+        // resume would write it a second time.
+        let mut first = recorded.is_none();
         // Small files need small steps: a file is only closed between chunks.
         let chunk_bytes = request.max_file_bytes.map_or(READ_CHUNK_BYTES, |limit| {
             (limit as usize / 2).clamp(MIN_CHUNK_BYTES, READ_CHUNK_BYTES)

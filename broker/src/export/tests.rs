@@ -1040,3 +1040,35 @@ async fn a_from_time_before_the_first_record_left_says_the_history_expired() {
     assert_eq!((range.from, range.to), (60, 199));
     manager.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_resume_does_not_write_an_empty_range_file_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manager, log, _) = tiered_log(&dir.path().join("data"), 3).await;
+    let (source, mut request) = whole_log_export(&log, &manager, false);
+    // Times after every record: an empty range, exported as one empty file.
+    request.from = Bound::Time(first_batch_ms() + 86_400_000);
+    request.to = Bound::Time(first_batch_ms() + 2 * 86_400_000);
+    let dest = Destination::Local(dir.path().join("out"));
+    let progress = super::progress::ExportProgress::default();
+    let manifest = super::job::run_export(&source, &request, &dest, &progress)
+        .await
+        .unwrap();
+    assert_eq!(manifest.files.len(), 1);
+    assert_eq!(
+        (
+            manifest.files[0].requested_from_offset,
+            manifest.files[0].records
+        ),
+        (30, 0)
+    );
+    // Interrupted after its only file was recorded, before manifest.json was written.
+    interrupt_after(&dest, 1).await;
+    let resumed = super::job::run_export(&source, &request, &dest, &progress)
+        .await
+        .unwrap();
+    assert_eq!(resumed.files, manifest.files);
+    let (_, problems) = verify(&dest).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    manager.shutdown().await.unwrap();
+}
