@@ -84,6 +84,22 @@ impl Destination {
         })
     }
 
+    /// What makes two destinations the same place, to refuse two exports into one: the
+    /// directory's canonical path (`/x/a`, `/x/a/`, `file:///x/a`, `/x/./a` and a symlink to it
+    /// are one; lexically normalised when it does not exist yet), or the URL.
+    pub async fn identity(&self) -> String {
+        match self {
+            Self::Local(dir) => match tokio::fs::canonicalize(dir).await {
+                Ok(path) => path.display().to_string(),
+                Err(_) => {
+                    let normal: PathBuf = dir.components().collect();
+                    normal.display().to_string()
+                }
+            },
+            Self::Object { url, .. } => url.clone(),
+        }
+    }
+
     fn object_path(prefix: &ObjectPath, name: &str) -> ObjectPath {
         prefix.clone().join(name)
     }

@@ -1072,3 +1072,34 @@ async fn a_resume_does_not_write_an_empty_range_file_again() {
     assert!(problems.is_empty(), "{problems:?}");
     manager.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_directory_spelled_differently_is_one_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a");
+    let spelled = |text: String| Destination::parse(&text).unwrap();
+    let plain = spelled(target.display().to_string());
+    plain.probe_writable().await.unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("link")).unwrap();
+    let same = [
+        spelled(format!("{}/", target.display())),
+        spelled(format!("file://{}", target.display())),
+        spelled(format!("{}/./a", dir.path().display())),
+        spelled(format!("{}/a/../a", dir.path().display())),
+        spelled(format!("{}/link", dir.path().display())),
+    ];
+    for other in same {
+        assert_eq!(other.identity().await, plain.identity().await, "{other}");
+    }
+    let elsewhere = spelled(dir.path().join("b").display().to_string());
+    assert_ne!(elsewhere.identity().await, plain.identity().await);
+    // Not created yet: still one place however it is spelled.
+    assert_eq!(
+        spelled(format!("{}/", dir.path().join("c").display()))
+            .identity()
+            .await,
+        spelled(format!("file://{}/./c", dir.path().display()))
+            .identity()
+            .await
+    );
+}
