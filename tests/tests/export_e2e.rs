@@ -98,6 +98,19 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
         &strata_export(&["verify", export_dir.to_str().unwrap()]),
         "strata export verify",
     );
+    // A Parquet file the manifest does not list is named (a reader would take it along).
+    let stray = export_dir.join("audit-p00000-00000000000000000450.parquet");
+    let first = file["file"].as_str().unwrap();
+    std::fs::copy(export_dir.join(first), &stray).unwrap();
+    let out = strata_export(&["verify", export_dir.to_str().unwrap()]);
+    assert!(!out.status.success(), "verify passed a stray file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MISMATCH audit-p00000-00000000000000000450.parquet: not in the manifest"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&stray).unwrap();
+
     flip_one_byte(&export_dir);
     let out = strata_export(&["verify", export_dir.to_str().unwrap()]);
     assert!(!out.status.success(), "verify passed a corrupted file");
@@ -210,6 +223,115 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
         &strata_export(&["verify", export_dir.to_str().unwrap()]),
         "strata export verify",
     );
+}
+
+#[test]
+fn export_stops_at_the_delete_records_point_though_the_remote_tier_still_holds_older_records() {
+    if !require(Tool::Kcat) || !require(Tool::Python) {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let bucket = temp.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let remote = format!("file://{}", bucket.display());
+    // No remote retention pass during the test: the bucket keeps what DeleteRecords deleted.
+    let mut strata = Strata::builder()
+        .set("log.retention.check.interval.ms", "500")
+        .set("remote.log.manager.task.interval.ms", "3600000")
+        .arg("--remote")
+        .arg(&remote)
+        .start();
+    let topic = "audit-deleted";
+    create_tiered_topic(&strata, topic, 20000);
+    produce(&strata, topic, 0..1500, "none");
+    let data_dir = strata.data_dir().to_path_buf();
+    wait_until(
+        "early segments leave local disk",
+        Duration::from_secs(90),
+        || first_local_offset(&data_dir, topic) > 400,
+    );
+    let out = strata_tests::python(
+        "tiering_client.py",
+        &["delete-records", &strata.kafka_addr(), topic, "200"],
+    );
+    assert_eq!(
+        assert_success(&out, "DeleteRecords").trim(),
+        "OK low watermark 200"
+    );
+    strata.stop();
+    assert!(
+        bucket_holds_segment(&bucket, &format!("{:020}-", 0)),
+        "the bucket still holds the segment of offset 0"
+    );
+
+    let export = |from: &str, out: &std::path::Path| {
+        strata_export(&[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--remote",
+            &remote,
+            "--topic",
+            topic,
+            "--from-offset",
+            from,
+            "--to-offset",
+            "1499",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let below = temp.path().join("below");
+    let out = export("0", &below);
+    assert!(
+        !out.status.success(),
+        "exported records DeleteRecords deleted"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expired") && stderr.contains("[200, 1500)"),
+        "{stderr}"
+    );
+    assert!(!below.join("manifest.json").exists());
+
+    // A time before the first record left says so too, rather than starting at 200.
+    let by_time = temp.path().join("by-time");
+    let out = strata_export(&[
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--remote",
+        &remote,
+        "--topic",
+        topic,
+        "--from-time",
+        "2000-01-01T00:00:00Z",
+        "--to-offset",
+        "1499",
+        "--out",
+        by_time.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a time range into deleted history");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expired") && stderr.contains("[200, 1500)"),
+        "{stderr}"
+    );
+
+    let from_start = temp.path().join("from-start");
+    assert_success(&export("200", &from_start), "strata export from 200");
+    check_rows(&read_parquet(&from_start), topic, 200, 1499);
+}
+
+/// Whether a segment object whose name starts with `name_prefix` is anywhere in `bucket`.
+fn bucket_holds_segment(bucket: &std::path::Path, name_prefix: &str) -> bool {
+    std::fs::read_dir(bucket).unwrap().flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            bucket_holds_segment(&path, name_prefix)
+        } else {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(name_prefix) && name.ends_with(".seg")
+        }
+    })
 }
 
 fn partial_files(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -419,7 +541,8 @@ fn value_formats_json_and_utf8_type_the_column_and_refuse_values_that_do_not_fit
     let finished: Vec<_> = std::fs::read_dir(&utf8_dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".parquet") || name.ends_with(".parquet.tmp"))
         .collect();
     assert!(finished.is_empty(), "{finished:?}");
 

@@ -230,6 +230,20 @@ fn http_export_says_when_history_expired() {
     let message = error_message(&body);
     assert!(message.contains("expired"), "{message}");
     assert!(message.contains(&format!("[{start}, 1500)")), "{message}");
+
+    // The same by time: from before the first record left is expired history, not a range
+    // that silently starts at the log start.
+    let (status, body) = post_export(
+        &strata,
+        json!({"topic": topic, "from_time": "2000-01-01T00:00:00Z", "to_offset": 1499,
+               "out": temp.path()}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = error_message(&body);
+    assert!(
+        message.contains("expired") && message.contains(&format!("[{start}, ")),
+        "{message}"
+    );
 }
 
 fn verify_with_env(target: &S3Target, url: &str) -> std::process::Output {

@@ -15,6 +15,7 @@ use strata_broker::export::job::{Bound, ExportRequest, ExportSource, run_export}
 use strata_broker::export::manifest::{MANIFEST_FILE, verify};
 use strata_broker::export::progress::ExportProgress;
 use strata_broker::log::{LogManager, LogManagerConfig};
+use strata_broker::tiered::retention::expose_remote_log_start;
 
 /// Export runs against the data directory of a STOPPED broker (it takes the directory's lock, so
 /// a running broker makes it fail up front), plus the broker's remote tier for offsets that
@@ -45,13 +46,15 @@ pub struct ExportArgs {
     /// First offset to export (inclusive).
     #[arg(long, value_name = "N")]
     from_offset: Option<i64>,
-    /// Export from the first record stamped at or after this time (RFC 3339).
+    /// Export from the first record stamped at or after this time (RFC 3339 with a UTC offset:
+    /// 2026-11-01T00:00:00Z, 2026-11-01T01:00:00+01:00).
     #[arg(long, value_name = "RFC3339")]
     from_time: Option<String>,
     /// Last offset to export (inclusive).
     #[arg(long, value_name = "N")]
     to_offset: Option<i64>,
-    /// Export up to the last record before the first one stamped after this time (RFC 3339).
+    /// Export up to the last record before the first one stamped after this time (RFC 3339
+    /// with a UTC offset).
     #[arg(long, value_name = "RFC3339")]
     to_time: Option<String>,
     /// Where the Parquet files and manifest.json go: a directory (created if missing) or an
@@ -76,8 +79,9 @@ pub struct ExportArgs {
 
 #[derive(Debug, Subcommand)]
 enum ExportCommand {
-    /// Recompute the size, SHA-256 and row count of every file of DEST/manifest.json and check
-    /// that the files cover the exported ranges exactly once.
+    /// Recompute the size, SHA-256 and row count of every file of DEST/manifest.json, check
+    /// that the files cover the exported ranges exactly once and that DEST holds no other
+    /// Parquet file (nor an unfinished .parquet.tmp).
     Verify {
         #[arg(value_name = "DIR|URL")]
         dest: String,
@@ -199,6 +203,16 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    if let (Some(remote), Some(topic)) = (&remote, log.topic(&request.topic)) {
+        // Opening clamped each log start to local data: lower it over the remote tier as the
+        // broker does at start, never below the DeleteRecords point the data directory keeps.
+        for p in 0..topic.partitions {
+            if let Some(partition) = log.partition(&request.topic, p) {
+                remote.register_partition(&request.topic, partition.topic_id(), p);
+                expose_remote_log_start(remote, &partition).await;
+            }
+        }
+    }
     let source = ExportSource {
         log: Arc::clone(&log),
         remote,

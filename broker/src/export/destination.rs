@@ -10,6 +10,9 @@
 //!   at most [`PART_CONCURRENCY`] in flight (bounded memory), completed on `complete`. An
 //!   upload interrupted by a crash is never visible; the bucket's
 //!   `AbortIncompleteMultipartUpload` lifecycle rule reclaims its parts.
+//!
+//! A file given up on an error ([`FileSink::abort`]) leaves nothing: the `.tmp` is removed, the
+//! multipart upload aborted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,6 +82,22 @@ impl Destination {
             prefix: remote.prefix,
             url: text.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// What makes two destinations the same place, to refuse two exports into one: the
+    /// directory's canonical path (`/x/a`, `/x/a/`, `file:///x/a`, `/x/./a` and a symlink to it
+    /// are one; lexically normalised when it does not exist yet), or the URL.
+    pub async fn identity(&self) -> String {
+        match self {
+            Self::Local(dir) => match tokio::fs::canonicalize(dir).await {
+                Ok(path) => path.display().to_string(),
+                Err(_) => {
+                    let normal: PathBuf = dir.components().collect();
+                    normal.display().to_string()
+                }
+            },
+            Self::Object { url, .. } => url.clone(),
+        }
     }
 
     fn object_path(prefix: &ObjectPath, name: &str) -> ObjectPath {
@@ -221,6 +240,47 @@ impl Destination {
         Ok(removed)
     }
 
+    /// Names of the files directly in the directory, or of the objects directly under the
+    /// prefix (not in sub-directories: readers globbing `*.parquet` do not see those either).
+    pub async fn list_names(&self) -> Result<Vec<String>, ExportError> {
+        let mut names = Vec::new();
+        match self {
+            Self::Local(dir) => {
+                let mut entries = tokio::fs::read_dir(dir)
+                    .await
+                    .map_err(ExportError::io("listing", dir))?;
+                while let Some(entry) = entries
+                    .next_entry()
+                    .await
+                    .map_err(ExportError::io("listing", dir))?
+                {
+                    let is_file = entry
+                        .file_type()
+                        .await
+                        .map_err(ExportError::io("listing", entry.path()))?
+                        .is_file();
+                    if is_file {
+                        names.push(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Self::Object { store, prefix, url } => {
+                let listed = store
+                    .list_with_delimiter(Some(prefix))
+                    .await
+                    .map_err(object_error("listing", url.clone()))?;
+                names.extend(
+                    listed
+                        .objects
+                        .iter()
+                        .filter_map(|o| o.location.filename().map(str::to_string)),
+                );
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Opens a sink for `name`; nothing is visible under that name until it completes.
     pub async fn create(&self, name: &str) -> Result<FileSink, ExportError> {
         let target = match self {
@@ -246,6 +306,8 @@ impl Destination {
             hasher: Sha256::new(),
             bytes: 0,
             digest: None,
+            completing: false,
+            given_up: false,
         })
     }
 
@@ -338,6 +400,11 @@ pub struct FileSink {
     hasher: Sha256,
     bytes: u64,
     digest: Option<(String, u64)>,
+    /// `complete` was called: a multipart upload is finishing (and aborts itself if a part
+    /// fails), a `BufWriter` can no longer be aborted.
+    completing: bool,
+    /// [`FileSink::abort`] ran.
+    given_up: bool,
 }
 
 impl FileSink {
@@ -348,6 +415,30 @@ impl FileSink {
     /// Bytes handed to the sink so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Gives an unfinished file up after an error: the local `.tmp` is removed (a re-run
+    /// writes the file again from its first offset anyway; after a crash the re-run's
+    /// `discard_unfinished` removes it instead), the multipart upload is aborted so that its
+    /// parts do not linger in the bucket (the lifecycle rule only covers crashes). Best effort
+    /// and idempotent: a failure is logged, the error that stopped the export is what counts.
+    pub async fn abort(&mut self) {
+        if std::mem::replace(&mut self.given_up, true) {
+            return;
+        }
+        let outcome = match &mut self.target {
+            SinkTarget::Local { tmp, .. } => match tokio::fs::remove_file(&tmp).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
+            SinkTarget::Object(writer) if !self.completing => {
+                writer.abort().await.map_err(|e| e.to_string())
+            }
+            SinkTarget::Object(_) => Ok(()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "could not clean up an unfinished export file");
+        }
     }
 }
 
@@ -369,6 +460,7 @@ impl AsyncFileWriter for FileSink {
 
     fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
+            self.completing = true;
             match &mut self.target {
                 SinkTarget::Local { file, tmp, path } => {
                     file.flush().await.map_err(external)?;

@@ -51,7 +51,7 @@ pub struct ExportBody {
     #[serde(default)]
     pub partitions: Vec<i32>,
     pub from_offset: Option<i64>,
-    /// RFC 3339.
+    /// RFC 3339 with a UTC offset.
     pub from_time: Option<String>,
     pub to_offset: Option<i64>,
     pub to_time: Option<String>,
@@ -117,7 +117,8 @@ pub struct JobStatus {
 
 struct Job {
     request: ExportBody,
-    destination: String,
+    /// [`Destination::identity`]: one running job per place.
+    place: String,
     started_at: String,
     progress: ExportProgress,
     outcome: Mutex<Option<Outcome>>,
@@ -226,6 +227,8 @@ async fn start_job(
     let destination = dest.to_string();
     // Checked before answering so that a bad request fails here, not in the job.
     dest.probe_writable().await?;
+    // After the probe created the directory, so that its canonical path is known.
+    let place = dest.identity().await;
     let planned = plan(&jobs.source, &request).await?;
     // The answer already shows each partition's resolved range; the job refines the counts
     // (files kept from an interrupted run) before it reads.
@@ -245,7 +248,7 @@ async fn start_job(
     let id = Uuid::new_v4();
     let job = Arc::new(Job {
         request: body,
-        destination: destination.clone(),
+        place: place.clone(),
         started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         progress,
         outcome: Mutex::new(None),
@@ -254,7 +257,7 @@ async fn start_job(
         let mut map = jobs.lock();
         let busy = map
             .values()
-            .any(|j| j.destination == destination && j.outcome.lock().is_ok_and(|o| o.is_none()));
+            .any(|j| j.place == place && j.outcome.lock().is_ok_and(|o| o.is_none()));
         if busy {
             return Err(ApiError(
                 StatusCode::CONFLICT,

@@ -8,7 +8,8 @@
 //!        │ no
 //!        ▼
 //!  resolve ranges ─▶ manifest.partial.json there? ─yes, same topic/ranges/size/format─▶ resume
-//!        │ no                                      └─ different ──▶ refuse
+//!        │ no                                      │    and claim checks (--verify-claims)
+//!        │                                         └─ different ──▶ refuse
 //!        ▼
 //!  write partial (plan, no files) ─▶ delete *.parquet.tmp leftovers
 //!        ▼
@@ -53,17 +54,33 @@ pub enum Bound {
     Time(i64),
 }
 
+/// How a time bound must be written (named in errors).
+const TIME_FORMAT: &str =
+    "RFC 3339 with a UTC offset, e.g. 2025-03-01T00:00:00Z or 2025-03-01T00:00:00.000+02:00";
+
 impl Bound {
-    /// An RFC 3339 time as a bound (`what` names the flag or field in the error).
+    /// An RFC 3339 time as a bound (`what` names the flag or field in the error). The UTC
+    /// offset is required: a time without one would silently mean UTC to some and local time
+    /// to others.
     pub fn parse_time(what: &str, text: &str) -> Result<Self, ExportError> {
         let bad = |why: String| ExportError::BadRequest(format!("{what} {text:?} {why}"));
-        let time = humantime::parse_rfc3339_weak(text)
-            .map_err(|e| bad(format!("is not an RFC 3339 time ({e})")))?;
-        let ms = time
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| bad("is before 1970".into()))?
-            .as_millis();
-        Ok(Self::Time(ms as i64))
+        let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+            let without_offset = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .any(|f| chrono::NaiveDateTime::parse_from_str(text, f).is_ok());
+            if without_offset {
+                bad(format!(
+                    "has no UTC offset (Z or ±hh:mm); write it as {TIME_FORMAT}"
+                ))
+            } else {
+                bad(format!("is not a time in {TIME_FORMAT} ({e})"))
+            }
+        })?;
+        let ms = time.timestamp_millis();
+        if ms < 0 {
+            return Err(bad("is before 1970".into()));
+        }
+        Ok(Self::Time(ms))
     }
 }
 
@@ -105,6 +122,10 @@ pub struct ExportRequest {
 /// its remote tier, and the claim store payloads live in.
 #[derive(Clone)]
 pub struct ExportSource {
+    /// Each partition's log start offset must be the one the broker serves from: a running
+    /// broker's are; a stopped broker's data directory has them clamped to local data, so the
+    /// CLI first lowers them over the remote tier as the broker does at start
+    /// (`tiered::retention::expose_remote_log_start`, floored at the DeleteRecords point).
     pub log: Arc<LogManager>,
     pub remote: Option<RemoteLogManager>,
     pub claims: Option<ClaimStore>,
@@ -115,36 +136,27 @@ pub fn file_name(topic: &str, partition: i32, from: i64) -> String {
     format!("{topic}-p{partition:05}-{from:020}.parquet")
 }
 
-/// The log's whole range `[start, end)` a consumer can read, remote tier included.
-pub async fn log_bounds(
-    log: &PartitionLog,
-    remote: Option<&RemoteLogManager>,
-) -> Result<(i64, i64), ExportError> {
-    let mut start = log.log_start_offset();
-    if let Some(remote) = remote
-        && let Some(remote_start) = remote
-            .remote_log_start_offset(log.topic(), log.partition())
-            .await?
-    {
-        start = start.min(remote_start);
-    }
-    Ok((start, log.high_watermark()))
+/// The log's whole range `[start, end)` a consumer can read, remote tier included: from the
+/// log start offset, which is where the broker serves from (never below the DeleteRecords
+/// point, even while the remote tier still holds older records; see [`ExportSource::log`]).
+pub fn log_bounds(log: &PartitionLog) -> (i64, i64) {
+    (log.log_start_offset(), log.high_watermark())
 }
 
-/// The first offset whose record has timestamp >= `ts`, or the log end when none does.
-async fn offset_at_time(
+/// The first record stamped at or after `ts`, as (offset, timestamp); `None` when none is.
+async fn first_record_at_or_after(
     log: &Arc<PartitionLog>,
     remote: Option<&RemoteLogManager>,
     ts: i64,
-) -> Result<i64, ExportError> {
+) -> Result<Option<(i64, i64)>, ExportError> {
     let local_start = log.local_log_start_offset();
     if let Some(remote) = remote
-        && let Some((offset, _)) = remote
+        && let Some((offset, stamped)) = remote
             .offset_for_timestamp(log.topic(), log.partition(), ts)
             .await?
         && offset < local_start
     {
-        return Ok(offset);
+        return Ok(Some((offset, stamped)));
     }
     let local = log.clone();
     let found = tokio::task::spawn_blocking(move || local.offset_for_timestamp(ts))
@@ -154,29 +166,55 @@ async fn offset_at_time(
             path: log.dir().to_path_buf(),
             source: std::io::Error::other(e),
         })??;
-    Ok(found.map_or(log.log_end_offset(), |(offset, _)| offset))
+    Ok(found)
+}
+
+/// The first offset whose record has timestamp >= `ts`, or the log end when none does.
+async fn offset_at_time(
+    log: &Arc<PartitionLog>,
+    remote: Option<&RemoteLogManager>,
+    ts: i64,
+) -> Result<i64, ExportError> {
+    Ok(first_record_at_or_after(log, remote, ts)
+        .await?
+        .map_or(log.log_end_offset(), |(offset, _)| offset))
 }
 
 /// Resolves `from`/`to` for one partition. Offsets outside the log are an error naming the
 /// log's actual range; times resolve like ListOffsets (`to` time `T`: the last offset before the
-/// first record stamped after `T`).
+/// first record stamped after `T`). A range reaching into history that retention or
+/// DeleteRecords deleted (an offset below the log start, or a `from` time earlier than the
+/// first record left) is [`ExportError::Expired`] rather than silently starting later.
 pub async fn resolve_range(
     log: &Arc<PartitionLog>,
     remote: Option<&RemoteLogManager>,
     from: Bound,
     to: Bound,
 ) -> Result<PartitionRange, ExportError> {
-    let (start, end) = log_bounds(log, remote).await?;
+    let (start, end) = log_bounds(log);
+    let mut from_expired = false;
     let from_offset = match from {
         Bound::Offset(o) => o,
-        Bound::Time(t) => offset_at_time(log, remote, t).await?.max(start),
+        Bound::Time(t) => {
+            let first = first_record_at_or_after(log, remote, t).await?;
+            // The first record at or after `t` is deleted history, or is the first one left and
+            // stamped after `t`: records stamped from `t` on may have been deleted before it.
+            from_expired = start > 0
+                && first.is_some_and(|(offset, stamped)| {
+                    offset < start || (offset == start && stamped > t)
+                });
+            first
+                .map_or(log.log_end_offset(), |(offset, _)| offset)
+                .max(start)
+        }
     };
     let to_offset = match to {
         Bound::Offset(o) => o,
         Bound::Time(t) => offset_at_time(log, remote, t.saturating_add(1)).await? - 1,
     };
     let expired_below = |o: i64| o < start && start > 0;
-    if matches!(from, Bound::Offset(o) if expired_below(o))
+    if from_expired
+        || matches!(from, Bound::Offset(o) if expired_below(o))
         || matches!(to, Bound::Time(_) if expired_below(to_offset))
     {
         return Err(ExportError::Expired {
@@ -253,6 +291,19 @@ pub async fn run_export(
                     describe_ranges(&partial.partitions)
                 )));
             }
+            // The manifest's claim findings must hold for every file, the earlier ones too.
+            if partial.verify_claims != request.verify_claims {
+                let (was, now) = if partial.verify_claims {
+                    ("with", "without")
+                } else {
+                    ("without", "with")
+                };
+                return Err(ExportError::BadRequest(format!(
+                    "{dest} holds an interrupted export started {was} claim payload checks \
+                     (--verify-claims, \"verify_claims\"), resumed {now}; re-run it with the same \
+                     setting or choose another destination"
+                )));
+            }
             tracing::info!(dest = %dest, files = partial.files.len(), "resuming an interrupted export");
             partial
         }
@@ -264,6 +315,7 @@ pub async fn run_export(
                 partitions: requested.clone(),
                 max_file_bytes: request.max_file_bytes,
                 value_format: request.value_format,
+                verify_claims: request.verify_claims,
                 files: Vec::new(),
                 claims: None,
             };
@@ -302,14 +354,16 @@ pub async fn run_export(
     );
 
     for (log, range) in plan {
-        let mut next = manifest
+        let recorded = manifest
             .files
             .iter()
             .filter(|f| f.partition == range.partition)
             .map(|f| f.requested_to_offset + 1)
-            .max()
-            .unwrap_or(range.from);
-        let mut first = next == range.from;
+            .max();
+        let mut next = recorded.unwrap_or(range.from);
+        // Not `next == range.from`: an empty range's file ends where the range starts, and a
+        // resume would write it a second time.
+        let mut first = recorded.is_none();
         // Small files need small steps: a file is only closed between chunks.
         let chunk_bytes = request.max_file_bytes.map_or(READ_CHUNK_BYTES, |limit| {
             (limit as usize / 2).clamp(MIN_CHUNK_BYTES, READ_CHUNK_BYTES)
@@ -415,6 +469,57 @@ async fn export_file(
     let mut writer =
         PartitionParquetWriter::create(sink, log.topic(), range.partition, request.value_format)?;
     let mut claim_report = ClaimsReport::default();
+    let filled = fill_file(
+        &mut writer,
+        chunks,
+        range,
+        request,
+        progress,
+        claims,
+        &mut claim_report,
+    )
+    .await;
+    // A failed file leaves no `.tmp` and no open multipart upload behind.
+    let to = match filled {
+        Ok(to) => to,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    let summary = writer.finish().await?;
+    progress.update(range.partition, |p| {
+        p.bytes_written += summary.bytes;
+        p.files_done += 1;
+    });
+    let file = ManifestFile {
+        file: name,
+        partition: range.partition,
+        requested_from_offset: range.from,
+        requested_to_offset: to,
+        first_offset: summary.offsets.map(|o| o.0),
+        last_offset: summary.offsets.map(|o| o.1),
+        min_timestamp_ms: summary.timestamps.map(|t| t.0),
+        max_timestamp_ms: summary.timestamps.map(|t| t.1),
+        records: summary.records,
+        bytes: summary.bytes,
+        sha256: summary.sha256,
+    };
+    let claims_seen = (claim_report.tickets > 0).then_some(claim_report);
+    Ok((file, claims_seen))
+}
+
+/// Appends chunks to `writer` from `range.from` up to `range.to`, or until the file reaches
+/// `request.max_file_bytes` (at a batch boundary); returns the last offset the file covers.
+async fn fill_file(
+    writer: &mut PartitionParquetWriter,
+    chunks: &mut PrefetchedChunks,
+    range: PartitionRange,
+    request: &ExportRequest,
+    progress: &ExportProgress,
+    claims: Option<&ClaimChecker>,
+    claim_report: &mut ClaimsReport,
+) -> Result<i64, ExportError> {
     let mut reported_offset = range.from;
     let mut to = range.to;
     while let Some(chunk) = chunks.next().await? {
@@ -451,24 +556,5 @@ async fn export_file(
             break;
         }
     }
-    let summary = writer.finish().await?;
-    progress.update(range.partition, |p| {
-        p.bytes_written += summary.bytes;
-        p.files_done += 1;
-    });
-    let file = ManifestFile {
-        file: name,
-        partition: range.partition,
-        requested_from_offset: range.from,
-        requested_to_offset: to,
-        first_offset: summary.offsets.map(|o| o.0),
-        last_offset: summary.offsets.map(|o| o.1),
-        min_timestamp_ms: summary.timestamps.map(|t| t.0),
-        max_timestamp_ms: summary.timestamps.map(|t| t.1),
-        records: summary.records,
-        bytes: summary.bytes,
-        sha256: summary.sha256,
-    };
-    let claims_seen = (claim_report.tickets > 0).then_some(claim_report);
-    Ok((file, claims_seen))
+    Ok(to)
 }

@@ -1,15 +1,16 @@
 //! `manifest.json`, written next to the Parquet files once they are all complete: what was
 //! asked for (topic, offset range per partition, file size limit), and per file the exact
 //! offsets and times exported, the row count, the size and the SHA-256. [`verify`] recomputes
-//! sizes and digests, reads each file's Parquet footer and checks that the files of each
-//! partition cover its requested range exactly once.
+//! sizes and digests, reads each file's Parquet footer, checks that the files of each
+//! partition cover its requested range exactly once, and that the destination holds no other
+//! Parquet file (nor an unfinished `.parquet.tmp`).
 //!
 //! While an export runs, the same document is kept as `manifest.partial.json`, rewritten after
 //! every completed file: that is what a re-run resumes from (see `job.rs`).
 //!
 //! The format is versioned (`version`); readers accept every version in [`KNOWN_VERSIONS`].
-//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses; `value_format`, added
-//! within version 2, reads as `binary` when absent.
+//! Version 1 (no `partitions`, `max_file_bytes`, `claims`) still parses; `value_format` and
+//! `verify_claims`, added within version 2, read as `binary` and `false` when absent.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,11 @@ pub struct Manifest {
     /// How the `value` column holds values (absent before it was an option: binary).
     #[serde(default)]
     pub value_format: ValueFormat,
+    /// Whether every claim ticket's payload was checked (`--verify-claims`), fixed when the
+    /// export starts so that a resume cannot mix checked and unchecked files (absent before it
+    /// was recorded: false).
+    #[serde(default)]
+    pub verify_claims: bool,
     pub files: Vec<ManifestFile>,
     /// Claim tickets seen, and payload checks when `--verify-claims` was given (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +127,8 @@ pub struct Mismatch {
 }
 
 /// Checks every file of `manifest.json` at `dest`: size, SHA-256, the Parquet footer's row
-/// count, and (version 2) that each partition's files chain over its requested range.
+/// count, (version 2) that each partition's files chain over its requested range, and that
+/// `dest` holds no Parquet file the manifest does not list.
 /// `Ok((_, vec![]))` means the export is complete and intact.
 pub async fn verify(dest: &Destination) -> Result<(Manifest, Vec<Mismatch>), ExportError> {
     let manifest = Manifest::read(dest, MANIFEST_FILE).await?.ok_or_else(|| {
@@ -164,7 +171,37 @@ pub async fn verify(dest: &Destination) -> Result<(Manifest, Vec<Mismatch>), Exp
         }
     }
     problems.extend(coverage_problems(&manifest));
+    problems.extend(stray_files(dest, &manifest).await?);
     Ok((manifest, problems))
+}
+
+/// Parquet files at `dest` that the manifest does not list (another export's, a copy, a file
+/// added later), and unfinished `.parquet.tmp` files: a reader globbing `*.parquet` would read
+/// the former as part of the export.
+async fn stray_files(
+    dest: &Destination,
+    manifest: &Manifest,
+) -> Result<Vec<Mismatch>, ExportError> {
+    let listed: std::collections::HashSet<&str> =
+        manifest.files.iter().map(|f| f.file.as_str()).collect();
+    Ok(dest
+        .list_names()
+        .await?
+        .into_iter()
+        .filter_map(|name| {
+            let problem = if name.ends_with(".parquet.tmp") {
+                "an unfinished file, not in the manifest"
+            } else if name.ends_with(".parquet") && !listed.contains(name.as_str()) {
+                "not in the manifest"
+            } else {
+                return None;
+            };
+            Some(Mismatch {
+                file: name,
+                problem: problem.into(),
+            })
+        })
+        .collect())
 }
 
 /// Each requested partition range must be covered by its files exactly once, in order.

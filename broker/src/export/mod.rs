@@ -25,6 +25,9 @@
 //! - **Same read path as a consumer.** Records come from the bytes `PartitionLog::read` and
 //!   `RemoteLogManager::read` return to a Fetch (the remote tier CRC-checks its chunks), so an
 //!   export sees exactly what a consumer sees; a corrupt chunk fails the export, never a file.
+//!   Each batch's CRC is checked before it is decoded (decoding a compressed batch rebuilds it,
+//!   CRC included, so it would not notice), so a batch rotten on local disk fails the export
+//!   too, naming its offset.
 //!   Inside a running broker these are the broker's own instances (shared chunk cache, reader
 //!   pool); the range ends at the high watermark resolved when the job starts.
 //! - **Bounded memory.** Two prefetched read chunks (a few MiB of batches each, at least one
@@ -47,7 +50,7 @@
 //! one record keep only the last. Transaction markers (control batches) are not exported; aborted
 //! transactional records are (the export is read-uncommitted). HTTP jobs live in memory: a
 //! broker restart forgets them (re-post to resume). An object-store upload cut by a crash leaves
-//! an incomplete multipart upload for the bucket's lifecycle rule to abort.
+//! an incomplete multipart upload for the bucket's lifecycle rule to abort (an error aborts it).
 
 pub mod claims;
 pub mod destination;
@@ -75,9 +78,9 @@ pub enum ExportError {
         log_start: i64,
         log_end: i64,
     },
-    /// The requested range starts in history that retention already deleted.
+    /// The requested range starts in history that retention or DeleteRecords already deleted.
     #[error(
-        "{topic}-{partition}: history before offset {log_start} has expired (retention deleted it); the log holds [{log_start}, {log_end})"
+        "{topic}-{partition}: history before offset {log_start} has expired (retention or DeleteRecords deleted it); the log holds [{log_start}, {log_end})"
     )]
     Expired {
         topic: String,
@@ -96,6 +99,16 @@ pub enum ExportError {
     Log(#[from] crate::log::LogError),
     #[error("reading the remote tier: {0}")]
     Remote(#[from] strata_tiering::TieringError),
+    /// A stored batch whose bytes do not check out (CRC, header): bit rot on disk.
+    #[error(
+        "{topic}-{partition}: the stored record batch at offset {offset} is corrupt ({problem}); nothing from it is exported"
+    )]
+    Corrupt {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        problem: strata_format::FormatError,
+    },
     #[error("decoding a record batch at offset {offset}: {message}")]
     Decode { offset: i64, message: String },
     #[error("writing Parquet: {0}")]

@@ -263,8 +263,17 @@ impl PartitionParquetWriter {
         written + (unencoded as f64 * ratio) as u64
     }
 
-    /// Appends records (in offset order).
+    /// Appends records (in offset order). On an error the file is given up
+    /// ([`FileSink::abort`]).
     pub async fn write(&mut self, records: Vec<ExportRecord>) -> Result<(), ExportError> {
+        let written = self.append_records(records).await;
+        if written.is_err() {
+            self.sink.abort().await;
+        }
+        written
+    }
+
+    async fn append_records(&mut self, records: Vec<ExportRecord>) -> Result<(), ExportError> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(());
         };
@@ -302,8 +311,27 @@ impl PartitionParquetWriter {
         Ok(())
     }
 
-    /// Writes the footer and makes the file visible (see [`FileSink`]).
+    /// Writes the footer and makes the file visible (see [`FileSink`]); on an error the file
+    /// is given up.
     pub async fn finish(mut self) -> Result<FileSummary, ExportError> {
+        match self.complete_file().await {
+            Ok(()) => Ok(self.summary),
+            Err(e) => {
+                self.sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives the file up (an error elsewhere stopped the export): nothing is left of it.
+    pub async fn abort(mut self) {
+        for job in self.encoding.drain(..) {
+            job.task.abort();
+        }
+        self.sink.abort().await;
+    }
+
+    async fn complete_file(&mut self) -> Result<(), ExportError> {
         self.start_encoding()?;
         while !self.encoding.is_empty() {
             self.append_oldest().await?;
@@ -317,7 +345,7 @@ impl PartitionParquetWriter {
             .ok_or_else(|| ExportError::Destination("file sink did not complete".into()))?;
         self.summary.sha256 = sha256;
         self.summary.bytes = bytes;
-        Ok(self.summary)
+        Ok(())
     }
 
     /// Sends the collected row group to the blocking pool to be encoded.

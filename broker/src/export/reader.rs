@@ -3,8 +3,8 @@
 //!
 //! Each [`RecordReader::next_chunk`] reads whole batches (at most [`READ_CHUNK_BYTES`], at
 //! least one batch) from the offset after the last batch it returned, exactly as a consumer's
-//! Fetch would, decodes them with kafka-protocol's `RecordBatchDecoder` and keeps the records in
-//! range. Memory is one chunk; the caller decides what to keep.
+//! Fetch would, checks each batch's CRC, decodes them with kafka-protocol's `RecordBatchDecoder`
+//! and keeps the records in range. Memory is one chunk; the caller decides what to keep.
 
 use std::sync::Arc;
 
@@ -73,6 +73,18 @@ impl RecordReader {
             return Ok(None);
         }
         let bytes = self.read_bytes(self.next).await?;
+        // DeleteRecords or retention may move the log start past the reader while it runs, and
+        // the remote tier keeps the records below it until its next pass: what the broker no
+        // longer serves is not exported either.
+        let log_start = self.log.log_start_offset();
+        if self.next < log_start {
+            return Err(ExportError::Expired {
+                topic: self.log.topic().to_string(),
+                partition: self.log.partition(),
+                log_start,
+                log_end: self.log.high_watermark(),
+            });
+        }
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -84,6 +96,14 @@ impl RecordReader {
             if batch.next_offset() <= self.next {
                 continue;
             }
+            // Before anything from the batch is used: decoding a compressed batch rebuilds it
+            // around its inflated records with a fresh CRC, so a rotten one would decode.
+            batch.validate().map_err(|problem| ExportError::Corrupt {
+                topic: self.log.topic().to_string(),
+                partition: self.log.partition(),
+                offset: batch.base_offset(),
+                problem,
+            })?;
             self.next = batch.next_offset();
             advanced = true;
             if batch.is_control() {

@@ -21,7 +21,7 @@ fn copies(config: &TopicConfig) -> bool {
     config.remote_storage_enable && !config.remote_log_copy_disable
 }
 
-fn descriptor(segment: ClosedSegment) -> SegmentDescriptor {
+pub(crate) fn descriptor(segment: ClosedSegment) -> SegmentDescriptor {
     SegmentDescriptor {
         topic: segment.topic,
         topic_id: segment.topic_id,

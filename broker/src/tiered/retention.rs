@@ -18,9 +18,9 @@
 
 use std::sync::Arc;
 
-use strata_tiering::PartitionId;
 use strata_tiering::manager::RetentionPass;
 use strata_tiering::manifest::{Manifest, ManifestStore};
+use strata_tiering::{PartitionId, RemoteLogManager};
 
 use crate::log::PartitionLog;
 
@@ -222,30 +222,42 @@ async fn delete_all_remote(ts: &TieredStorage, log: &Arc<PartitionLog>) {
 pub(crate) async fn expose_remote_log_starts(ts: &TieredStorage) {
     let views: Vec<_> = ts.state.lock().values().map(|v| v.status.clone()).collect();
     for status in views.into_iter().filter(|s| s.remote_segments > 0) {
-        let Some(log) = ts.log.partition(&status.topic, status.partition) else {
-            continue;
-        };
-        let remote_start = ts
-            .rlm
-            .remote_log_start_offset(&status.topic, status.partition)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(-1);
-        let local_start = log.local_log_start_offset();
-        if remote_start < 0 || remote_start >= log.log_start_offset() {
-            continue;
+        if let Some(log) = ts.log.partition(&status.topic, status.partition) {
+            expose_remote_log_start(&ts.rlm, &log).await;
         }
-        let covered = ts
-            .rlm
-            .may_delete_locally(&status.topic, status.partition, remote_start, local_start)
-            .await;
-        if covered {
-            log.expose_remote_log_start(remote_start);
-        } else {
-            tracing::warn!(topic = %status.topic, partition = status.partition, remote_start, local_start,
-                "the remote tier has a gap below the local log start; older remote data is not served");
-        }
+    }
+}
+
+/// Lowers one partition's log start to the remote log start when the remote tier covers every
+/// offset from there up to the local log start, never below the DeleteRecords point (what the
+/// broker serves). Also run by `strata export` on a stopped broker's data directory, so that it
+/// exports exactly what the broker would serve. Returns the log start offset in effect.
+pub async fn expose_remote_log_start(rlm: &RemoteLogManager, log: &PartitionLog) -> i64 {
+    let (topic, partition) = (log.topic(), log.partition());
+    let remote_start = rlm
+        .remote_log_start_offset(topic, partition)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(-1);
+    let local_start = log.local_log_start_offset();
+    if remote_start < 0 || remote_start >= log.log_start_offset() {
+        return log.log_start_offset();
+    }
+    if rlm
+        .may_delete_locally(topic, partition, remote_start, local_start)
+        .await
+    {
+        log.expose_remote_log_start(remote_start)
+    } else {
+        tracing::warn!(
+            topic,
+            partition,
+            remote_start,
+            local_start,
+            "the remote tier has a gap below the local log start; older remote data is not served"
+        );
+        log.log_start_offset()
     }
 }
 
