@@ -457,6 +457,8 @@ async fn tiered_log(
         strata_tiering::TieringConfig::default(),
     )
     .unwrap();
+    // Rolled segments are offered for upload once their close is fsynced.
+    log.flush().await.unwrap();
     for segment in log.closed_segments() {
         remote
             .upload_now(&crate::tiered::pump::descriptor(segment))
