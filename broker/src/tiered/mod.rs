@@ -201,6 +201,10 @@ pub struct TieredStorage {
     pub(crate) data_dir: std::path::PathBuf,
     /// Topic metadata this process wrote to the bucket (see `restore.rs`).
     pub(crate) published: Mutex<HashMap<String, crate::log::TopicMetadata>>,
+    /// Ids of topics whose deletion is under way. Held while `topic.json` is written, so that a
+    /// write racing a DeleteTopics lands before the deletion lists the topic's objects, or not at
+    /// all (a late one would bring the deleted topic back at the next restore).
+    pub(crate) deleting_topics: tokio::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     pub settings: TierSettings,
     cancel: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -222,6 +226,7 @@ impl TieredStorage {
             state: Arc::default(),
             data_dir,
             published: Mutex::default(),
+            deleting_topics: tokio::sync::Mutex::default(),
             settings,
             cancel: CancellationToken::new(),
             tasks: Mutex::default(),

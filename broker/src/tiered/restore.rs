@@ -33,8 +33,17 @@ struct TopicRecord {
     updated_ms: i64,
 }
 
-/// Writes the topic's `topic.json` unless this process already wrote the same metadata.
+/// Writes the topic's `topic.json` unless this process already wrote the same metadata, or the
+/// topic is no longer live (deleted, or being deleted, since the caller looked it up).
 pub(crate) async fn publish_topic(ts: &TieredStorage, meta: &TopicMetadata) {
+    let deleting = ts.deleting_topics.lock().await;
+    let live = ts
+        .log
+        .topic(&meta.name)
+        .is_some_and(|now| now.topic_id == meta.topic_id);
+    if !live || deleting.contains(&meta.topic_id) {
+        return;
+    }
     if ts
         .published
         .lock()

@@ -74,6 +74,24 @@ impl RemoteTopicDeletion {
 #[async_trait::async_trait]
 impl TopicDeletion for RemoteTopicDeletion {
     async fn before_delete(&self, topic: &TopicMetadata) -> Result<(), (i16, String)> {
+        // Waits for a `topic.json` write in flight, and stops later ones until `after_delete`.
+        self.ts.deleting_topics.lock().await.insert(topic.topic_id);
+        let outcome = self.mark_deleted(topic).await;
+        if outcome.is_err() {
+            self.ts.deleting_topics.lock().await.remove(&topic.topic_id);
+        }
+        outcome
+    }
+
+    async fn after_delete(&self, topic: &TopicMetadata, deleted: bool) {
+        self.act_on_mark(topic, deleted).await;
+        self.ts.deleting_topics.lock().await.remove(&topic.topic_id);
+    }
+}
+
+impl RemoteTopicDeletion {
+    /// The tombstone, when the topic has or may have remote data.
+    async fn mark_deleted(&self, topic: &TopicMetadata) -> Result<(), (i16, String)> {
         if !self.may_have_remote_data(topic) {
             return Ok(());
         }
@@ -100,7 +118,8 @@ impl TopicDeletion for RemoteTopicDeletion {
         ))
     }
 
-    async fn after_delete(&self, topic: &TopicMetadata, deleted: bool) {
+    /// Deletes the remote data of a topic deleted locally, or takes the tombstone back.
+    async fn act_on_mark(&self, topic: &TopicMetadata, deleted: bool) {
         let marked = self
             .marked
             .lock()
@@ -162,5 +181,87 @@ pub(crate) async fn finish_deletions(ts: &TieredStorage) {
         if let Err(error) = result {
             tracing::warn!(topic, %topic_id, %error, "finishing a remote topic deletion failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    use strata_tiering::faults::FaultyStore;
+
+    use super::*;
+    use crate::kafka::handlers::admin_topics::TopicDeletion;
+    use crate::log::{LogManager, LogManagerConfig};
+
+    /// A `topic.json` write that was slow to land while the topic was deleted: the deletion
+    /// waits for it and then removes it with the rest, so no object of the topic outlives it (a
+    /// leftover `topic.json` without a tombstone would bring the topic back at a restore).
+    #[tokio::test]
+    async fn a_topic_metadata_write_racing_a_delete_leaves_nothing_in_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let configs = BTreeMap::from([("remote.storage.enable".into(), "true".into())]);
+        log.create_topic("doomed", 1, configs, false).unwrap();
+        let meta = log.topic("doomed").unwrap();
+        let store = Arc::new(FaultyStore::new(Arc::new(
+            object_store::memory::InMemory::new(),
+        )));
+        let faults = store.faults.clone();
+        let rlm = strata_tiering::RemoteLogManager::new(
+            store.clone(),
+            "remote",
+            strata_tiering::TieringConfig::default(),
+        )
+        .unwrap();
+        let ts = Arc::new(TieredStorage {
+            rlm,
+            log: log.clone(),
+            state: Arc::default(),
+            data_dir: dir.path().to_path_buf(),
+            published: Mutex::default(),
+            deleting_topics: tokio::sync::Mutex::default(),
+            settings: super::super::TierSettings::from_broker_configs(&BTreeMap::new()),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            tasks: Mutex::default(),
+        });
+
+        // The metadata write takes a second to land; everything after it is quick.
+        faults.put_delay(Duration::from_millis(1000));
+        let publish = tokio::spawn({
+            let (ts, meta) = (ts.clone(), meta.clone());
+            async move { super::super::restore::publish_topic(&ts, &meta).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        faults.put_delay(Duration::ZERO);
+
+        let hook = RemoteTopicDeletion::new(ts.clone());
+        hook.before_delete(&meta).await.unwrap();
+        log.delete_topic("doomed").unwrap();
+        hook.after_delete(&meta, true).await;
+        publish.await.unwrap();
+        // The remote deletion runs in the background; give it time to finish.
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = store
+                .list(None)
+                .map_ok(|object| object.location.to_string())
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap();
+            if left.is_empty() {
+                break;
+            }
+        }
+        assert!(left.is_empty(), "objects left in the bucket: {left:?}");
+        // Once deleted, the topic's metadata is never written again.
+        super::super::restore::publish_topic(&ts, &meta).await;
+        let left: Vec<_> = store.list(None).try_collect().await.unwrap();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
