@@ -246,6 +246,99 @@ fn http_export_says_when_history_expired() {
     );
 }
 
+/// `DELETE /v1/exports/{id}` on a running job: it stops within the file it was writing, leaves
+/// its finished files and the partial manifest (no temporary file), is forgotten, and posting
+/// the same request again resumes it: every record exactly once, and the manifest verifies.
+#[test]
+fn a_cancelled_http_export_leaves_finished_files_and_resumes_without_duplicates() {
+    if !require(Tool::Kcat) || !require(Tool::Python) {
+        return;
+    }
+    // Cold reads throttled by the broker's fetch quota, so that the job is still running when
+    // it is cancelled.
+    let strata = tiering_broker()
+        .set("remote.log.manager.fetch.max.bytes.per.second", "3000")
+        .start();
+    let topic = "cancelled";
+    produce_mostly_remote(&strata, topic, 1500);
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("export");
+    let request = json!({"topic": topic, "from_offset": 0, "to_offset": 1499, "out": out,
+                         "max_file_bytes": 2048});
+    let (status, body) = post_export(&strata, request.clone());
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    wait_until(
+        "the job finishes its first file",
+        Duration::from_secs(60),
+        || get_export(&strata, &id).1["partitions"][0]["files_done"].as_u64() >= Some(1),
+    );
+
+    let (status, job) = delete_export(&strata, &id);
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(
+        job["errors"][0].as_str().unwrap().contains("resumes it"),
+        "{job}"
+    );
+    let records_before = job["records_done"].as_u64().unwrap();
+    eprintln!("cancelled after {records_before} record(s)");
+    assert!(
+        records_before < 1500,
+        "cancelled too late to show anything: {job}"
+    );
+    assert_eq!(
+        get_export(&strata, &id).0,
+        404,
+        "a deleted job is forgotten"
+    );
+
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n == "manifest.json"), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    let partial: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.partial.json")).unwrap()).unwrap();
+    let mut recorded: Vec<String> = partial["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    let mut parquet: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    recorded.sort();
+    parquet.sort();
+    assert!(!recorded.is_empty());
+    assert_eq!(
+        parquet, recorded,
+        "only the finished files are at the destination"
+    );
+
+    // The same request again resumes at the first offset not yet exported.
+    let (status, body) = post_export(&strata, request);
+    assert_eq!(status, 202, "{body}");
+    let job = wait_for_job(
+        &strata,
+        body["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", strata.logs());
+    let files = job["manifest"]["files"].as_array().unwrap();
+    assert_eq!(&files[0]["file"], &partial["files"][0]["file"]);
+    let doc = read_parquet(&out);
+    check_rows(&doc, topic, 0, 1499);
+    assert_success(
+        &strata_export(&["verify", out.to_str().unwrap()]),
+        "strata export verify",
+    );
+}
+
 fn verify_with_env(target: &S3Target, url: &str) -> std::process::Output {
     let mut command = std::process::Command::new(strata_tests::strata_bin());
     command.args(["export", "verify", url]);

@@ -165,6 +165,26 @@ pub fn post_export(strata: &Strata, body: serde_json::Value) -> (u16, serde_json
     (status, response.json().unwrap_or(serde_json::Value::Null))
 }
 
+/// `DELETE /v1/exports/{id}`; returns (status, body).
+pub fn delete_export(strata: &Strata, id: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .delete(format!("{}/v1/exports/{id}", strata.http_url()))
+        .send()
+        .expect("DELETE /v1/exports/{id}");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// `GET /v1/exports/{id}`; returns (status, body).
+pub fn get_export(strata: &Strata, id: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .get(format!("{}/v1/exports/{id}", strata.http_url()))
+        .send()
+        .expect("GET /v1/exports/{id}");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(serde_json::Value::Null))
+}
+
 /// Polls `GET /v1/exports/{id}` until the job is no longer running; returns its last status.
 pub fn wait_for_job(strata: &Strata, id: &str, limit: Duration) -> serde_json::Value {
     let deadline = Instant::now() + limit;

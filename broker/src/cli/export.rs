@@ -250,7 +250,23 @@ async fn export_with_progress(
             }
         })
     };
+    // Ctrl-C stops cleanly: the file being written is abandoned (no open multipart upload is
+    // left in a bucket) and a re-run resumes. A second Ctrl-C stops at once.
+    let interrupts = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            eprintln!("\ninterrupted: stopping after cleaning up (Ctrl-C again to quit at once)");
+            progress.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        })
+    };
     let result = run_export(source, request, dest, &progress).await;
+    interrupts.abort();
     ticker.abort();
     bar.finish_and_clear();
     let manifest = result?;

@@ -4,13 +4,17 @@
 //! * `POST /v1/exports` with the CLI's parameters as JSON: checks the request (topic,
 //!   partitions, range, a writable destination) before answering, then runs the export in the
 //!   background and answers `202` with the job id.
-//! * `GET /v1/exports/{id}`: state (`running`, `succeeded`, `failed`), progress per partition,
-//!   errors, and the manifest once done.
+//! * `GET /v1/exports/{id}`: state (`running`, `succeeded`, `failed`, `cancelled`), progress per
+//!   partition, errors, and the manifest once done.
+//! * `DELETE /v1/exports/{id}`: cancels a running job (it abandons the file it is writing; the
+//!   finished files and the partial manifest stay, so re-posting resumes it) and forgets the job.
 //!
 //! The job reads through the running broker's own read path (`PartitionLog::read` for local
 //! segments, the broker's `RemoteLogManager` below the local log start), so the broker keeps
 //! serving while it runs. Jobs live in memory: a restart forgets them, and re-posting the same
-//! request resumes the export at its destination (see `job.rs`). Like every route on the HTTP
+//! request resumes the export at its destination (see `job.rs`). Only the newest
+//! [`KEPT_FINISHED_JOBS`] finished jobs are kept, so that a long-lived broker's memory stays
+//! bounded. Like every route on the HTTP
 //! listener these are unauthenticated and write where `out` says: bind the listener to
 //! loopback or a private network.
 
@@ -21,7 +25,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -38,7 +42,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/exports"),
     ("get", "/v1/exports/{id}"),
     ("get", "/v1/exports"),
+    ("delete", "/v1/exports/{id}"),
 ];
+
+/// Finished jobs kept for `GET`; older ones are forgotten as new jobs start.
+pub const KEPT_FINISHED_JOBS: usize = 100;
+/// How long `DELETE` waits for a running job to stop before answering `202`.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The OpenAPI `paths` of [`ROUTES`].
 pub const OPENAPI_PATHS: &str = include_str!("openapi_paths.json");
@@ -95,6 +105,7 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 /// What `GET /v1/exports/{id}` answers.
@@ -122,6 +133,8 @@ struct Job {
     started_at: String,
     progress: ExportProgress,
     outcome: Mutex<Option<Outcome>>,
+    /// Cancelled once `outcome` is set.
+    finished: tokio_util::sync::CancellationToken,
 }
 
 /// How a finished job ended.
@@ -133,6 +146,12 @@ struct Outcome {
 }
 
 impl Job {
+    /// When the job finished (RFC 3339, sorts as text); `None` while it runs.
+    fn finished_at(&self) -> Option<String> {
+        let outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        outcome.as_ref().map(|o| o.finished_at.clone())
+    }
+
     fn status(&self, id: Uuid) -> JobStatus {
         let partitions = self.progress.snapshot();
         let (offsets_done, offsets_total) = self.progress.totals();
@@ -184,11 +203,28 @@ impl ExportJobs {
             .route(ROUTES[0].1, post(start_job))
             .route(ROUTES[1].1, get(job_status))
             .route(ROUTES[2].1, get(list_jobs))
+            .route(ROUTES[3].1, delete(delete_job))
             .with_state(self.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Job>>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Forgets the oldest finished jobs beyond [`KEPT_FINISHED_JOBS`].
+fn forget_old_jobs(map: &mut HashMap<Uuid, Arc<Job>>) {
+    let mut finished: Vec<(String, Uuid)> = map
+        .iter()
+        .filter_map(|(id, job)| job.finished_at().map(|at| (at, *id)))
+        .collect();
+    if finished.len() <= KEPT_FINISHED_JOBS {
+        return;
+    }
+    finished.sort();
+    let excess = finished.len() - KEPT_FINISHED_JOBS;
+    for (_, id) in finished.into_iter().take(excess) {
+        map.remove(&id);
     }
 }
 
@@ -252,6 +288,7 @@ async fn start_job(
         started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         progress,
         outcome: Mutex::new(None),
+        finished: tokio_util::sync::CancellationToken::new(),
     });
     {
         let mut map = jobs.lock();
@@ -266,6 +303,7 @@ async fn start_job(
             ));
         }
         map.insert(id, job.clone());
+        forget_old_jobs(&mut map);
     }
     tracing::info!(%id, topic = %request.topic, dest = %destination, "export job started");
     let source = jobs.source.clone();
@@ -299,6 +337,15 @@ async fn start_job(
                     manifest: Some(manifest),
                 }
             }
+            Err(ExportError::Cancelled) => {
+                tracing::info!(%id, "export job cancelled");
+                Outcome {
+                    state: JobState::Cancelled,
+                    finished_at: finished,
+                    errors: vec![ExportError::Cancelled.to_string()],
+                    manifest: None,
+                }
+            }
             Err(error) => {
                 tracing::warn!(%id, %error, "export job failed");
                 Outcome {
@@ -310,6 +357,7 @@ async fn start_job(
             }
         };
         *running.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        running.finished.cancel();
     });
     Ok((StatusCode::ACCEPTED, Json(job.status(id))))
 }
@@ -328,6 +376,35 @@ async fn job_status(
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let job = jobs.lock().get(&uuid).cloned().ok_or_else(not_found)?;
     Ok(Json(job.status(uuid)))
+}
+
+/// `DELETE /v1/exports/{id}`: cancels the job if it runs, waits for it to stop (up to
+/// [`CANCEL_WAIT`]) and forgets it. `200` with its final status, or `202` with the status of a
+/// job still stopping (it stays listed until it has).
+async fn delete_job(
+    State(jobs): State<ExportJobs>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
+    let not_found = || {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no export job {id}"),
+        )
+    };
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let job = jobs.lock().get(&uuid).cloned().ok_or_else(not_found)?;
+    job.progress.cancel();
+    if tokio::time::timeout(CANCEL_WAIT, job.finished.cancelled())
+        .await
+        .is_err()
+    {
+        tracing::warn!(%uuid, "export job still stopping after {CANCEL_WAIT:?}");
+        return Ok((StatusCode::ACCEPTED, Json(job.status(uuid))));
+    }
+    jobs.lock().remove(&uuid);
+    tracing::info!(%uuid, "export job forgotten");
+    Ok((StatusCode::OK, Json(job.status(uuid))))
 }
 
 /// `GET /v1/exports`: every job of this process, newest first, without manifests (which can be
@@ -353,6 +430,48 @@ mod tests {
     #[test]
     fn every_route_is_documented_and_nothing_else() {
         crate::http::assert_routes_documented_exactly(OPENAPI_PATHS, ROUTES);
+    }
+
+    fn job(finished_at: Option<String>) -> Arc<Job> {
+        let request: ExportBody = serde_json::from_value(json!({
+            "topic": "t", "from_offset": 0, "to_offset": 1, "out": "/tmp/x"
+        }))
+        .unwrap();
+        Arc::new(Job {
+            request,
+            place: "/tmp/x".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            progress: ExportProgress::default(),
+            outcome: Mutex::new(finished_at.map(|finished_at| Outcome {
+                state: JobState::Succeeded,
+                finished_at,
+                errors: Vec::new(),
+                manifest: None,
+            })),
+            finished: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    #[test]
+    fn only_the_newest_finished_jobs_are_kept() {
+        let mut map = HashMap::new();
+        let extra = 5;
+        let mut finished = Vec::new();
+        for n in 0..KEPT_FINISHED_JOBS + extra {
+            let id = Uuid::new_v4();
+            map.insert(id, job(Some(format!("2026-01-01T00:{n:05}Z"))));
+            finished.push(id);
+        }
+        let running = Uuid::new_v4();
+        map.insert(running, job(None));
+        forget_old_jobs(&mut map);
+        assert_eq!(map.len(), KEPT_FINISHED_JOBS + 1);
+        assert!(
+            map.contains_key(&running),
+            "a running job is never forgotten"
+        );
+        assert!(finished[..extra].iter().all(|id| !map.contains_key(id)));
+        assert!(finished[extra..].iter().all(|id| map.contains_key(id)));
     }
 
     #[test]

@@ -522,14 +522,27 @@ async fn fill_file(
 ) -> Result<i64, ExportError> {
     let mut reported_offset = range.from;
     let mut to = range.to;
-    while let Some(chunk) = chunks.next().await? {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = progress.cancelled() => return Err(ExportError::Cancelled),
+            next = chunks.next() => next?,
+        };
+        let Some(chunk) = next else { break };
         let records = chunk.records;
         for r in &records {
             if let Some(claim) = &r.claim {
                 claim_report.tickets += 1;
-                if let Some(checker) = claims
-                    && let Some(problem) = checker.check(claim).await?
-                {
+                // Hashing a payload of gigabytes takes a while: cancelling must not wait for it.
+                let checked = match claims {
+                    Some(checker) => tokio::select! {
+                        biased;
+                        () = progress.cancelled() => return Err(ExportError::Cancelled),
+                        checked = checker.check(claim) => checked?,
+                    },
+                    None => None,
+                };
+                if let Some(problem) = checked {
                     claim_report.failures.push(super::manifest::ClaimFailure {
                         partition: range.partition,
                         offset: r.offset,

@@ -123,6 +123,11 @@ pub enum ExportError {
     },
     #[error("manifest: {0}")]
     Manifest(String),
+    /// Stopped on request (`DELETE /v1/exports/{id}`, Ctrl-C on the CLI).
+    #[error(
+        "the export was cancelled; the files finished so far are kept, and running the same export to the same destination again resumes it"
+    )]
+    Cancelled,
     #[error("destination: {0}")]
     Destination(String),
     /// The request itself is wrong (unknown topic or partition, bad bounds, a destination that

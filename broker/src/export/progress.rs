@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// Progress of one partition's range.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -30,13 +31,31 @@ impl PartitionProgress {
     }
 }
 
-/// A cheaply cloned handle on the progress of every partition of one export.
+/// A cheaply cloned handle on the progress of every partition of one export, and the switch
+/// that stops it.
 #[derive(Debug, Clone, Default)]
 pub struct ExportProgress {
     partitions: Arc<Mutex<Vec<PartitionProgress>>>,
+    cancel: CancellationToken,
 }
 
 impl ExportProgress {
+    /// Asks the export to stop: it abandons the file it is writing (no `.tmp`, no open multipart
+    /// upload left) and fails with [`super::ExportError::Cancelled`]; finished files and the
+    /// partial manifest stay, so running the same export again resumes it.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes once [`Self::cancel`] was called.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
     pub fn snapshot(&self) -> Vec<PartitionProgress> {
         self.lock().clone()
     }
