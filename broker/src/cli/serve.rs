@@ -149,6 +149,12 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     let http_metrics = http::HttpMetrics::default();
     http_metrics.register(&mut registry);
     let tiered = start_tiered(&config, &log, &broker).await?;
+    // After a restore from the bucket, which brings topics back.
+    broker
+        .groups
+        .forget_offsets_of_missing_topics(|topic| log.topic(topic).is_some())
+        .await
+        .context("removing the committed offsets of deleted topics")?;
     if let Some(tiered) = &tiered {
         tiered.register_metrics(&mut registry);
     }

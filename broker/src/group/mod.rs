@@ -274,6 +274,24 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Durably removes the committed offsets of every topic for which `exists` says no: a crash
+    /// between a topic's deletion and [`Self::delete_topic_offsets`] leaves them, and a topic
+    /// created again under the same name must not start from them. Run at start, once the log
+    /// (and a restore from the bucket) is in place; returns the topics whose offsets went.
+    pub async fn forget_offsets_of_missing_topics(
+        &self,
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, OffsetStoreError> {
+        let mut removed = Vec::new();
+        for topic in self.offsets.topics() {
+            if !exists(&topic) {
+                self.delete_topic_offsets(&topic).await?;
+                removed.push(topic);
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn list_groups(&self) -> Vec<GroupListing> {
         let groups = self.groups.lock().expect("groups lock");
         let mut listings: Vec<GroupListing> = groups

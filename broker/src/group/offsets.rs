@@ -433,6 +433,15 @@ impl OffsetStore {
             .is_some_and(|g| !g.is_empty())
     }
 
+    /// Every topic some group has an offset of.
+    pub fn topics(&self) -> std::collections::BTreeSet<String> {
+        let offsets = self.offsets.lock().expect("offsets lock");
+        offsets
+            .values()
+            .flat_map(|g| g.keys().map(|(topic, _)| topic.clone()))
+            .collect()
+    }
+
     pub fn groups(&self) -> Vec<String> {
         let offsets = self.offsets.lock().expect("offsets lock");
         offsets
@@ -692,6 +701,42 @@ mod tests {
             assert_eq!(store.fetch("g1", "u", 0), Some(committed(6)), "{reopen}");
             assert_eq!(store.fetch("g2", "t", 0), Some(committed(1)), "{reopen}");
         }
+    }
+
+    /// A crash between a topic's deletion and the removal of its offsets leaves them; the
+    /// start-up pass removes the offsets of every topic that is gone, for good.
+    #[tokio::test]
+    async fn offsets_of_topics_missing_at_start_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = OffsetStore::open(dir.path()).unwrap();
+            store
+                .commit(
+                    "g1",
+                    vec![
+                        ("gone".into(), 0, committed(5)),
+                        ("kept".into(), 0, committed(6)),
+                    ],
+                )
+                .await
+                .unwrap();
+            store
+                .commit("g2", vec![("gone".into(), 3, committed(7))])
+                .await
+                .unwrap();
+        }
+        let coordinator =
+            super::super::GroupCoordinator::open(dir.path(), Default::default()).unwrap();
+        let removed = coordinator
+            .forget_offsets_of_missing_topics(|topic| topic == "kept")
+            .await
+            .unwrap();
+        assert_eq!(removed, vec!["gone".to_string()]);
+        drop(coordinator);
+        let store = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(store.topics(), ["kept".to_string()].into());
+        assert_eq!(store.fetch("g1", "kept", 0), Some(committed(6)));
+        assert!(!store.has_group("g2"));
     }
 
     #[tokio::test]
