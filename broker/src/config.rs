@@ -184,6 +184,12 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         doc: "Cold-read byte-rate quota: bytes per second downloaded from the remote tier by all cold reads, read-ahead included (Long.MAX_VALUE: none). A throttled fetch answers within its max.wait.ms with what is ready; hot fetches and produces are not affected. Dynamic, like the upload quota.",
     },
     BrokerConfigDef {
+        name: "remote.fetch.max.wait.ms",
+        default: "500",
+        kind: long(1, I32),
+        doc: "How long a Fetch below the local log start waits for the remote tier at least, even when the client asks for less (fetch.max.wait.ms=0); a read not done by then is answered with no records and keeps warming the cache for the retry.",
+    },
+    BrokerConfigDef {
         name: "remote.log.reader.threads",
         default: "16",
         kind: long(1, 1024),

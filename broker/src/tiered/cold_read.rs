@@ -3,8 +3,8 @@
 //! Each read runs in its own spawned task on the remote tier's bounded reader pool
 //! (`remote.log.reader.threads` object-store requests at a time), so a slow object store never
 //! holds a connection task, a hot fetch or a produce: the fetch handler waits at most its
-//! `max_wait_ms` and answers with no records if the read is not done (the task goes on and warms
-//! the chunk cache for the consumer's retry).
+//! `max_wait_ms` (at least `remote.fetch.max.wait.ms`, as Kafka) and answers with no records if
+//! the read is not done (the task goes on and warms the chunk cache for the consumer's retry).
 //!
 //! Errors map to Kafka codes: below the log start (or in a hole) -> OFFSET_OUT_OF_RANGE; a chunk
 //! whose CRC does not match -> KAFKA_STORAGE_ERROR (the bytes are never returned); any other

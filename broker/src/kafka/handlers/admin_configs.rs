@@ -43,6 +43,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("connections.max.idle.ms", "600000"),
     ("fetch.max.bytes", "57671680"),
+    ("remote.fetch.max.wait.ms", "500"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),

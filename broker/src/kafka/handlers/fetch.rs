@@ -15,7 +15,9 @@
 //!
 //! Cold reads: a fetch offset below a partition's local log start goes to the [`ColdReader`]
 //! (the remote tier, set with `BrokerContext::set_cold_reader`) once, before the long poll, bounded
-//! by `max_wait_ms`: a slow object store answers with no records rather than an error.
+//! by `max_wait_ms` but never below `remote.fetch.max.wait.ms` (a client asking for no wait
+//! would otherwise never get cold records): a slow object store answers with no records rather
+//! than an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +120,10 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
     // must not make the broker read and hold that much for one response.
     let max_bytes = requested.min(broker_fetch_max_bytes(ctx));
     if let Some(cold) = ctx.cold_reader() {
-        read_cold(cold.as_ref(), &mut targets, max_bytes, deadline).await;
+        // Kafka's remote.fetch.max.wait.ms: a remote read gets that long even when the client
+        // asks for no wait at all, which would otherwise answer every cold fetch empty.
+        let cold_deadline = deadline.max(Instant::now() + remote_fetch_max_wait(ctx));
+        read_cold(cold.as_ref(), &mut targets, max_bytes, cold_deadline).await;
     }
 
     let partitions = loop {
@@ -169,6 +174,17 @@ fn broker_fetch_max_bytes(ctx: &BrokerContext) -> usize {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&v| v > 0)
         .unwrap_or(DEFAULT_FETCH_MAX_BYTES)
+}
+
+/// Kafka's default `remote.fetch.max.wait.ms` (broker): 500 ms.
+const DEFAULT_REMOTE_FETCH_MAX_WAIT_MS: u64 = 500;
+
+fn remote_fetch_max_wait(ctx: &BrokerContext) -> Duration {
+    Duration::from_millis(
+        ctx.broker_config("remote.fetch.max.wait.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DEFAULT_REMOTE_FETCH_MAX_WAIT_MS),
+    )
 }
 
 /// Each read is bounded by its partition's limit and the response's `max_bytes`; `read_one`
@@ -351,6 +367,24 @@ mod tests {
     /// A remote tier that answers with ten batches whatever the limit: the handler must cut.
     struct GreedyRemote(Bytes);
 
+    /// Answers like `GreedyRemote` after a delay (an object store's latency).
+    struct SlowRemote(Bytes, Duration);
+
+    #[async_trait::async_trait]
+    impl ColdReader for SlowRemote {
+        async fn read(&self, _: Arc<PartitionLog>, _: i64, _: usize) -> ColdRead {
+            tokio::time::sleep(self.1).await;
+            Ok(Some(self.0.clone()))
+        }
+        async fn offset_for_timestamp(
+            &self,
+            _: Arc<PartitionLog>,
+            _: i64,
+        ) -> Result<Option<(i64, i64)>, i16> {
+            Ok(None)
+        }
+    }
+
     #[async_trait::async_trait]
     impl ColdReader for GreedyRemote {
         async fn read(&self, _: Arc<PartitionLog>, _: i64, _: usize) -> ColdRead {
@@ -519,14 +553,11 @@ mod tests {
         broker.stop().await;
     }
 
-    #[tokio::test]
-    async fn cold_fetch_obeys_max_bytes_and_partition_max_bytes() {
-        let broker = TestBroker::start(&[]).await;
-        let ctx = &broker.ctx;
+    /// Offsets 0..10 of both partitions of `cold` below the local log start, for a cold reader.
+    async fn cold_topic(ctx: &BrokerContext) {
         // Tiny segments: every batch rolls one, so offsets 0..10 can leave the local log.
         let overrides = [("segment.bytes".to_string(), "100".to_string())].into();
         ctx.log.create_topic("cold", 2, overrides, false).unwrap();
-        // Offsets 0..10 exist but are below the local log start: served by the "remote tier".
         for p in 0..2 {
             let log = ctx.log.partition("cold", p).unwrap();
             for offset in 0..11 {
@@ -538,6 +569,60 @@ mod tests {
             log.expose_remote_log_start(0);
             assert_eq!(log.local_log_start_offset(), 10);
         }
+    }
+
+    /// A consumer asking for no wait (fetch.max.wait.ms=0) still gets cold records that take
+    /// less than remote.fetch.max.wait.ms to read, rather than an empty answer every time.
+    #[tokio::test]
+    async fn a_cold_fetch_without_wait_gets_remote_fetch_max_wait() {
+        for (config, delay_ms, expect_records) in [
+            (None, 200, true),
+            (Some("1500"), 1000, true),
+            (Some("100"), 600, false),
+        ] {
+            let settings: Vec<(&str, &str)> = config
+                .map(|v| ("remote.fetch.max.wait.ms", v))
+                .into_iter()
+                .collect();
+            let broker = TestBroker::start(&settings).await;
+            cold_topic(&broker.ctx).await;
+            let (all, one) = batches(10);
+            broker
+                .ctx
+                .set_cold_reader(Arc::new(SlowRemote(all, Duration::from_millis(delay_ms))));
+            let partitions = vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(one as i32),
+            ];
+            let request = FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_static_str("cold")))
+                        .with_partitions(partitions),
+                ]);
+            let response = handle(&broker.ctx, &request, 12).await;
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, 0);
+            let bytes = partition.records.as_ref().map_or(0, |r| r.len());
+            assert_eq!(
+                bytes,
+                if expect_records { one } else { 0 },
+                "remote.fetch.max.wait.ms={config:?}, read takes {delay_ms} ms"
+            );
+            broker.stop().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn cold_fetch_obeys_max_bytes_and_partition_max_bytes() {
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        // Offsets 0..10 exist but are below the local log start: served by the "remote tier".
+        cold_topic(ctx).await;
         let (all, one) = batches(10);
         ctx.set_cold_reader(Arc::new(GreedyRemote(all)));
 
