@@ -1035,6 +1035,26 @@ async fn a_from_time_before_the_first_record_left_says_the_history_expired() {
         );
         assert!(error.to_string().contains("has expired"), "{error}");
     }
+    // A range wholly in deleted history, by offsets or times, is expired history too.
+    for (from, to) in [
+        (Bound::Offset(0), Bound::Offset(30)),
+        (batch_time(3), Bound::Offset(30)),
+        (Bound::Time(0), batch_time(2)),
+    ] {
+        let error = resolve_range(&log, Some(&remote), from, to)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ExportError::Expired { log_start: 55, .. }),
+            "{from:?}..{to:?}: {error}"
+        );
+    }
+    // An offset beyond the log end is outside the log, naming the range it holds.
+    let error = resolve_range(&log, Some(&remote), Bound::Offset(60), Bound::Offset(500))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("[55, 200)"), "{error}");
+    assert!(matches!(error, ExportError::OutOfRange { .. }), "{error}");
     // From a time after the first record left, nothing of the range was deleted.
     let range = resolve_range(&log, Some(&remote), batch_time(6), Bound::Offset(199))
         .await
