@@ -143,6 +143,71 @@ fn truncated_upload_leaves_no_ticket_and_no_object() {
     assert_eq!(files.len(), 3, "{files:?}");
 }
 
+/// `kill -9` while a payload streams in: on the local-directory store the object store's
+/// staging file of the payload (`payload#<n>`) stays behind, and no listing shows it. After the
+/// restart the broker removes it once it is `claimcheck.upload.expiry` old; nothing is left.
+#[test]
+fn a_payload_cut_off_by_kill_9_leaves_no_staging_file_behind() {
+    let mut strata = Strata::builder()
+        .set("claimcheck.upload.expiry", "3s")
+        .set("claimcheck.gc.interval.ms", "500")
+        .start();
+    let (status, ok) = upload_bytes(&strata, "cut9", "", b"first".to_vec());
+    assert_eq!(status, 201, "{ok}");
+    let bucket = local_claims_dir(&strata);
+    let is_staging = |f: &String| {
+        f.rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let kept = list_files(&bucket);
+
+    // The connection stays open, 30 of 100 MiB sent, while the broker dies.
+    let address = strata.http_url().trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/topics/cut9/claims HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        100u64 << 20
+    )
+    .unwrap();
+    std::io::copy(&mut Generated::new(30 << 20, 5), &mut stream).unwrap();
+    stream.flush().unwrap();
+    wait_until(
+        "the payload's staging file holds data",
+        Duration::from_secs(30),
+        || {
+            list_files(&bucket)
+                .iter()
+                .filter(|f| is_staging(f))
+                .any(|f| std::fs::metadata(bucket.join(f)).is_ok_and(|m| m.len() > 0))
+        },
+    );
+    strata.kill9();
+    drop(stream);
+    let staged: Vec<String> = list_files(&bucket).into_iter().filter(is_staging).collect();
+    assert!(!staged.is_empty(), "{:?}", list_files(&bucket));
+
+    strata.restart();
+    wait_until(
+        "the staging file is removed",
+        Duration::from_secs(30),
+        || !list_files(&bucket).iter().any(is_staging),
+    );
+    let mut left = list_files(&bucket);
+    left.sort();
+    let mut expected = kept;
+    expected.sort();
+    assert_eq!(
+        left,
+        expected,
+        "only the first claim's objects\n{}",
+        strata.logs()
+    );
+    // The first claim is intact.
+    let (size, _) = download_sha256(ok["uri"].as_str().unwrap());
+    assert_eq!(size, 5);
+}
+
 #[test]
 fn payload_is_deleted_only_after_retention_removes_its_ticket() {
     let strata = Strata::builder()

@@ -115,41 +115,13 @@ pub(crate) async fn reconcile_partition(
             Err(e) => return Err(TieringError::store("delete orphan", &o, e)),
         }
     }
-    if let Some(root) = &remote.local_root {
-        let segments_dir = root.join(dir.as_ref());
-        let grace = std::time::Duration::from_millis(grace_ms.max(0) as u64);
-        report.orphans_deleted +=
-            tokio::task::spawn_blocking(move || remove_stale_staging_files(&segments_dir, grace))
-                .await
-                .unwrap_or(0);
-    }
+    let grace = std::time::Duration::from_millis(grace_ms.max(0) as u64);
+    let sweeper = remote.clone();
+    report.orphans_deleted +=
+        tokio::task::spawn_blocking(move || sweeper.remove_stale_staging_files(&dir, grace).0)
+            .await
+            .unwrap_or(0);
     Ok(report)
-}
-
-/// Deletes `LocalFileSystem` staging files (`<name>#<digits>`) in `dir` older than `grace`:
-/// the leftovers of a process killed while writing an object there.
-fn remove_stale_staging_files(dir: &std::path::Path, grace: std::time::Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let staging = name
-            .rsplit_once('#')
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        let old_enough = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age >= grace);
-        if staging && old_enough && std::fs::remove_file(entry.path()).is_ok() {
-            tracing::info!(file = %entry.path().display(), "deleted staging file of an interrupted upload");
-            removed += 1;
-        }
-    }
-    removed
 }
 
 /// Every partition with a manifest under the prefix (restore from bucket).
@@ -175,29 +147,4 @@ pub(crate) async fn list_partitions(remote: &RemoteStore) -> Result<Vec<Partitio
     }
     out.sort();
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_stale_staging_files_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["a.seg", "a.seg#1", "b.seg#12", "c.seg#", "d.seg#x1"] {
-            std::fs::write(dir.path().join(name), b"x").unwrap();
-        }
-        let long = std::time::Duration::from_secs(3600);
-        assert_eq!(remove_stale_staging_files(dir.path(), long), 0, "too young");
-        assert_eq!(
-            remove_stale_staging_files(dir.path(), std::time::Duration::ZERO),
-            2
-        );
-        let mut left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["a.seg", "c.seg#", "d.seg#x1"]);
-    }
 }

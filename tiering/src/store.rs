@@ -14,6 +14,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::azure::MicrosoftAzureBuilder;
@@ -191,6 +192,51 @@ impl RemoteStore {
         };
         Ok(Self::new(store, prefix, url))
     }
+
+    /// Deletes the `LocalFileSystem` staging files (`<key>#<digits>`) under the key prefix
+    /// `under` (every level below it) that were last written more than `grace` ago: what a
+    /// process killed while writing an object leaves. No listing shows them, so nothing else
+    /// would ever remove them. Blocking file-system work; returns the files and bytes removed.
+    /// A no-op for stores other than a local directory.
+    pub fn remove_stale_staging_files(&self, under: &Path, grace: Duration) -> (usize, u64) {
+        let Some(root) = &self.local_root else {
+            return (0, 0);
+        };
+        let mut removed = (0, 0);
+        let mut dirs = vec![
+            under
+                .parts()
+                .fold(root.clone(), |dir, part| dir.join(part.as_ref())),
+        ];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let staging = name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                let old_enough = meta
+                    .modified()
+                    .ok()
+                    .and_then(|modified| modified.elapsed().ok())
+                    .is_some_and(|age| age >= grace);
+                if staging && old_enough && std::fs::remove_file(entry.path()).is_ok() {
+                    tracing::info!(file = %entry.path().display(), bytes = meta.len(),
+                        "deleted the staging file of an interrupted write");
+                    removed.0 += 1;
+                    removed.1 += meta.len();
+                }
+            }
+        }
+        removed
+    }
 }
 
 #[cfg(test)]
@@ -210,5 +256,43 @@ mod tests {
         let err = RemoteStore::from_url("ftp://x/y").unwrap_err().to_string();
         assert!(err.contains("ftp://x/y"), "{err}");
         assert!(RemoteStore::from_url("s3:///nobucket").is_err());
+    }
+
+    #[test]
+    fn only_stale_staging_files_under_the_prefix_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RemoteStore::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        let deep = dir.path().join("p/claims/x");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(dir.path().join("other")).unwrap();
+        for name in ["a.seg", "a.seg#1", "b.seg#12", "c.seg#", "d.seg#x1"] {
+            std::fs::write(dir.path().join("p").join(name), b"x").unwrap();
+        }
+        std::fs::write(deep.join("payload#3"), b"xyz").unwrap();
+        std::fs::write(dir.path().join("other/e#1"), b"x").unwrap();
+        let prefix = Path::from("p");
+        let long = Duration::from_secs(3600);
+        assert_eq!(
+            store.remove_stale_staging_files(&prefix, long),
+            (0, 0),
+            "too young"
+        );
+        assert_eq!(
+            store.remove_stale_staging_files(&prefix, Duration::ZERO),
+            (3, 5)
+        );
+        let mut left: Vec<_> = std::fs::read_dir(dir.path().join("p"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.seg", "c.seg#", "claims", "d.seg#x1"]);
+        assert!(deep.read_dir().unwrap().next().is_none());
+        assert!(dir.path().join("other/e#1").exists(), "outside the prefix");
+        let memory = RemoteStore::from_url("memory://").unwrap();
+        assert_eq!(
+            memory.remove_stale_staging_files(&prefix, Duration::ZERO),
+            (0, 0)
+        );
     }
 }

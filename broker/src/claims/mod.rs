@@ -10,6 +10,7 @@
 //!                                      under `<remote prefix>/claimcheck/`
 //!  maintenance task (every claimcheck.gc.interval.ms) ──► lifecycle::collect_garbage
 //!                    ── LiveClaims ──► live.rs: position.json per ticket + logical log start
+//!                    ──► staging files of writes cut off by a crash (local-directory store)
 //! ```
 //!
 //! Files: `settings.rs` (the `claimcheck.*` broker configs), `sink.rs`, `live.rs`, `http.rs`.
@@ -57,7 +58,10 @@ pub struct ClaimGateway {
     pub settings: ClaimSettings,
     log: Arc<LogManager>,
     cold: Option<Arc<dyn ColdReader>>,
-    maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The store the claims live in, and their prefix there (for the staging-file sweep).
+    remote: RemoteStore,
+    prefix: object_store::path::Path,
+    maintenance: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl ClaimGateway {
@@ -122,6 +126,8 @@ impl ClaimGateway {
             settings,
             log,
             cold: broker.cold_reader(),
+            remote,
+            prefix,
             maintenance: std::sync::Mutex::default(),
         }))
     }
@@ -136,29 +142,65 @@ impl ClaimGateway {
         ))
     }
 
-    /// Starts the GC task (payloads of expired tickets, abandoned uploads). Call it after the
-    /// remote tier has exposed the remote log starts.
+    /// Starts the GC tasks (payloads of expired tickets, abandoned uploads, staging files of
+    /// interrupted writes). Call it after the remote tier has exposed the remote log starts.
     pub fn start_maintenance(&self) {
-        let handle = lifecycle::spawn_maintenance(
+        let gc = lifecycle::spawn_maintenance(
             self.service.clone(),
             Some(self.live.clone()),
             self.settings.gc_interval,
         );
-        let mut slot = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = slot.replace(handle) {
+        let sweep = tokio::spawn(sweep_staging_files(
+            self.remote.clone(),
+            self.prefix.clone(),
+            self.settings.gateway.upload_expiry,
+            self.settings.gc_interval,
+        ));
+        let mut tasks = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        for old in tasks.drain(..) {
             old.abort();
         }
+        tasks.extend([gc, sweep]);
     }
 
-    /// Stops the GC task (a pass in progress is abandoned; every pass is safe to interrupt).
+    /// Stops the GC tasks (a pass in progress is abandoned; every pass is safe to interrupt).
     pub fn shutdown(&self) {
-        if let Some(task) = self
+        for task in self
             .maintenance
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .drain(..)
         {
             task.abort();
+        }
+    }
+}
+
+/// On the local-directory store, a broker killed while it wrote a payload or an upload part
+/// leaves the object store's staging file (`payload#<n>`), which no listing shows and so no GC
+/// pass sees: every `every`, the ones untouched for `claimcheck.upload.expiry` go (an upload
+/// still running writes to its file all the time).
+async fn sweep_staging_files(
+    remote: RemoteStore,
+    prefix: object_store::path::Path,
+    grace: std::time::Duration,
+    every: std::time::Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let (remote, prefix) = (remote.clone(), prefix.clone());
+        let swept =
+            tokio::task::spawn_blocking(move || remote.remove_stale_staging_files(&prefix, grace))
+                .await;
+        if let Ok((files, bytes)) = swept
+            && files > 0
+        {
+            info!(
+                files,
+                bytes, "removed the staging files of interrupted claim writes"
+            );
         }
     }
 }
