@@ -292,6 +292,18 @@ fn a_cancelled_http_export_leaves_finished_files_and_resumes_without_duplicates(
         404,
         "a deleted job is forgotten"
     );
+    let metrics = strata.metrics();
+    let finished = |state: &str| {
+        strata_tests::metric_value(
+            &metrics,
+            &format!("strata_export_jobs_finished_total{{state=\"{state}\"}}"),
+        )
+    };
+    assert_eq!(finished("cancelled"), 1.0, "{metrics}");
+    assert_eq!(
+        strata_tests::metric_value(&metrics, "strata_export_jobs_running"),
+        0.0
+    );
 
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
@@ -331,6 +343,16 @@ fn a_cancelled_http_export_leaves_finished_files_and_resumes_without_duplicates(
     assert_eq!(job["state"], "succeeded", "{job}\n{}", strata.logs());
     let files = job["manifest"]["files"].as_array().unwrap();
     assert_eq!(&files[0]["file"], &partial["files"][0]["file"]);
+    // The metrics count each finished file once, across the cancelled run and the resume.
+    let metrics = strata.metrics();
+    let value = |name: &str| strata_tests::metric_value(&metrics, name);
+    assert_eq!(
+        value("strata_export_jobs_finished_total{state=\"succeeded\"}"),
+        1.0
+    );
+    assert_eq!(value("strata_export_records_total"), 1500.0, "{metrics}");
+    let bytes: u64 = files.iter().map(|f| f["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(value("strata_export_written_bytes_total"), bytes as f64);
     let doc = read_parquet(&out);
     check_rows(&doc, topic, 0, 1499);
     assert_success(

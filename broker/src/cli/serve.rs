@@ -148,6 +148,8 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
     log.register_metrics(&mut registry);
     let http_metrics = http::HttpMetrics::default();
     http_metrics.register(&mut registry);
+    let export_metrics = strata_broker::export::progress::ExportMetrics::default();
+    export_metrics.register(&mut registry);
     let tiered = start_tiered(&config, &log, &broker).await?;
     // After a restore from the bucket, which brings topics back.
     broker
@@ -181,11 +183,14 @@ async fn serve(config: StrataConfig, started: Instant) -> anyhow::Result<()> {
         None => app,
     };
     // Export jobs read through this broker's own log and remote tier (export/http.rs).
-    let exports = strata_broker::export::http::ExportJobs::new(ExportSource {
-        log: Arc::clone(&log),
-        remote: tiered.as_ref().map(|t| t.rlm.clone()),
-        claims: claims.as_ref().map(|g| g.service.store().clone()),
-    });
+    let exports = strata_broker::export::http::ExportJobs::new(
+        ExportSource {
+            log: Arc::clone(&log),
+            remote: tiered.as_ref().map(|t| t.rlm.clone()),
+            claims: claims.as_ref().map(|g| g.service.store().clone()),
+        },
+        export_metrics,
+    );
     let app = http_metrics.track(app.merge(exports.router()));
 
     let shutdown = CancellationToken::new();

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use super::destination::Destination;
 use super::job::{Bound, ExportRequest, ExportSource, plan, run_export};
 use super::manifest::Manifest;
-use super::progress::{ExportProgress, PartitionProgress};
+use super::progress::{ExportMetrics, ExportProgress, PartitionProgress, StateLabels};
 use super::{ExportError, ValueFormat};
 
 /// Every `(method, path)` served here, in OpenAPI syntax (checked against the document).
@@ -106,6 +106,18 @@ pub enum JobState {
     Succeeded,
     Failed,
     Cancelled,
+}
+
+impl JobState {
+    /// As serialized (and as the `state` label of the metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// What `GET /v1/exports/{id}` answers.
@@ -188,13 +200,16 @@ impl Job {
 pub struct ExportJobs {
     source: ExportSource,
     jobs: Arc<Mutex<HashMap<Uuid, Arc<Job>>>>,
+    metrics: ExportMetrics,
 }
 
 impl ExportJobs {
-    pub fn new(source: ExportSource) -> Self {
+    /// `metrics`: registered by the caller (`ExportMetrics::register`).
+    pub fn new(source: ExportSource, metrics: ExportMetrics) -> Self {
         Self {
             source,
             jobs: Arc::default(),
+            metrics,
         }
     }
 
@@ -268,7 +283,7 @@ async fn start_job(
     let planned = plan(&jobs.source, &request).await?;
     // The answer already shows each partition's resolved range; the job refines the counts
     // (files kept from an interrupted run) before it reads.
-    let progress = ExportProgress::default();
+    let progress = ExportProgress::with_metrics(jobs.metrics.clone());
     progress.set_plan(
         planned
             .iter()
@@ -305,8 +320,10 @@ async fn start_job(
         map.insert(id, job.clone());
         forget_old_jobs(&mut map);
     }
+    jobs.metrics.running.inc();
     tracing::info!(%id, topic = %request.topic, dest = %destination, "export job started");
     let source = jobs.source.clone();
+    let metrics = jobs.metrics.clone();
     let running = job.clone();
     tokio::spawn(async move {
         let result = run_export(&source, &request, &dest, &running.progress).await;
@@ -356,8 +373,11 @@ async fn start_job(
                 }
             }
         };
+        let state = outcome.state.name().to_owned();
         *running.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         running.finished.cancel();
+        metrics.running.dec();
+        metrics.finished.get_or_create(&StateLabels { state }).inc();
     });
     Ok((StatusCode::ACCEPTED, Json(job.status(id))))
 }

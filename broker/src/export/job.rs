@@ -488,6 +488,7 @@ async fn export_file(
         }
     };
     let summary = writer.finish().await?;
+    progress.count_file(summary.bytes, summary.records);
     progress.update(range.partition, |p| {
         p.bytes_written += summary.bytes;
         p.files_done += 1;

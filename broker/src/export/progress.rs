@@ -3,6 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -37,9 +42,67 @@ impl PartitionProgress {
 pub struct ExportProgress {
     partitions: Arc<Mutex<Vec<PartitionProgress>>>,
     cancel: CancellationToken,
+    metrics: Option<ExportMetrics>,
+}
+
+/// The broker's Prometheus metrics of its export jobs (`strata_export_*`, see docs/metrics.md).
+#[derive(Debug, Clone, Default)]
+pub struct ExportMetrics {
+    pub(crate) running: Gauge,
+    pub(crate) finished: Family<StateLabels, Counter>,
+    records: Counter,
+    written: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StateLabels {
+    pub state: String,
+}
+
+impl ExportMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("export");
+        registry.register(
+            "jobs_running",
+            "Export jobs (POST /v1/exports) running now",
+            self.running.clone(),
+        );
+        registry.register(
+            "jobs_finished",
+            "Export jobs finished, by state (succeeded, failed, cancelled)",
+            self.finished.clone(),
+        );
+        registry.register(
+            "records",
+            "Records in the finished Parquet files of export jobs",
+            self.records.clone(),
+        );
+        registry.register_with_unit(
+            "written",
+            "Bytes of finished Parquet files written by export jobs",
+            Unit::Bytes,
+            self.written.clone(),
+        );
+    }
 }
 
 impl ExportProgress {
+    /// Progress that also counts into the broker's metrics.
+    pub fn with_metrics(metrics: ExportMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
+    }
+
+    /// A file of `bytes` holding `records` finished.
+    pub(crate) fn count_file(&self, bytes: u64, records: u64) {
+        if let Some(m) = &self.metrics {
+            m.written.inc_by(bytes);
+            m.records.inc_by(records);
+        }
+    }
+
     /// Asks the export to stop: it abandons the file it is writing (no `.tmp`, no open multipart
     /// upload left) and fails with [`super::ExportError::Cancelled`]; finished files and the
     /// partial manifest stay, so running the same export again resumes it.
