@@ -113,7 +113,7 @@ pub async fn dispatch(
             admin_configs::incremental_alter_configs(ctx, req),
         ),
         RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(admin_records::delete_records(ctx, req))
+            ResponseKind::DeleteRecords(admin_records::delete_records(ctx, req).await)
         }
         RequestKind::DescribeLogDirs(req) => {
             ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(ctx, req))
