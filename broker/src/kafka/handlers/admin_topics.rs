@@ -234,10 +234,15 @@ async fn delete_one(ctx: &BrokerContext, topic: &TopicMetadata) -> Result<(), (i
     if let Some(hook) = &hook {
         hook.before_delete(topic).await?;
     }
-    let deleted = ctx
-        .log
-        .delete_topic(&topic.name)
-        .map_err(|e| (e.kafka_error_code(), e.to_string()));
+    // Unlinking every segment file and fsyncing the topic metadata: not on a runtime worker.
+    let (log, name) = (ctx.log.clone(), topic.name.clone());
+    let deleted = match tokio::task::spawn_blocking(move || log.delete_topic(&name)).await {
+        Ok(result) => result.map_err(|e| (e.kafka_error_code(), e.to_string())),
+        Err(join) => Err((
+            ResponseError::KafkaStorageError.code(),
+            format!("deleting the topic's files failed: {join}"),
+        )),
+    };
     // After the log: a commit that raced the deletion either sees the topic gone or is
     // journaled before this removal (`OffsetStore::commit_existing`). The topic is gone either
     // way, so a failure here is logged rather than answered.
