@@ -25,6 +25,10 @@ pub enum SinkError {
     /// succeed (once uploads catch up, or the topic's config is changed).
     #[error("append refused: {0}")]
     AppendRefused(String),
+    /// The record was written but could not be made durable (the broker's fsync failed): it
+    /// may be read, and may or may not survive a crash. Whatever it points to must be kept.
+    #[error("append not durable: {0}")]
+    NotDurable(String),
     #[error("{0}")]
     Other(String),
 }
@@ -123,6 +127,7 @@ impl ClaimError {
             ClaimError::Sink(SinkError::UnknownPartition { .. }) => "unknown_partition",
             ClaimError::Sink(SinkError::RecordTooLarge(_)) => "record_too_large",
             ClaimError::Sink(SinkError::AppendRefused(_)) => "append_refused",
+            ClaimError::Sink(SinkError::NotDurable(_)) => "append_not_durable",
             ClaimError::Sink(_) => "log_unavailable",
             ClaimError::Store(object_store::Error::NotFound { .. }) => "not_found",
             ClaimError::Store(_) => "object_store",
@@ -157,7 +162,9 @@ impl ClaimError {
             ClaimError::DigestMismatch { .. } | ClaimError::MalformedCsv { .. } => 422,
             ClaimError::Overloaded | ClaimError::RateLimited { .. } => 429,
             ClaimError::HeadersTooLarge { .. } => 431,
-            ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
+            ClaimError::Sink(
+                SinkError::Unavailable(_) | SinkError::AppendRefused(_) | SinkError::NotDurable(_),
+            )
             | ClaimError::Store(_) => 503,
             ClaimError::Remote { status, .. } => *status,
             ClaimError::Interrupted { source, .. } => source.http_status(),
@@ -174,7 +181,9 @@ impl ClaimError {
         match self {
             ClaimError::Overloaded
             | ClaimError::RateLimited { .. }
-            | ClaimError::Sink(SinkError::Unavailable(_) | SinkError::AppendRefused(_))
+            | ClaimError::Sink(
+                SinkError::Unavailable(_) | SinkError::AppendRefused(_) | SinkError::NotDurable(_),
+            )
             | ClaimError::BodyAborted(_) => true,
             ClaimError::Store(e) => !matches!(
                 e,

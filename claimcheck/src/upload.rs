@@ -34,7 +34,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use crate::error::{ClaimError, Result};
+use crate::error::{ClaimError, Result, SinkError};
 use crate::service::ClaimCheckService;
 use crate::store::{ClaimMeta, ObjectKey};
 use crate::ticket::{
@@ -295,6 +295,11 @@ pub(crate) async fn publish_stored_claim(
                 partition: position.partition,
                 offset: position.offset,
             })
+        }
+        // The ticket may be in the log: the payload stays (the broker keeps it live).
+        Err(e @ ClaimError::Sink(SinkError::NotDurable(_))) => {
+            warn!(claim = %id, error = %e, "ticket written but not made durable; payload kept");
+            Err(e)
         }
         Err(e) => {
             warn!(claim = %id, error = %e, "claim not published; deleting payload");

@@ -220,6 +220,7 @@ fn sink_error(error: LogError) -> SinkError {
             SinkError::UnknownPartition { topic, partition }
         }
         LogError::MessageTooLarge { .. } => SinkError::RecordTooLarge(error.to_string()),
+        LogError::NotDurable { .. } => SinkError::NotDurable(error.to_string()),
         LogError::Storage { .. } | LogError::ShuttingDown => {
             SinkError::Unavailable(error.to_string())
         }
@@ -260,6 +261,11 @@ impl TicketSink for LogTicketSink {
                     book.record_appended(id, &log, position.offset).await;
                 }
                 position
+            }
+            (Err(error @ SinkError::NotDurable(_)), Some((_, id))) => {
+                // The ticket may be read and may survive: the pending marker keeps its payload.
+                warn!(claim = %id, topic, partition, %error, "ticket written but not made durable");
+                return Err(error);
             }
             (Err(error), Some((book, id))) => {
                 // Nothing was appended: the pending marker would only pin the payload.
@@ -325,5 +331,74 @@ impl TicketSink for LogTicketSink {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::StreamExt;
+    use strata_claimcheck::upload::{ClaimRequest, store_claim};
+    use strata_claimcheck::{ClaimCheckConfig, ClaimCheckService, ClaimStore, LiveClaims};
+
+    use super::*;
+    use crate::claims::live::LogLiveClaims;
+    use crate::log::LogManagerConfig;
+
+    /// A ticket written but not fsynced (the fsync failed) may be read, and may survive: its
+    /// payload must stay, and the GC must count the claim as live.
+    #[tokio::test]
+    async fn a_ticket_whose_fsync_failed_keeps_its_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let book = Arc::new(PositionBook::new(&store));
+        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
+        let service =
+            ClaimCheckService::new(store.clone(), Arc::new(sink), ClaimCheckConfig::default());
+        let request = || ClaimRequest {
+            topic: "t".into(),
+            partition: Some(0),
+            key: None,
+            headers: Vec::new(),
+            content_type: "application/octet-stream".into(),
+            expected_size: None,
+            expected_sha256: None,
+        };
+        let body = || futures::stream::iter([Ok(Bytes::from_static(b"payload bytes"))]).boxed();
+
+        log.partition("t", 0).unwrap().fail_next_fsync();
+        let error = store_claim(&service, request(), body()).await.unwrap_err();
+        assert_eq!(error.http_status(), 503, "{error}");
+        assert_eq!(error.code(), "append_not_durable", "{error}");
+
+        // The ticket is in the log and names a payload that is still there.
+        let read = log.partition("t", 0).unwrap().read(0, 1 << 20).unwrap();
+        let batch = strata_format::BatchIter::new(read.records)
+            .next()
+            .expect("the ticket");
+        let set = strata_format::codec::decode_records(&batch, 1 << 20).unwrap();
+        let id: ClaimId = set.records[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k.as_str() == header::ID)
+            .and_then(|(_, v)| std::str::from_utf8(v.as_ref()?).ok()?.parse().ok())
+            .expect("a claim id header");
+        assert!(store.claim_meta(id).await.unwrap().is_some());
+        let mut payload = store.read_payload(id, None).await.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(bytes, b"payload bytes");
+        let live = LogLiveClaims {
+            book,
+            log: log.clone(),
+        };
+        assert!(live.live_claims().await.unwrap().contains(&id));
     }
 }

@@ -66,6 +66,19 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    /// The records were written (readers may already see them) but the fsync that was to make
+    /// them durable failed: whether they survive a crash is unknown. Neither refused nor
+    /// acknowledged, so whoever wrote them must not act as if they were never written (e.g.
+    /// delete what they point to).
+    #[error(
+        "records at offsets {base_offset}..={last_offset} were written but could not be made durable: {source}"
+    )]
+    NotDurable {
+        base_offset: i64,
+        last_offset: i64,
+        #[source]
+        source: io::Error,
+    },
     /// The data directory was written by an incompatible version, or is locked by another process.
     #[error("unusable data directory: {0}")]
     DataDirectory(String),
@@ -102,7 +115,10 @@ impl LogError {
             LogError::InvalidConfig { .. } => 40,
             LogError::OutOfOrderSequence { .. } => 45,
             LogError::InvalidProducerEpoch { .. } => 47,
-            LogError::Storage { .. } | LogError::DataDirectory(_) | LogError::ShuttingDown => 56,
+            LogError::Storage { .. }
+            | LogError::NotDurable { .. }
+            | LogError::DataDirectory(_)
+            | LogError::ShuttingDown => 56,
             LogError::InvalidRecord(_) => 87,
         }
     }
@@ -114,6 +130,7 @@ impl LogError {
             LogError::CorruptMessage(_)
                 | LogError::UnknownTopicOrPartition { .. }
                 | LogError::Storage { .. }
+                | LogError::NotDurable { .. }
                 | LogError::ShuttingDown
         )
     }

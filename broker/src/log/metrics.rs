@@ -61,6 +61,7 @@ pub fn failure_reason(error: &LogError) -> &'static str {
     match error {
         _ if error.is_disk_full() => "disk_full",
         LogError::Storage { .. } | LogError::DataDirectory(_) => "storage",
+        LogError::NotDurable { .. } => "fsync_failed",
         LogError::CorruptMessage(_) => "corrupt_message",
         LogError::MessageTooLarge { .. } => "message_too_large",
         LogError::InvalidTimestamp(_) => "invalid_timestamp",

@@ -210,8 +210,17 @@ impl PartitionLog {
         }
         let end = outcome.result.last_offset + 1;
         let must_flush = durability == Durability::Fsync || outcome.flush_messages_reached;
-        if must_flush {
-            self.flush_to(end).await?;
+        if must_flush && let Err(error) = self.flush_to(end).await {
+            // The records are in the log (readable) whatever the fsync's fate.
+            let source = match error {
+                LogError::Storage { source, .. } => source,
+                other => std::io::Error::other(other.to_string()),
+            };
+            return Err(LogError::NotDurable {
+                base_offset: outcome.result.base_offset,
+                last_offset: outcome.result.last_offset,
+                source,
+            });
         }
         Ok(outcome.result)
     }

@@ -6,7 +6,8 @@
 //!               ▼
 //!  transform_batches (batch.rs) ─► new claims? ─► PositionBook::record_pending (min_offset =
 //!  log end offset now) ─► PartitionLog::append ─► record_appended(offset = base + index)
-//!                               └─ error or idempotent duplicate ─► forget + delete the claims
+//!                               ├─ error or idempotent duplicate ─► forget + delete the claims
+//!                               └─ written, fsync failed (NotDurable) ─► claims kept (pending)
 //! ```
 //!
 //! Crash consistency: a crash after the payload upload and before the pending position leaves
@@ -103,6 +104,14 @@ pub async fn append(
                     );
                 }
             }
+            // Written but the fsync failed: the tickets may be read (and survive), so their
+            // payloads stay; their pending positions keep them live (`claims/live.rs`).
+            Err(LogError::NotDurable { .. }) => tracing::warn!(
+                topic = log.topic(),
+                partition = log.partition(),
+                claims = ids.len(),
+                "append not made durable; the claims' payloads are kept"
+            ),
             // A retry already in the log, or a refused append: the new claims point nowhere.
             _ => engine.discard(&ids).await,
         }
@@ -129,5 +138,63 @@ impl SmtEngine {
                 tracing::warn!(claim = %id, %error, "deleting an unappended claim failed; the claim GC will");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    use strata_claimcheck::{ClaimCheckConfig, ClaimStore};
+    use strata_format::testing::BatchBuilder;
+
+    use super::*;
+    use crate::log::{LogManager, LogManagerConfig};
+
+    /// A batch whose append was written but not fsynced may be read (and survive): the
+    /// payloads its tickets point to are kept.
+    #[tokio::test]
+    async fn payloads_of_an_append_whose_fsync_failed_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let configs = BTreeMap::from([
+            ("transforms".to_string(), "cc".to_string()),
+            ("transforms.cc.type".to_string(), "ClaimCheck".to_string()),
+            (
+                "transforms.cc.threshold.bytes".to_string(),
+                "16".to_string(),
+            ),
+        ]);
+        manager.create_topic("t", 1, configs, false).unwrap();
+        let log = manager.partition("t", 0).unwrap();
+        let objects = Arc::new(object_store::memory::InMemory::new());
+        let store = ClaimStore::new(objects.clone(), "c").unwrap();
+        let engine = Arc::new(SmtEngine::with_claims(store, ClaimCheckConfig::default()));
+        let large = BatchBuilder::new()
+            .records(2)
+            .values(|offset| Bytes::from(format!("a value well over 16 bytes, {offset}")))
+            .build();
+
+        log.fail_next_fsync();
+        let error = append(Some(&engine), &log, large, Durability::Fsync)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LogError::NotDurable { .. }), "{error}");
+        assert_eq!(log.log_end_offset(), 2, "the tickets were written");
+        let payloads: Vec<String> = objects
+            .list(None)
+            .map_ok(|o| o.location.to_string())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|key| key.ends_with("/payload"))
+            .collect();
+        assert_eq!(payloads.len(), 2, "{payloads:?}");
+        manager.shutdown().await.ok();
     }
 }
