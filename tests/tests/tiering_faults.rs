@@ -561,6 +561,56 @@ fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
     );
 }
 
+/// A broker that starts while the S3 server is unreachable cannot see its remote history yet
+/// (its log start is the local one). Once the store answers again, the remote history comes
+/// back by itself, without a restart: the log start moves down to the remote log start and a
+/// new consumer group reads every record from offset 0.
+#[test]
+fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
+    if !require(Tool::Python) {
+        return;
+    }
+    if !repo_root().join(".venv/bin/moto_server").exists() {
+        eprintln!("SKIPPED: no moto_server in .venv");
+        return;
+    }
+    let moto = Moto::start(free_port());
+    let mut relay = Relay::start(moto.port);
+    let env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), relay.endpoint()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+    ];
+    let mut strata = tiered_builder("s3://tier-faults/start-outage", &env).start();
+    let topic = "start-outage";
+    create_tiered_topic(&strata, topic, 20000);
+    client(&["produce", &strata.kafka_addr(), topic, "3000", "o"]);
+    wait_tiered(&strata, topic, 2999);
+    wait_until(
+        "the status shows the local segments gone",
+        Duration::from_secs(30),
+        || partition_status(&strata, topic)["local_log_start_offset"].as_i64() > Some(0),
+    );
+
+    strata.stop();
+    relay.cut();
+    strata.restart();
+    let status = partition_status(&strata, topic);
+    assert!(
+        status["log_start_offset"].as_i64().unwrap_or(0) > 0,
+        "the remote history is not known while the store is unreachable: {status}"
+    );
+    relay.resume();
+    wait_until(
+        "the log start is the remote log start again",
+        Duration::from_secs(90),
+        || partition_status(&strata, topic)["log_start_offset"].as_i64() == Some(0),
+    );
+    consume_checked(&strata.kafka_addr(), topic, 3000, "o", "start-outage-g", 0);
+}
+
 /// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
 fn topic_files(bucket: &Path, topic: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -129,6 +129,7 @@ pub(crate) async fn run_periodic(ts: Arc<TieredStorage>) {
         if flipped || last_task.elapsed() >= ts.settings.task_interval {
             last_task = Instant::now();
             catch_up(&ts).await;
+            retention::expose_pending_log_starts(&ts).await;
             retention::run(&ts).await;
             topic_delete::finish_deletions(&ts).await;
         }

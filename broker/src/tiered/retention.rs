@@ -228,6 +228,35 @@ pub(crate) async fn expose_remote_log_starts(ts: &TieredStorage) {
     }
 }
 
+/// [`expose_remote_log_start`] for every partition whose log start is still above the remote
+/// log start the last refresh read from the store: the store did not answer at start (the
+/// remote history would otherwise stay out of reach until a restart). A partition whose log
+/// start was moved up on purpose (DeleteRecords, retention) is not above its floor.
+pub(crate) async fn expose_pending_log_starts(ts: &TieredStorage) {
+    let pending: Vec<_> = ts
+        .state
+        .lock()
+        .values()
+        .filter(|v| v.remote_known && v.status.remote_segments > 0)
+        .map(|v| v.status.clone())
+        .collect();
+    for status in pending {
+        let Some(log) = ts.log.partition(&status.topic, status.partition) else {
+            continue;
+        };
+        let floor = status
+            .remote_log_start_offset
+            .max(log.deleted_records_offset());
+        if log.log_start_offset() > floor {
+            let now = expose_remote_log_start(&ts.rlm, &log).await;
+            if now <= floor {
+                tracing::info!(topic = %status.topic, partition = status.partition, log_start = now,
+                    "remote history exposed now that the remote tier answers");
+            }
+        }
+    }
+}
+
 /// Lowers one partition's log start to the remote log start when the remote tier covers every
 /// offset from there up to the local log start, never below the DeleteRecords point (what the
 /// broker serves). Also run by `strata export` on a stopped broker's data directory, so that it
