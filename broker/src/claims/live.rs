@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use strata_claimcheck::{ClaimId, ClaimStore, LiveClaims, SinkError};
 use tracing::{debug, info, warn};
 
+use crate::kafka::TierOffsets;
 use crate::log::{LogManager, PartitionLog};
 
 /// Version of `position.json` this broker writes.
@@ -232,12 +233,21 @@ impl PositionBook {
 pub struct LogLiveClaims {
     pub book: Arc<PositionBook>,
     pub log: Arc<LogManager>,
+    /// The remote tier's word on log starts (`LocalOnly` without one).
+    pub tier: Arc<dyn TierOffsets>,
 }
 
 impl LogLiveClaims {
+    /// The partition's topic id and log start, the log start `i64::MIN` (everything live)
+    /// while the remote tier may still lower it.
     fn partition_state(&self, topic: &str, partition: i32) -> Option<(uuid::Uuid, i64)> {
         let log = self.log.partition(topic, partition)?;
-        Some((log.topic_id(), log.log_start_offset()))
+        let log_start = if self.tier.log_start_settled(&log) {
+            log.log_start_offset()
+        } else {
+            i64::MIN
+        };
+        Some((log.topic_id(), log_start))
     }
 }
 
@@ -250,6 +260,13 @@ struct Seen {
 #[async_trait]
 impl LiveClaims for LogLiveClaims {
     async fn live_claims(&self) -> Result<HashSet<ClaimId>, SinkError> {
+        if self.tier.restoring() {
+            // A topic missing now may come back with its tickets.
+            return Err(SinkError::Unavailable(
+                "a restore from the remote tier is unfinished; claims are collected once it is"
+                    .into(),
+            ));
+        }
         let unavailable = |e: object_store::Error| SinkError::Unavailable(e.to_string());
         let mut seen: HashMap<ClaimId, Seen> = HashMap::new();
         let mut listing = self.book.store.list(Some(&self.book.claims_dir));

@@ -117,6 +117,7 @@ impl ClaimGateway {
         let live: Arc<dyn LiveClaims> = Arc::new(LogLiveClaims {
             book,
             log: log.clone(),
+            tier: broker.tier_offsets(),
         });
         info!(remote = %config.remote, prefix = %prefix, gc_grace = ?settings.gateway.gc_grace,
               gc_interval = ?settings.gc_interval, "claim-check gateway ready");

@@ -346,6 +346,75 @@ mod tests {
     use crate::claims::live::LogLiveClaims;
     use crate::log::LogManagerConfig;
 
+    /// The remote tier's answer for every partition.
+    struct Tier {
+        settled: bool,
+        restoring: bool,
+    }
+
+    impl crate::kafka::TierOffsets for Tier {
+        fn earliest_local_offset(&self, log: &PartitionLog) -> i64 {
+            log.local_log_start_offset()
+        }
+        fn latest_tiered_offset(&self, _: &PartitionLog) -> Option<i64> {
+            None
+        }
+        fn log_start_settled(&self, _: &PartitionLog) -> bool {
+            self.settled
+        }
+        fn restoring(&self) -> bool {
+            self.restoring
+        }
+    }
+
+    /// The claim GC must not judge tickets by a log start the remote tier may still lower (the
+    /// store did not answer since the start), nor while a restore may bring topics back.
+    #[tokio::test]
+    async fn tickets_are_live_while_the_log_start_may_still_move_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let book = Arc::new(PositionBook::new(&store));
+        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
+        let service = ClaimCheckService::new(store, Arc::new(sink), ClaimCheckConfig::default());
+        let request = ClaimRequest {
+            topic: "t".into(),
+            partition: Some(0),
+            key: None,
+            headers: Vec::new(),
+            content_type: "application/octet-stream".into(),
+            expected_size: None,
+            expected_sha256: None,
+        };
+        let body = futures::stream::iter([Ok(Bytes::from_static(b"old payload"))]).boxed();
+        let receipt = store_claim(&service, request, body).await.unwrap();
+        // The log start moves past the ticket (as a restart clamps it to local data).
+        log.partition("t", 0)
+            .unwrap()
+            .delete_records_before(1)
+            .unwrap();
+
+        let live = |settled, restoring| LogLiveClaims {
+            book: book.clone(),
+            log: log.clone(),
+            tier: Arc::new(Tier { settled, restoring }),
+        };
+        let id = receipt.ticket.id;
+        assert!(!live(true, false).live_claims().await.unwrap().contains(&id));
+        assert!(
+            live(false, false)
+                .live_claims()
+                .await
+                .unwrap()
+                .contains(&id)
+        );
+        let refused = live(true, true).live_claims().await.unwrap_err();
+        assert!(refused.to_string().contains("restore"), "{refused}");
+    }
+
     /// A ticket written but not fsynced (the fsync failed) may be read, and may survive: its
     /// payload must stay, and the GC must count the claim as live.
     #[tokio::test]
@@ -398,6 +467,7 @@ mod tests {
         let live = LogLiveClaims {
             book,
             log: log.clone(),
+            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
         };
         assert!(live.live_claims().await.unwrap().contains(&id));
     }

@@ -241,6 +241,7 @@ impl TieredStorage {
             .set_local_deletion_gate(Arc::new(gate::UploadGate::new(&this.log, &this.state)));
         broker.set_tier_offsets(Arc::new(offsets::RemoteTierOffsets {
             state: this.state.clone(),
+            data_dir: this.data_dir.clone(),
         }));
         broker.set_cold_reader(Arc::new(cold_read::RemoteColdReader {
             rlm: this.rlm.clone(),

@@ -29,6 +29,15 @@ pub trait TierOffsets: Send + Sync {
     fn earliest_local_offset(&self, log: &PartitionLog) -> i64;
     /// The last offset copied to the remote tier, or `None` when nothing is (ListOffsets -5).
     fn latest_tiered_offset(&self, log: &PartitionLog) -> Option<i64>;
+    /// Whether `log`'s log start is final as far as the remote tier knows: false while it may
+    /// still move down to the remote log start (the store has not answered since the start).
+    fn log_start_settled(&self, _log: &PartitionLog) -> bool {
+        true
+    }
+    /// Whether a restore from the bucket is unfinished: topics may be missing that come back.
+    fn restoring(&self) -> bool {
+        false
+    }
 }
 
 /// The answer without a remote tier: everything is local, nothing is tiered.
