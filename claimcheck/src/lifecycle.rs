@@ -18,6 +18,7 @@
 //! # Reasons
 //!
 //! ```text
+//!  claim being published (payload stored, ticket not yet appended)  keep (counted Young)
 //!  claim in live set ............................................ keep (Live)
 //!  claim younger than gc.grace .................................. keep (Young)
 //!  meta.json has a ticket position .............................. delete: TicketExpired
@@ -27,6 +28,7 @@
 //!  upload state older than upload.expiry ........................ delete: UploadExpired
 //!  completed upload's receipt older than upload.expiry .......... delete: UploadReceiptExpired
 //!  upload objects without state or receipt, older than expiry ... delete: UploadLeftovers
+//!  upload with a part being written or a complete running ....... keep, however old
 //! ```
 //!
 //! Dry-run mode (`strata claims gc --dry-run`) computes the same plan and deletes nothing.
@@ -183,11 +185,19 @@ async fn collect_claims(
             entry.has_meta = true;
         }
     }
+    // Claims being published now are skipped: their payload may look old (S3 dates a multipart
+    // object from its first part) while their ticket is not appended yet. Taken before the live
+    // set: a publish that ended before this recorded its position before the live query.
+    let publishing = svc.claims_publishing();
     // Only now ask for the live set: see the module docs for why the order matters.
     let live_ids: HashSet<ClaimId> = live.live_claims().await?;
     let grace = svc.config().gc_grace;
     for (id, objects) in claims {
         let claim_age = age(now, objects.newest_ms);
+        if publishing.contains(&id) {
+            report.kept_young += 1;
+            continue;
+        }
         match claim_verdict(live_ids.contains(&id), claim_age, grace) {
             ClaimVerdict::KeepLive => {
                 report.kept_live += 1;
@@ -262,7 +272,8 @@ async fn collect_uploads(
     for (id, objects) in uploads {
         // Expiry counts from the session's creation; leftovers from their newest object.
         let upload_age = age(now, objects.state_ms.unwrap_or(objects.newest_ms));
-        if upload_age < expiry {
+        // A part being written or a complete in progress: not abandoned, however old.
+        if upload_age < expiry || svc.upload_busy(id) {
             continue;
         }
         let reason = match (objects.state_ms.is_some(), objects.has_receipt) {

@@ -164,6 +164,8 @@ pub async fn put_part(
             "part number must be 1..={MAX_PART_NUMBER}"
         )));
     }
+    // Before the checks below: a complete cannot start (and list the parts) from here on.
+    let _writing = svc.begin_part(id)?;
     if svc
         .store()
         .get_json::<ClaimReceipt>(ObjectKey::UploadReceipt(id))
@@ -280,6 +282,7 @@ pub async fn complete_upload(
         .try_flatten()
         .boxed();
     let claim = ClaimId::random();
+    let _publishing = svc.begin_publishing(claim);
     let config = svc.config();
     let stored: StoredObject = write_object_streaming(
         svc.store().object_store(),
@@ -305,6 +308,11 @@ pub async fn complete_upload(
 
 /// Aborts an upload: deletes its state, parts and receipt.
 pub async fn abort_upload(svc: &ClaimCheckService, id: UploadId) -> Result<()> {
+    if svc.upload_busy(id) {
+        return Err(ClaimError::Conflict(format!(
+            "upload {id} is being written or completed; abort it once that request is done"
+        )));
+    }
     let status = upload_status(svc, id).await?;
     if status.receipt.is_some() {
         return Err(ClaimError::Conflict(format!(

@@ -247,6 +247,7 @@ pub async fn store_claim(
 ) -> Result<ClaimReceipt> {
     req.validate(svc)?;
     let id = ClaimId::random();
+    let _publishing = svc.begin_publishing(id);
     let config = svc.config();
     let payload_path = svc.store().path(ObjectKey::ClaimPayload(id));
     let stored = write_object_streaming(

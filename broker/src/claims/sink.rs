@@ -339,6 +339,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use futures::StreamExt;
+    use object_store::ObjectStoreExt;
     use strata_claimcheck::upload::{ClaimRequest, store_claim};
     use strata_claimcheck::{ClaimCheckConfig, ClaimCheckService, ClaimStore, LiveClaims};
 
@@ -413,6 +414,71 @@ mod tests {
         );
         let refused = live(true, true).live_claims().await.unwrap_err();
         assert!(refused.to_string().contains("restore"), "{refused}");
+    }
+
+    /// A claim being published is not collected, however old its objects look (S3 dates a
+    /// multipart object from its first part, hours before the ticket of a slow upload).
+    #[tokio::test]
+    async fn the_gc_leaves_a_claim_being_published_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let book = Arc::new(PositionBook::new(&store));
+        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
+        let config = ClaimCheckConfig {
+            gc_grace: std::time::Duration::ZERO,
+            ..ClaimCheckConfig::default()
+        };
+        let service = ClaimCheckService::new(store.clone(), Arc::new(sink), config);
+        // A stored payload and sidecar whose ticket is not appended yet.
+        let id = ClaimId::random();
+        let ticket = strata_claimcheck::ticket::ClaimTicket {
+            version: 1,
+            id,
+            topic: "t".into(),
+            uri: format!("/v1/claims/{id}"),
+            size: 7,
+            sha256: "00".repeat(32),
+            content_type: "application/octet-stream".into(),
+            created_at: "2026-11-23T00:00:00Z".into(),
+        };
+        store
+            .object_store()
+            .put(
+                &store.path(strata_claimcheck::ObjectKey::ClaimPayload(id)),
+                Bytes::from_static(b"payload").into(),
+            )
+            .await
+            .unwrap();
+        store
+            .put_json(
+                strata_claimcheck::ObjectKey::ClaimMeta(id),
+                &strata_claimcheck::store::ClaimMeta::from_ticket(&ticket, None),
+            )
+            .await
+            .unwrap();
+        let live = LogLiveClaims {
+            book,
+            log: log.clone(),
+            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
+        };
+        let gc = || strata_claimcheck::lifecycle::collect_garbage(&service, Some(&live), false);
+
+        let publishing = service.begin_publishing(id);
+        gc().await.unwrap();
+        assert!(
+            store.claim_meta(id).await.unwrap().is_some(),
+            "kept while publishing"
+        );
+        drop(publishing);
+        gc().await.unwrap();
+        assert!(
+            store.claim_meta(id).await.unwrap().is_none(),
+            "collected once abandoned"
+        );
     }
 
     /// A ticket written but not fsynced (the fsync failed) may be read, and may survive: its
