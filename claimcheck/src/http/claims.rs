@@ -250,8 +250,9 @@ pub(crate) async fn download_claim(
 }
 
 /// Parses a single-range `Range: bytes=...` header against a payload of `size` bytes.
-/// `Ok(None)` means "serve everything" (unsupported units or multiple ranges are ignored, as
-/// RFC 9110 allows); unsatisfiable ranges are `RangeNotSatisfiable`.
+/// `Ok(None)` means "serve everything": unsupported units, multiple ranges and invalid range
+/// specs (malformed numbers, a last position before the first) are ignored, as RFC 9110 says;
+/// a valid range outside the payload is `RangeNotSatisfiable`.
 pub fn parse_range(spec: &str, size: u64) -> Result<Option<Range<u64>>> {
     let Some(set) = spec.trim().strip_prefix("bytes=") else {
         return Ok(None);
@@ -260,31 +261,35 @@ pub fn parse_range(spec: &str, size: u64) -> Result<Option<Range<u64>>> {
         return Ok(None);
     }
     let Some((first, last)) = set.trim().split_once('-') else {
-        return Err(ClaimError::BadRequest(format!("malformed Range {spec:?}")));
+        return Ok(None);
     };
-    let number = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| ClaimError::BadRequest(format!("malformed Range {spec:?}")))
-    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |s: &str| s.parse::<u64>().ok();
     let unsatisfiable = ClaimError::RangeNotSatisfiable { size };
-    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
-        (true, true) => return Err(ClaimError::BadRequest(format!("malformed Range {spec:?}"))),
+    let range = match (first.is_empty(), last.is_empty()) {
+        (true, true) => return Ok(None),
         (true, false) => {
-            let suffix = number(last)?;
+            let Some(suffix) = number(last) else {
+                return Ok(None);
+            };
             if suffix == 0 || size == 0 {
                 return Err(unsatisfiable);
             }
             size.saturating_sub(suffix)..size
         }
         (false, open_end) => {
-            let start = number(first)?;
+            let Some(start) = number(first) else {
+                return Ok(None);
+            };
             let end = if open_end {
                 size
             } else {
-                (number(last)? + 1).min(size)
+                match number(last) {
+                    Some(last) if last >= start => last.saturating_add(1).min(size),
+                    _ => return Ok(None),
+                }
             };
-            if start >= size || end <= start {
+            if start >= size {
                 return Err(unsatisfiable);
             }
             start..end
@@ -306,7 +311,14 @@ mod tests {
         assert_eq!(parse_range("bytes=50-1000", 100).unwrap(), Some(50..100));
         assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
         assert!(parse_range("bytes=100-", 100).is_err());
-        assert!(parse_range("bytes=5-2", 100).is_err());
-        assert!(parse_range("bytes=x-2", 100).is_err());
+        // Invalid specs are ignored (the whole payload), not refused.
+        assert_eq!(parse_range("bytes=5-2", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=x-2", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=-", 100).unwrap(), None);
+        // A last position past the end, however large, means "to the end".
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", 100).unwrap(),
+            Some(0..100)
+        );
     }
 }
