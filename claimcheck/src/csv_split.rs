@@ -21,6 +21,8 @@
 //! `?format=raw` the row re-encoded as one CSV line. `?key_column=` names the column used as key.
 
 use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -45,6 +47,11 @@ pub mod csv_header {
 /// Rows per `append_batch`, and the byte budget of one batch.
 const ROWS_PER_APPEND: usize = 2000;
 const BYTES_PER_APPEND: usize = 1024 * 1024;
+/// The longest row the parser reads: beyond it the file is refused (an unterminated quote, or
+/// no line breaks at all, would otherwise make one field of the whole upload, in memory).
+pub const MAX_ROW_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes read from the file that the parser may not have consumed yet (its buffers).
+const READ_AHEAD_BYTES: u64 = 512 * 1024;
 /// Malformed rows listed (all are counted).
 const LISTED_ROW_ERRORS: usize = 100;
 
@@ -244,6 +251,55 @@ struct SplitReport {
     errors: Vec<CsvRowError>,
 }
 
+/// The file under the parser, failing a read that would take the current row past
+/// [`MAX_ROW_BYTES`]: the parser grows a row's buffer until the row ends.
+struct RowLimitedReader<R> {
+    inner: R,
+    read: u64,
+    /// The file offset reading must not pass (set before each row).
+    limit: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct RowTooLong;
+
+impl std::fmt::Display for RowTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a row longer than {} MiB (an unterminated quote?)",
+            MAX_ROW_BYTES >> 20
+        )
+    }
+}
+
+impl std::error::Error for RowTooLong {}
+
+impl<R: Read> Read for RowLimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.read >= self.limit.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(RowTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+fn is_row_too_long(error: &csv::Error) -> bool {
+    matches!(error.kind(), csv::ErrorKind::Io(io)
+        if io.get_ref().is_some_and(|inner| inner.is::<RowTooLong>()))
+}
+
+fn row_too_long(line: u64) -> ClaimError {
+    ClaimError::MalformedCsv {
+        rows: vec![CsvRowError {
+            line,
+            message: RowTooLong.to_string(),
+        }],
+    }
+}
+
 /// Parses the CSV in `input` and hands batches of row records to `emit` (blocking code).
 fn split_rows(
     input: impl Read,
@@ -251,17 +307,28 @@ fn split_rows(
     row_headers: &[(String, Bytes)],
     mut emit: impl FnMut(Vec<OutRecord>) -> Result<()>,
 ) -> Result<SplitReport> {
+    let limit = Arc::new(AtomicU64::new(MAX_ROW_BYTES + READ_AHEAD_BYTES));
+    let input = RowLimitedReader {
+        inner: input,
+        read: 0,
+        limit: limit.clone(),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
         .from_reader(BufReader::with_capacity(256 * 1024, input));
     let columns: Vec<String> = reader
         .headers()
-        .map_err(|e| ClaimError::MalformedCsv {
-            rows: vec![CsvRowError {
-                line: 1,
-                message: format!("header row: {e}"),
-            }],
+        .map_err(|e| {
+            if is_row_too_long(&e) {
+                return row_too_long(1);
+            }
+            ClaimError::MalformedCsv {
+                rows: vec![CsvRowError {
+                    line: 1,
+                    message: format!("header row: {e}"),
+                }],
+            }
         })?
         .iter()
         .map(str::to_string)
@@ -282,9 +349,15 @@ fn split_rows(
     let mut row = csv::ByteRecord::new();
     loop {
         let line = reader.position().line();
+        limit.store(
+            reader.position().byte() + MAX_ROW_BYTES + READ_AHEAD_BYTES,
+            Ordering::Relaxed,
+        );
         match reader.read_byte_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {}
+            // The rest of the file cannot be told apart from that row: refused as a whole.
+            Err(e) if is_row_too_long(&e) => return Err(row_too_long(line)),
             Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                 return Err(ClaimError::Internal(e.to_string()));
             }
@@ -401,5 +474,62 @@ impl std::io::Write for SharedLine {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a` then a line opening a quote that never closes, then `x` forever (counted).
+    struct Unterminated {
+        prefix: &'static [u8],
+        served: u64,
+    }
+
+    impl Read for Unterminated {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(64 * 1024);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                let at = self.served as usize + i;
+                *b = self.prefix.get(at).copied().unwrap_or(b'x');
+            }
+            self.served += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// An unterminated quote makes the rest of the upload one field: the parser stops reading
+    /// past the row limit (memory stays bounded) and refuses the file, naming the line.
+    #[test]
+    fn a_row_that_never_ends_is_refused_without_reading_on() {
+        let options = CsvOptions {
+            format: RowFormat::Json,
+            key_column: None,
+            on_error: OnMalformedRow::Skip,
+        };
+        let mut input = Unterminated {
+            prefix: b"a,b\n1,2\n3,\"",
+            served: 0,
+        };
+        let mut emitted = 0;
+        let error = split_rows(&mut input, &options, &[], |rows| {
+            emitted += rows.len();
+            Ok(())
+        })
+        .unwrap_err();
+        match &error {
+            ClaimError::MalformedCsv { rows } => {
+                assert_eq!(rows[0].line, 3, "{error}");
+                assert!(rows[0].message.contains("longer than 16 MiB"), "{error}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            input.served <= MAX_ROW_BYTES + 2 * READ_AHEAD_BYTES,
+            "read {} bytes",
+            input.served
+        );
+        assert_eq!(emitted, 0, "nothing is emitted once the file is refused");
     }
 }
