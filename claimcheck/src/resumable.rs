@@ -202,7 +202,7 @@ pub async fn put_part(
 async fn list_parts(svc: &ClaimCheckService, id: UploadId) -> Result<Vec<PartInfo>> {
     let mut parts: Vec<PartInfo> = svc
         .store()
-        .list_upload_objects()
+        .list_one_upload(id)
         .try_filter_map(|(key, meta)| async move {
             Ok(match key {
                 ObjectKey::UploadPart(upload, part) if upload == id => Some(PartInfo {

@@ -232,9 +232,14 @@ impl ClaimStore {
 
     /// Lists every gateway object under `area` (`"claims"` or `"uploads"`) with its parsed key.
     pub fn list_area(&self, area: &str) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
+        self.list_under(self.prefix.clone().join(area))
+    }
+
+    /// Every object of this store under `dir` (a key prefix below the store's prefix).
+    fn list_under(&self, dir: Path) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
         let prefix = self.prefix.clone();
         self.store
-            .list(Some(&self.prefix.clone().join(area)))
+            .list(Some(&dir))
             .map_err(ClaimError::from)
             .try_filter_map(move |meta| {
                 let key = ObjectKey::parse(&prefix, &meta.location);
@@ -249,6 +254,14 @@ impl ClaimStore {
 
     pub fn list_upload_objects(&self) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
         self.list_area(UPLOADS)
+    }
+
+    /// The objects of one upload (state, parts, receipt): one prefix, not every upload's.
+    pub fn list_one_upload(
+        &self,
+        id: UploadId,
+    ) -> BoxStream<'static, Result<(ObjectKey, ObjectMeta)>> {
+        self.list_under(self.prefix.clone().join(UPLOADS).join(id.to_string()))
     }
 }
 
