@@ -72,6 +72,11 @@ pub struct UploadState {
     pub created_at: String,
     pub expires_at: String,
     pub max_part_bytes: u64,
+    /// The id the claim gets when the upload completes, fixed at creation so that a complete
+    /// repeated after a crash (or a lost answer) finds the ticket already appended. Absent in
+    /// sessions opened by earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<ClaimId>,
 }
 
 /// A staged part.
@@ -134,6 +139,7 @@ pub async fn create_upload(svc: &ClaimCheckService, request: NewUpload) -> Resul
         )
         .to_string(),
         max_part_bytes: svc.config().max_part_bytes,
+        claim_id: Some(ClaimId::random()),
     };
     state.claim_request()?.validate(svc)?;
     svc.store()
@@ -250,6 +256,13 @@ pub async fn complete_upload(
         return Ok((receipt, false));
     }
     let state = open_state(svc, id).await?;
+    let claim = state.claim_id.unwrap_or_else(ClaimId::random);
+    if let Some(receipt) = appended_receipt(svc, claim).await? {
+        // An earlier complete appended the ticket and then died (or lost its answer).
+        info!(upload = %id, claim = %claim, "upload already published; answering with its ticket");
+        finish_upload(svc, id, &receipt).await?;
+        return Ok((receipt, false));
+    }
     let request = state.claim_request()?;
     let parts = list_parts(svc, id).await?;
     if let Some((i, p)) = parts
@@ -281,7 +294,6 @@ pub async fn complete_upload(
         })
         .try_flatten()
         .boxed();
-    let claim = ClaimId::random();
     let _publishing = svc.begin_publishing(claim);
     let config = svc.config();
     let stored: StoredObject = write_object_streaming(
@@ -294,16 +306,39 @@ pub async fn complete_upload(
     )
     .await?;
     let receipt = publish_stored_claim(svc, claim, &request, stored, Instant::now()).await?;
-    if let Err(e) = svc
-        .store()
-        .put_json(ObjectKey::UploadReceipt(id), &receipt)
-        .await
-    {
-        warn!(upload = %id, error = %e, "saving the upload receipt failed; a repeated complete would fail");
-    }
-    delete_upload_objects(svc, id, false).await?;
+    finish_upload(svc, id, &receipt).await?;
     info!(upload = %id, claim = %claim, "resumable upload completed");
     Ok((receipt, true))
+}
+
+/// The receipt of `claim` if its ticket was appended (its sidecar records where).
+async fn appended_receipt(svc: &ClaimCheckService, claim: ClaimId) -> Result<Option<ClaimReceipt>> {
+    Ok(svc.store().claim_meta(claim).await?.and_then(|meta| {
+        let position = meta.ticket_position?;
+        Some(ClaimReceipt {
+            ticket: meta.ticket(),
+            partition: position.partition,
+            offset: position.offset,
+        })
+    }))
+}
+
+/// Saves the receipt, then drops the parts and state. If the receipt cannot be saved the
+/// session stays as it is, so that a repeated complete finds the ticket through the claim.
+async fn finish_upload(
+    svc: &ClaimCheckService,
+    id: UploadId,
+    receipt: &ClaimReceipt,
+) -> Result<()> {
+    if let Err(e) = svc
+        .store()
+        .put_json(ObjectKey::UploadReceipt(id), receipt)
+        .await
+    {
+        warn!(upload = %id, error = %e, "saving the upload receipt failed; the session is kept for a repeated complete");
+        return Ok(());
+    }
+    delete_upload_objects(svc, id, false).await
 }
 
 /// Aborts an upload: deletes its state, parts and receipt.
@@ -314,7 +349,11 @@ pub async fn abort_upload(svc: &ClaimCheckService, id: UploadId) -> Result<()> {
         )));
     }
     let status = upload_status(svc, id).await?;
-    if status.receipt.is_some() {
+    let published = match status.state.as_ref().and_then(|s| s.claim_id) {
+        Some(claim) => appended_receipt(svc, claim).await?.is_some(),
+        None => false,
+    };
+    if status.receipt.is_some() || published {
         return Err(ClaimError::Conflict(format!(
             "upload {id} is already completed"
         )));

@@ -660,3 +660,55 @@ async fn gc_never_deletes_live_payloads_and_deletes_expired_ones() {
         assert_eq!(report.kept_young, 1);
     }
 }
+
+/// A complete that appended its ticket and then died before saving the receipt (kill -9, or
+/// the receipt PUT failed): the repeated complete answers with that same ticket, and no second
+/// ticket or payload appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_repeated_after_a_crash_answers_with_the_ticket_already_appended() {
+    let backend = Backend::Local(tempfile::tempdir().unwrap());
+    let gw = start(&backend, ClaimCheckConfig::default(), MemorySink::new()).await;
+    let client = HttpClaimClient::new(&gw.base_url).unwrap();
+    let data = b"a payload uploaded in one part".to_vec();
+    let sha = hex::encode(Sha256::digest(&data));
+    let state = client
+        .create_upload(&NewUpload {
+            topic: "events".into(),
+            size: Some(data.len() as u64),
+            sha256: Some(sha.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = state.upload_id;
+    client
+        .put_part(id, 1, data.clone().into(), data.len() as u64, &sha)
+        .await
+        .unwrap();
+    let receipt = client.complete_upload(id).await.unwrap();
+    assert_eq!(
+        Some(receipt.ticket.id),
+        state.claim_id,
+        "the id fixed at creation"
+    );
+    let objects = gw.objects().await;
+
+    // As the crash left it: the session is there, its receipt is not.
+    gw.store
+        .put_json(ObjectKey::UploadState(id), &state)
+        .await
+        .unwrap();
+    gw.store
+        .object_store()
+        .delete(&gw.store.path(ObjectKey::UploadReceipt(id)))
+        .await
+        .unwrap();
+    let again = client.complete_upload(id).await.unwrap();
+    assert_eq!(again, receipt);
+    assert_eq!(gw.sink.count(), 1, "one ticket");
+    assert_eq!(
+        gw.objects().await,
+        objects,
+        "the receipt is back, the session gone"
+    );
+}
