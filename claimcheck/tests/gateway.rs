@@ -712,3 +712,38 @@ async fn a_complete_repeated_after_a_crash_answers_with_the_ticket_already_appen
         "the receipt is back, the session gone"
     );
 }
+
+/// A download holds its request slot until its body is sent: with `max.concurrent.requests`
+/// = 1, a second request is refused (429 overloaded) while a slow reader downloads, and served
+/// once that download is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_in_progress_counts_against_max_concurrent_requests() {
+    let backend = Backend::Local(tempfile::tempdir().unwrap());
+    let config = ClaimCheckConfig {
+        max_concurrent_requests: 1,
+        ..ClaimCheckConfig::default()
+    };
+    let gw = start(&backend, config, MemorySink::new()).await;
+    let response = upload_generated(&gw, "events", 3, 64 * MIB, &[]).await;
+    assert_eq!(response.status(), 201);
+    let receipt: ClaimReceipt = response.json().await.unwrap();
+    let url = gw.url(&format!("/v1/claims/{}", receipt.ticket.id));
+    let http = reqwest::Client::new();
+
+    // Headers received, body not read: more than the socket buffers hold is still to be sent.
+    let download = http.get(&url).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.content_length(), Some(64 * MIB));
+    let refused = http.head(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    drop(download);
+    let mut served = 0;
+    for _ in 0..50 {
+        served = http.head(&url).send().await.unwrap().status().as_u16();
+        if served == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, 200, "the slot is free once the download is dropped");
+}

@@ -73,11 +73,46 @@ async fn request_guard(
     if let Err(e) = service.check_request_rate() {
         return e.into_response();
     }
-    let _slot = match service.try_request_slot() {
+    let slot = match service.try_request_slot() {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
-    next.run(request).await
+    // The slot is held until the response body is sent (or dropped): a download streams long
+    // after its handler returned, and counts against the limit all that time.
+    let (parts, body) = next.run(request).await.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(SlotHeldBody {
+            inner: body,
+            _slot: slot,
+        }),
+    )
+}
+
+/// A response body that keeps its request slot until it is sent or dropped.
+struct SlotHeldBody {
+    inner: axum::body::Body,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for SlotHeldBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The request body as a [`ByteStream`]; a transport error (client gone, truncated body) becomes
