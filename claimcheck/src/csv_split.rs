@@ -47,6 +47,8 @@ pub mod csv_header {
 /// Rows per `append_batch`, and the byte budget of one batch.
 const ROWS_PER_APPEND: usize = 2000;
 const BYTES_PER_APPEND: usize = 1024 * 1024;
+/// The name prefix of the spool files (a host may remove leftovers of a crash by it).
+pub const SPOOL_FILE_PREFIX: &str = "strata-csv-";
 /// The longest row the parser reads: beyond it the file is refused (an unterminated quote, or
 /// no line breaks at all, would otherwise make one field of the whole upload, in memory).
 pub const MAX_ROW_BYTES: u64 = 16 * 1024 * 1024;
@@ -230,7 +232,9 @@ async fn spool_body(
     req: &ClaimRequest,
     mut body: ByteStream,
 ) -> Result<(tempfile::NamedTempFile, StoredObject)> {
-    let spool = tempfile::NamedTempFile::new_in(svc.config().spool_dir())?;
+    let spool = tempfile::Builder::new()
+        .prefix(SPOOL_FILE_PREFIX)
+        .tempfile_in(svc.config().spool_dir())?;
     let mut file = tokio::fs::File::from_std(spool.reopen()?);
     let expect = req.expectations(svc.config().max_upload_bytes);
     let mut verifier = BodyVerifier::default();

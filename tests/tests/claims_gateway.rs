@@ -208,6 +208,44 @@ fn a_payload_cut_off_by_kill_9_leaves_no_staging_file_behind() {
     assert_eq!(size, 5);
 }
 
+/// A CSV upload cut off by a crash leaves its spool file (a copy of the upload) in
+/// `<data-dir>/claims-spool`; the next start removes it, and nothing else there.
+#[test]
+fn spool_files_left_by_a_crash_are_removed_at_start() {
+    let mut strata = Strata::start();
+    let spool = strata.data_dir().join("claims-spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let leftover = spool.join("strata-csv-Xy12Ab");
+    std::fs::write(&leftover, vec![b'x'; 1 << 20]).unwrap();
+    let foreign = spool.join("notes.txt");
+    std::fs::write(&foreign, b"not ours").unwrap();
+    strata.kill9();
+    strata.restart();
+    assert!(!leftover.exists(), "{}", strata.logs());
+    assert!(foreign.exists());
+    // The spool still works: a CSV upload is split into rows.
+    let response = http()
+        .post(format!("{}/v1/topics/rows9/claims", strata.http_url()))
+        .header("content-type", "text/csv")
+        .body("id,name\n1,a\n2,b\n")
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rows"], 2, "{body}");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        ["notes.txt"],
+        "the upload's spool file is gone once it is done"
+    );
+}
+
 #[test]
 fn payload_is_deleted_only_after_retention_removes_its_ticket() {
     let strata = Strata::builder()

@@ -87,6 +87,7 @@ impl ClaimGateway {
         if let Some(spool) = &settings.gateway.spool_dir {
             std::fs::create_dir_all(spool)
                 .with_context(|| format!("creating the CSV spool directory {}", spool.display()))?;
+            clear_spool(spool);
         }
         let remote = RemoteStore::from_url(&config.remote)
             .with_context(|| format!("opening the object store {}", config.remote))?;
@@ -173,6 +174,25 @@ impl ClaimGateway {
             .drain(..)
         {
             task.abort();
+        }
+    }
+}
+
+/// Removes what a previous process left in the CSV spool directory: each spool file is one
+/// upload's temporary copy, deleted when the upload ends, so at start every one there was cut
+/// off by a crash (and may be gigabytes on the disk the log needs). Other files are left alone.
+fn clear_spool(spool: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(strata_claimcheck::csv_split::SPOOL_FILE_PREFIX);
+        if ours && path.is_file() && std::fs::remove_file(&path).is_ok() {
+            info!(file = %path.display(), "removed the spool file of an interrupted CSV upload");
         }
     }
 }
