@@ -187,3 +187,37 @@ fn directory_source_and_sink_round_trip_100_files_across_kill_9() {
         assert_eq!(&sha256_file(&done.join(name)), sha, "{name} in done.dir");
     }
 }
+
+/// A `ClaimCheck` stage in a source connector's own chain would store payloads the broker's
+/// claim GC does not know of (and deletes after `claimcheck.gc.grace`): the runner refuses it
+/// at start, saying where the chain belongs.
+#[test]
+fn a_claim_check_stage_in_a_source_chain_is_refused_with_the_way_out() {
+    let work = tempfile::tempdir().unwrap();
+    let props = properties(
+        &work.path().join("source.properties"),
+        &[
+            "name=refused".into(),
+            "connector.class=DirectorySource".into(),
+            "topic=files".into(),
+            format!("source.dir={}", work.path().join("in").display()),
+            format!("done.dir={}", work.path().join("done").display()),
+            format!(
+                "claimcheck.store.url=file://{}",
+                work.path().join("bucket").display()
+            ),
+            "transforms=cc".into(),
+            "transforms.cc.type=ClaimCheck".into(),
+        ],
+    );
+    let out = strata_tests::run_with_timeout(
+        Command::new(strata_bin()).arg("connect").arg(&props),
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ClaimCheck") && stderr.contains("on the topic"),
+        "{stderr}"
+    );
+}

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use strata_claimcheck::{ClaimCheckConfig, ClaimStore};
-use strata_connect_smt::{TransformChain, TransformContext, parse_properties};
+use strata_connect_smt::{TransformChain, TransformContext, TransformKind, parse_properties};
 
 /// The connector settings of a properties file (transform keys are read by the chain).
 #[derive(Debug, Clone)]
@@ -134,6 +134,25 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// A `ClaimCheck` stage in a source's own chain would store payloads the broker never hears of:
+/// its claim GC keeps a payload only while it knows where the ticket is, and would delete these
+/// after `claimcheck.gc.grace`. The topic's own chain (topic configs) does the same with positions
+/// recorded.
+fn refuse_untracked_claims(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Result<()> {
+    if config.class == ConnectorClass::DirectorySource && chain.contains(TransformKind::ClaimCheck)
+    {
+        anyhow::bail!(
+            "a ClaimCheck transform in a source connector's chain is not supported: the broker's \
+             claim GC would delete its payloads while their tickets are in the topic. Put the \
+             ClaimCheck chain on the topic instead (`kafka-configs --alter --entity-type topics \
+             --entity-name {} --add-config transforms=...`, see docs/transforms.md): the broker \
+             then externalizes the values and keeps their payloads for as long as the tickets live",
+            config.topic
+        );
+    }
+    Ok(())
+}
+
 /// Runs the connector described by `file` until SIGINT/SIGTERM.
 pub async fn run(file: &Path) -> anyhow::Result<()> {
     let text =
@@ -141,6 +160,7 @@ pub async fn run(file: &Path) -> anyhow::Result<()> {
     let props = parse_properties(&text).map_err(|e| anyhow::anyhow!(e))?;
     let config = ConnectorConfig::from_properties(props)?;
     let chain = config.chain().context("invalid transform chain")?;
+    refuse_untracked_claims(&config, &chain)?;
     tracing::info!(name = %config.name, class = ?config.class, topic = %config.topic,
         transforms = ?chain.aliases().collect::<Vec<_>>(), "connector starting");
     let work = async {
