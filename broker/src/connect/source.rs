@@ -17,7 +17,9 @@
 //!           ─► put parts, complete (gateway appends the ticket, acks=all) ─► rename to done.dir
 //!           ─► delete the .upload file
 //!  restart with a .upload file ─► resume: missing parts only; a completed upload answers with
-//!           its receipt, so no second ticket is written
+//!           its receipt, so no second ticket is written. The marker records the file's size
+//!           and modification time: one left by a crash after the move is not reused for a
+//!           later file of the same name, and that file is archived as `<name>.<n>`.
 //! ```
 //! CSV mode: rows go through the transform chain and are produced with acks=all; the file
 //! moves only after the last row was acknowledged. A crash in between re-sends the whole file
@@ -70,14 +72,60 @@ pub async fn run(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Re
                     .await
                     .with_context(|| format!("sending {}", file.display()))?;
             }
-            std::fs::rename(&file, done.join(&name))
+            let archived = free_name(&done, &name);
+            std::fs::rename(&file, &archived)
                 .with_context(|| format!("moving {} to {}", file.display(), done.display()))?;
             sync_dir(&done)?;
             sync_dir(&source)?;
-            let _ = std::fs::remove_file(state.join(format!("{name}.upload")));
+            match std::fs::remove_file(state.join(format!("{name}.upload"))) {
+                Ok(()) => sync_dir(&state)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // A marker left behind names this file's size and time: a later file of the
+                // same name is not taken for this one (see `send_reference`).
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "removing the upload marker failed")
+                }
+            }
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// `done/<name>`, or `done/<name>.<n>` with the first free `n` when an earlier file of that
+/// name is archived there (a rename would replace it).
+fn free_name(done: &Path, name: &str) -> PathBuf {
+    let plain = done.join(name);
+    if !plain.exists() {
+        return plain;
+    }
+    (1u64..)
+        .map(|n| done.join(format!("{name}.{n}")))
+        .find(|p| !p.exists())
+        .expect("a free name")
+}
+
+/// What the `.upload` marker of a file records: its upload, and which file it was (size and
+/// modification time), so that a marker a crash left behind is not reused for a new file that
+/// has the same name.
+fn marker_text(upload: UploadId, file: &std::fs::Metadata) -> String {
+    format!("{upload} {}", file_identity(file))
+}
+
+fn file_identity(file: &std::fs::Metadata) -> String {
+    let modified = file
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{} {modified}", file.len())
+}
+
+/// The upload of a marker, if the marker describes `file` as it is now.
+fn marked_upload(text: &str, file: &std::fs::Metadata) -> Option<UploadId> {
+    let (upload, identity) = text.trim().split_once(' ')?;
+    (identity == file_identity(file))
+        .then(|| upload.parse().ok())
+        .flatten()
 }
 
 fn file_name(path: &Path) -> String {
@@ -109,9 +157,10 @@ async fn send_reference(
     options.show_progress = false;
     options.key = Some(name.to_string());
     options.content_type = config.get("content.type");
+    let metadata = std::fs::metadata(file)?;
     let resumed = std::fs::read_to_string(&marker)
         .ok()
-        .and_then(|s| s.trim().parse::<UploadId>().ok());
+        .and_then(|text| marked_upload(&text, &metadata));
     if let Some(id) = resumed {
         options.resume = Some(id);
         match put_file(&config.gateway, file, &options).await {
@@ -126,7 +175,7 @@ async fn send_reference(
         }
     }
     let client = HttpClaimClient::new(&config.gateway)?;
-    let size = tokio::fs::metadata(file).await?.len();
+    let size = metadata.len();
     let upload = client
         .create_upload(&NewUpload {
             topic: config.topic.clone(),
@@ -136,7 +185,7 @@ async fn send_reference(
             ..Default::default()
         })
         .await?;
-    write_atomic(&marker, upload.upload_id.to_string().as_bytes())?;
+    write_atomic(&marker, marker_text(upload.upload_id, &metadata).as_bytes())?;
     options.resume = Some(upload.upload_id);
     let receipt = put_file(&config.gateway, file, &options).await?;
     tracing::info!(file = name, claim = %receipt.ticket.id, partition = receipt.partition, offset = receipt.offset, size, "file sent");
@@ -220,5 +269,37 @@ fn to_record(offset: i64, r: ConnectRecord) -> Record {
         key: r.key,
         value: r.value,
         headers,
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    /// A marker is reused only for the file it was written for: a later file of the same name
+    /// (other size or modification time) gets an upload of its own.
+    #[test]
+    fn a_marker_names_its_file_and_a_new_file_of_that_name_does_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daily.csv");
+        std::fs::write(&path, b"monday").unwrap();
+        let monday = std::fs::metadata(&path).unwrap();
+        let upload = UploadId::random();
+        let text = marker_text(upload, &monday);
+        assert_eq!(marked_upload(&text, &monday), Some(upload));
+        std::fs::write(&path, b"tuesday, longer").unwrap();
+        let tuesday = std::fs::metadata(&path).unwrap();
+        assert_eq!(marked_upload(&text, &tuesday), None);
+        // A marker of an earlier version (the upload id alone) is not trusted either.
+        assert_eq!(marked_upload(&upload.to_string(), &monday), None);
+    }
+
+    #[test]
+    fn an_archived_file_is_never_replaced() {
+        let done = tempfile::tempdir().unwrap();
+        assert_eq!(free_name(done.path(), "a.bin"), done.path().join("a.bin"));
+        std::fs::write(done.path().join("a.bin"), b"1").unwrap();
+        std::fs::write(done.path().join("a.bin.1"), b"2").unwrap();
+        assert_eq!(free_name(done.path(), "a.bin"), done.path().join("a.bin.2"));
     }
 }
