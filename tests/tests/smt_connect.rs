@@ -221,3 +221,73 @@ fn a_claim_check_stage_in_a_source_chain_is_refused_with_the_way_out() {
         "{stderr}"
     );
 }
+
+/// CSV mode: a file with a bad row (another width) is set aside with its reason, nothing of it
+/// sent, and the files after it go on; every row of the good file arrives once.
+#[test]
+fn a_bad_csv_file_is_set_aside_and_the_next_files_go_on() {
+    let strata = Strata::start();
+    let work = tempfile::tempdir().unwrap();
+    let (source, done) = (work.path().join("source"), work.path().join("done"));
+    for d in [&source, &done] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(source.join("a.csv"), "id,name\n1,x\n2,y,extra\n3,z\n").unwrap();
+    std::fs::write(source.join("b.csv"), "id,name\n10,p\n11,q\n").unwrap();
+    let props = properties(
+        &work.path().join("source.properties"),
+        &[
+            "name=rows".into(),
+            format!("bootstrap.servers={}", strata.kafka_addr()),
+            "connector.class=DirectorySource".into(),
+            "source.mode=csv".into(),
+            "topic=rows".into(),
+            format!("source.dir={}", source.display()),
+            format!("done.dir={}", done.display()),
+            "poll.interval.ms=100".into(),
+        ],
+    );
+    let log = work.path().join("source.log");
+    let mut child = runner(&props, &log);
+    wait_until("b.csv is sent", Duration::from_secs(60), || {
+        done.join("b.csv").exists() || child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    assert!(
+        done.join("b.csv").exists(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let failed = source.join(".strata-connect/failed");
+    assert!(
+        failed.join("a.csv").exists(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let reason = std::fs::read_to_string(failed.join("a.csv.error.txt")).unwrap();
+    assert!(
+        reason.contains("record 2") || reason.contains("line 3"),
+        "{reason}"
+    );
+    let out = strata_tests::kcat(
+        &[
+            "-C",
+            "-b",
+            &strata.kafka_addr(),
+            "-t",
+            "rows",
+            "-e",
+            "-q",
+            "-f",
+            "%k\n",
+        ],
+        b"",
+    );
+    let keys = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        keys.lines().collect::<Vec<_>>(),
+        ["b.csv:1", "b.csv:2"],
+        "{keys}"
+    );
+}

@@ -21,9 +21,11 @@
 //!           and modification time: one left by a crash after the move is not reused for a
 //!           later file of the same name, and that file is archived as `<name>.<n>`.
 //! ```
-//! CSV mode: rows go through the transform chain and are produced with acks=all; the file
-//! moves only after the last row was acknowledged. A crash in between re-sends the whole file
-//! (consumers may see rows twice, never miss one).
+//! CSV mode: the whole file is read first; one that is not valid CSV (a row of another width,
+//! bytes that are not UTF-8) is moved to `<source.dir>/.strata-connect/failed/` with the reason
+//! in `<name>.error.txt`, nothing of it sent. Rows go through the transform chain and are
+//! produced with acks=all; the file moves only after the last row was acknowledged. A crash in
+//! between re-sends the whole file (consumers may see rows twice, never miss one).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,9 +61,26 @@ pub async fn run(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Re
     loop {
         for file in pending_files(&source)? {
             let name = file_name(&file);
+            if csv && let Err(problem) = check_csv(&file) {
+                // Nothing of it is sent: a row that fails half-way would stop the connector
+                // and have every restart send the rows before it again.
+                set_aside(&state, &file, &name, &problem)?;
+                continue;
+            }
             if csv {
                 if kafka.is_none() {
-                    kafka = Some(KafkaClient::connect(&config.bootstrap).await?);
+                    let mut client = KafkaClient::connect(&config.bootstrap).await?;
+                    // Creates the topic where the broker auto-creates topics, as a producer's
+                    // metadata request does; a partition it lacks is a configuration error.
+                    let partitions = client.partitions(&config.topic).await?;
+                    let partition = config.u64_or("partition", 0)?;
+                    if partition >= partitions.max(0) as u64 {
+                        anyhow::bail!(
+                            "partition {partition}: topic {} has {partitions} partition(s)",
+                            config.topic
+                        );
+                    }
+                    kafka = Some(client);
                 }
                 let client = kafka.as_mut().expect("connected");
                 send_csv(config, chain, client, &file, &name)
@@ -189,6 +208,39 @@ async fn send_reference(
     options.resume = Some(upload.upload_id);
     let receipt = put_file(&config.gateway, file, &options).await?;
     tracing::info!(file = name, claim = %receipt.ticket.id, partition = receipt.partition, offset = receipt.offset, size, "file sent");
+    Ok(())
+}
+
+/// Reads the whole file as the sender will (header row, then records of the same width).
+fn check_csv(file: &Path) -> Result<(), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(file)
+        .map_err(|e| e.to_string())?;
+    reader.headers().map_err(|e| format!("header row: {e}"))?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Moves a file that cannot be sent to `<source.dir>/.strata-connect/failed/`, with the reason
+/// next to it (`<name>.error.txt`), so that the files after it go on.
+fn set_aside(state: &Path, file: &Path, name: &str, problem: &str) -> anyhow::Result<()> {
+    let failed = state.join("failed");
+    std::fs::create_dir_all(&failed)?;
+    let target = free_name(&failed, name);
+    let reason = failed.join(format!("{}.error.txt", file_name(&target)));
+    write_atomic(&reason, format!("{problem}\n").as_bytes())?;
+    std::fs::rename(file, &target)
+        .with_context(|| format!("moving {} to {}", file.display(), failed.display()))?;
+    sync_dir(&failed)?;
+    sync_dir(file.parent().unwrap_or(Path::new(".")))?;
+    tracing::error!(file = name, %problem, moved_to = %target.display(), "file not sent: it is not valid CSV");
     Ok(())
 }
 
