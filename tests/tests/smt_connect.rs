@@ -291,3 +291,55 @@ fn a_bad_csv_file_is_set_aside_and_the_next_files_go_on() {
         "{keys}"
     );
 }
+
+/// A sink whose saved offset is out of range (retention passed it, or the topic was created
+/// again) goes on from the earliest offset, as a Kafka consumer with auto.offset.reset=earliest,
+/// instead of stopping at every start.
+#[test]
+fn a_sink_with_an_out_of_range_offset_goes_on_from_the_earliest() {
+    let strata = Strata::start();
+    for body in [b"first payload".to_vec(), b"second payload".to_vec()] {
+        let (status, receipt) = claims_support::upload_bytes(&strata, "reset", "", body);
+        assert_eq!(status, 201, "{receipt}");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let sink = work.path().join("sink");
+    let state = sink.join(".strata-connect");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("out.offsets"), br#"{"0":1000}"#).unwrap();
+    let props = properties(
+        &work.path().join("sink.properties"),
+        &[
+            "name=out".into(),
+            format!("bootstrap.servers={}", strata.kafka_addr()),
+            format!("claimcheck.gateway.url={}", strata.http_url()),
+            "connector.class=DirectorySink".into(),
+            "topics=reset".into(),
+            format!("sink.dir={}", sink.display()),
+            "poll.interval.ms=100".into(),
+        ],
+    );
+    let log = work.path().join("sink.log");
+    let mut child = runner(&props, &log);
+    wait_until("both payloads are written", Duration::from_secs(60), || {
+        visible_files(&sink).len() >= 2 || child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let files = visible_files(&sink);
+    assert_eq!(
+        files.len(),
+        2,
+        "{files:?}\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let mut contents: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(sink.join(f)).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(
+        contents,
+        [b"first payload".to_vec(), b"second payload".to_vec()]
+    );
+}

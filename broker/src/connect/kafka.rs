@@ -5,9 +5,10 @@
 use anyhow::{Context, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    FetchRequest, MetadataRequest, ProduceRequest, RequestHeader, TopicName,
+    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, TopicName,
     metadata_request::MetadataRequestTopic,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -18,6 +19,19 @@ use tokio::net::TcpStream;
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 const METADATA_VERSION: i16 = 9;
+const LIST_OFFSETS_VERSION: i16 = 4;
+/// Kafka's OFFSET_OUT_OF_RANGE.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+/// A fetch offset the partition no longer (or not yet) has: retention deleted it, or the topic
+/// was deleted and created again.
+#[derive(Debug, thiserror::Error)]
+#[error("fetch {topic}-{partition} at {offset}: the offset is out of range")]
+pub struct OffsetOutOfRange {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
 
 pub struct KafkaClient {
     stream: TcpStream,
@@ -166,6 +180,14 @@ impl KafkaClient {
             .first()
             .and_then(|t| t.partitions.first())
             .context("empty fetch response")?;
+        if p.error_code == OFFSET_OUT_OF_RANGE {
+            return Err(OffsetOutOfRange {
+                topic: topic.to_string(),
+                partition,
+                offset,
+            }
+            .into());
+        }
         if p.error_code != 0 {
             bail!(
                 "fetch {topic}-{partition} at {offset}: error code {}",
@@ -173,5 +195,33 @@ impl KafkaClient {
             );
         }
         Ok(p.records.clone().unwrap_or_default())
+    }
+
+    /// The partition's earliest offset (ListOffsets -2: the log start).
+    pub async fn earliest_offset(&mut self, topic: &str, partition: i32) -> anyhow::Result<i64> {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(-2),
+                    ]),
+            ]);
+        let response = self.send(&request, LIST_OFFSETS_VERSION).await?;
+        let p = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("empty ListOffsets response")?;
+        if p.error_code != 0 {
+            bail!(
+                "earliest offset of {topic}-{partition}: error code {}",
+                p.error_code
+            );
+        }
+        Ok(p.offset)
     }
 }

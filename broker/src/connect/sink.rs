@@ -60,7 +60,25 @@ pub async fn run(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Re
         let mut idle = true;
         for partition in 0..partitions {
             let next = *offsets.get(&partition).unwrap_or(&0);
-            let mut records = kafka.fetch(topic, partition, next, max_bytes, 200).await?;
+            let mut records = match kafka.fetch(topic, partition, next, max_bytes, 200).await {
+                Ok(records) => records,
+                // As a Kafka consumer with auto.offset.reset=earliest: what the saved offset
+                // pointed at is gone (retention, or the topic was created again).
+                Err(error) if error.is::<super::kafka::OffsetOutOfRange>() => {
+                    let earliest = kafka.earliest_offset(topic, partition).await?;
+                    tracing::warn!(
+                        partition,
+                        saved = next,
+                        earliest,
+                        "the saved offset is out of range; going on from the earliest offset"
+                    );
+                    offsets.insert(partition, earliest);
+                    write_atomic(&offsets_path, &serde_json::to_vec(&offsets)?)?;
+                    idle = false;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             if records.is_empty() {
                 continue;
             }
