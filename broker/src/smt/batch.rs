@@ -23,7 +23,7 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, R
 use strata_claimcheck::ClaimId;
 use strata_claimcheck::ticket::header;
 use strata_connect_smt::{ConnectRecord, TransformChain, TransformError};
-use strata_format::{BatchIter, BatchIterEnd, RecordBatch};
+use strata_format::{BatchIter, BatchIterEnd, RecordBatch, RecordBatchMut, TimestampType};
 
 use crate::log::{LogError, decode_bounded};
 
@@ -99,6 +99,10 @@ pub fn decode(batch: &RecordBatch, max_batch_bytes: usize) -> Result<RecordSet, 
 /// Encodes records as one batch (or several if their producer fields differ, which never
 /// happens for records of one decoded batch).
 pub fn encode(set: &RecordSet) -> Result<Bytes, BatchError> {
+    Ok(encode_mut(set)?.freeze())
+}
+
+fn encode_mut(set: &RecordSet) -> Result<BytesMut, BatchError> {
     let mut out = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut out,
@@ -109,6 +113,20 @@ pub fn encode(set: &RecordSet) -> Result<Bytes, BatchError> {
         },
     )
     .map_err(|e| BatchError::Corrupt(format!("re-encoding: {e}")))?;
+    Ok(out)
+}
+
+/// [`encode`]s the records decoded from `source` (one batch) with `source`'s timestamp type:
+/// kafka-protocol's encoder always writes CreateTime and the records' largest timestamp, so a
+/// `LogAppendTime` batch gets its attribute bit and max timestamp (the append time) back, CRC
+/// recomputed.
+pub fn encode_like(source: &RecordBatch, set: &RecordSet) -> Result<Bytes, BatchError> {
+    let mut out = encode_mut(set)?;
+    if source.timestamp_type() == TimestampType::LogAppendTime {
+        RecordBatchMut::new(&mut out)
+            .map_err(|e| BatchError::Corrupt(format!("re-encoding: {e}")))?
+            .set_log_append_time(source.max_timestamp());
+    }
     Ok(out.freeze())
 }
 
@@ -265,11 +283,14 @@ pub async fn transform_batches(
                 record.sequence = first_sequence.wrapping_add(i as i32);
             }
         }
-        parts.push(encode(&RecordSet {
-            version: set.version,
-            compression: set.compression,
-            records: kept,
-        })?);
+        parts.push(encode_like(
+            batch,
+            &RecordSet {
+                version: set.version,
+                compression: set.compression,
+                records: kept,
+            },
+        )?);
     }
     out.records = if !out.changed {
         records.clone()

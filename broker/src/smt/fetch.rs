@@ -26,7 +26,7 @@ use strata_connect_smt::TransformChain;
 use strata_format::BatchIter;
 
 use super::SmtEngine;
-use super::batch::{decode, encode, from_connect, to_connect};
+use super::batch::{decode, encode_like, from_connect, to_connect};
 use crate::log::PartitionLog;
 
 const MESSAGE_TOO_LARGE: i16 = 10;
@@ -143,15 +143,166 @@ async fn resolve_records(
                 }
             }
         }
-        let encoded = encode(&RecordSet {
-            version: set.version,
-            compression: set.compression,
-            records: resolved,
-        })
+        let encoded = encode_like(
+            &batch,
+            &RecordSet {
+                version: set.version,
+                compression: set.compression,
+                records: resolved,
+            },
+        )
         .map_err(|_| CORRUPT_MESSAGE)?;
         out.extend_from_slice(&encoded);
         *spent += size;
         resolved_any = true;
     }
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{Compression, Record, TimestampType as RecordTimestampType};
+    use strata_claimcheck::{ClaimCheckConfig, ClaimStore};
+    use strata_format::{RecordBatch, TimestampType};
+
+    use super::*;
+    use crate::log::{Durability, LogManager, LogManagerConfig};
+    use crate::smt::FETCH_RESOLVE;
+    use crate::smt::batch::encode;
+
+    /// A one-partition topic `t` with a ClaimCheck chain (records of 1 KiB and more become
+    /// tickets) and fetch-side resolution, on an in-memory claim store.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        _manager: Arc<LogManager>,
+        log: Arc<PartitionLog>,
+        engine: Arc<SmtEngine>,
+    }
+
+    async fn fixture(configs: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let overrides: BTreeMap<String, String> = [
+            ("transforms", "cc"),
+            ("transforms.cc.type", "ClaimCheck"),
+            ("transforms.cc.threshold.bytes", "1024"),
+            (FETCH_RESOLVE, "true"),
+        ]
+        .iter()
+        .chain(configs)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        manager.create_topic("t", 1, overrides, false).unwrap();
+        let log = manager.partition("t", 0).unwrap();
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let engine = Arc::new(SmtEngine::with_claims(store, ClaimCheckConfig::default()));
+        Fixture {
+            _dir: dir,
+            _manager: manager,
+            log,
+            engine,
+        }
+    }
+
+    fn record(offset: i64, timestamp: i64, value: &[u8], headers: &[(&str, &[u8])]) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: RecordTimestampType::Creation,
+            offset,
+            // As decoded: no base sequence (-1) plus the offset delta.
+            sequence: (offset as i32).wrapping_sub(1),
+            timestamp,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        StrBytes::from_string(k.to_string()),
+                        Some(Bytes::copy_from_slice(v)),
+                    )
+                })
+                .collect::<IndexMap<_, _>>(),
+        }
+    }
+
+    fn batch_of(records: Vec<Record>) -> Bytes {
+        encode(&RecordSet {
+            version: 2,
+            compression: Compression::None,
+            records,
+        })
+        .unwrap()
+    }
+
+    /// Produces `records` as one batch through the topic's chain.
+    async fn produce(f: &Fixture, records: Vec<Record>) {
+        crate::smt::append(
+            Some(&f.engine),
+            &f.log,
+            batch_of(records),
+            Durability::Written,
+        )
+        .await
+        .unwrap();
+    }
+
+    /// What a Fetch at `offset` answers for the partition.
+    async fn fetch(f: &Fixture, offset: i64) -> PartitionData {
+        let read = f.log.read(offset, 64 << 20).unwrap();
+        let answer = PartitionData::default().with_records(Some(read.records));
+        resolve_fetch(
+            Some(f.engine.clone()),
+            vec![Some(f.log.clone())],
+            vec![answer],
+        )
+        .await
+        .pop()
+        .unwrap()
+    }
+
+    fn batches(records: &Bytes) -> Vec<RecordBatch> {
+        let batches: Vec<RecordBatch> = BatchIter::new(records.clone()).collect();
+        for batch in &batches {
+            batch.validate().unwrap();
+        }
+        batches
+    }
+
+    #[tokio::test]
+    async fn resolution_keeps_log_append_time() {
+        let f = fixture(&[("message.timestamp.type", "LogAppendTime")]).await;
+        let big = vec![b'x'; 4096];
+        produce(
+            &f,
+            vec![record(0, 1_000, &big, &[]), record(1, 2_000, b"small", &[])],
+        )
+        .await;
+        let stored = &batches(&f.log.read(0, 1 << 20).unwrap().records)[0];
+        assert_eq!(stored.timestamp_type(), TimestampType::LogAppendTime);
+        let append_time = stored.max_timestamp();
+        assert!(append_time > 1_600_000_000_000, "{append_time}");
+
+        let answer = fetch(&f, 0).await;
+        assert_eq!(answer.error_code, 0);
+        let resolved = &batches(answer.records.as_ref().unwrap())[0];
+        assert_eq!(resolved.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(resolved.max_timestamp(), append_time);
+        assert_eq!(resolved.base_timestamp(), stored.base_timestamp());
+        let set = decode(resolved, 1 << 20).unwrap();
+        assert_eq!(set.records[0].value.as_deref(), Some(&big[..]));
+        assert!(set.records[0].headers.is_empty());
+        assert_eq!(set.records[1].value.as_deref(), Some(&b"small"[..]));
+    }
 }
