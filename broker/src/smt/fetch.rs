@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::records::RecordSet;
+use kafka_protocol::records::{Record, RecordSet};
 use strata_claimcheck::ticket::header;
 use strata_connect_smt::TransformChain;
 use strata_format::BatchIter;
@@ -66,18 +66,36 @@ pub async fn resolve_fetch(
     partitions
 }
 
+/// Payload bytes the tickets of `set` declare (value and key tickets, from their `size`
+/// headers), `None` when it holds no ticket. Only records carrying the field's `version`
+/// header are tickets (others pass unresolved, whatever `size` header they carry), and the sum
+/// saturates: the headers are the producer's, not to be trusted with the budget.
 fn ticket_bytes(set: &RecordSet) -> Option<u64> {
-    let key_size = header::SIZE.replacen("claimcheck.", "claimcheck.key.", 1);
+    let field_header = |field: &str, name: &str| name.replacen("claimcheck.", field, 1);
+    let fields = ["claimcheck.", "claimcheck.key."].map(|field| {
+        (
+            field_header(field, header::VERSION),
+            field_header(field, header::SIZE),
+        )
+    });
+    let header = |record: &Record, name: &str| {
+        record
+            .headers
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut total = None;
     for record in &set.records {
-        for (name, value) in &record.headers {
-            if name.as_str() == header::SIZE || name.as_str() == key_size {
-                let size: u64 = value
-                    .as_ref()
-                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
-                    .unwrap_or(0);
-                total = Some(total.unwrap_or(0) + size);
+        for (version, size) in &fields {
+            if header(record, version).is_none() {
+                continue;
             }
+            let size: u64 = header(record, size)
+                .flatten()
+                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok())
+                .unwrap_or(0);
+            total = Some(total.unwrap_or(0u64).saturating_add(size));
         }
     }
     total
@@ -165,7 +183,7 @@ mod tests {
 
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{Compression, Record, TimestampType as RecordTimestampType};
+    use kafka_protocol::records::{Compression, TimestampType as RecordTimestampType};
     use strata_claimcheck::{ClaimCheckConfig, ClaimStore};
     use strata_format::{RecordBatch, TimestampType};
 
@@ -304,5 +322,56 @@ mod tests {
         assert_eq!(set.records[0].value.as_deref(), Some(&big[..]));
         assert!(set.records[0].headers.is_empty());
         assert_eq!(set.records[1].value.as_deref(), Some(&b"small"[..]));
+    }
+
+    #[test]
+    fn ticket_bytes_counts_tickets_only_and_saturates() {
+        let set = |records| RecordSet {
+            version: 2,
+            compression: Compression::None,
+            records,
+        };
+        let huge = u64::MAX.to_string();
+        // A record with a size header but no version header is no ticket: not counted.
+        let decoy = record(0, 0, b"x", &[("claimcheck.size", huge.as_bytes())]);
+        let ticket = record(
+            1,
+            0,
+            b"{}",
+            &[("claimcheck.version", b"1"), ("claimcheck.size", b"1000")],
+        );
+        let key_ticket = record(
+            2,
+            0,
+            b"",
+            &[
+                ("claimcheck.key.version", b"1"),
+                ("claimcheck.key.size", b"24"),
+            ],
+        );
+        assert_eq!(ticket_bytes(&set(vec![decoy.clone()])), None);
+        assert_eq!(
+            ticket_bytes(&set(vec![
+                decoy.clone(),
+                ticket.clone(),
+                decoy.clone(),
+                key_ticket
+            ])),
+            Some(1024)
+        );
+        // Declared sizes that overflow add up to u64::MAX (over any budget), not a wrapped sum.
+        let liar = record(
+            3,
+            0,
+            b"{}",
+            &[
+                ("claimcheck.version", b"1"),
+                ("claimcheck.size", huge.as_bytes()),
+            ],
+        );
+        assert_eq!(
+            ticket_bytes(&set(vec![liar.clone(), ticket, liar])),
+            Some(u64::MAX)
+        );
     }
 }
