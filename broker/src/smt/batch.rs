@@ -231,20 +231,26 @@ pub async fn transform_batches(
             parts.push(batch.as_bytes().clone());
             continue;
         }
-        let set = decode(batch, max_batch_bytes)?;
+        let RecordSet {
+            version,
+            compression,
+            records: decoded,
+        } = decode(batch, max_batch_bytes)?;
+        let decoded_count = decoded.len();
+        let first = decoded.first().map(|r| (r.offset, r.sequence));
         let idempotent = batch.has_producer_id();
-        let mut kept: Vec<Record> = Vec::with_capacity(set.records.len());
+        let mut kept: Vec<Record> = Vec::with_capacity(decoded_count);
         let mut claims: Vec<(ClaimId, usize)> = Vec::new();
         let mut batch_changed = false;
-        for record in &set.records {
+        for record in decoded {
             let before: Vec<ClaimId> =
                 claim_ids(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())));
-            let Some(after) = chain.apply(to_connect(topic, partition, record)).await? else {
+            let Some(after) = chain.apply(to_connect(topic, partition, &record)).await? else {
                 batch_changed = true;
                 continue;
             };
-            if unchanged(record, &after) {
-                kept.push(record.clone());
+            if unchanged(&record, &after) {
+                kept.push(record);
                 continue;
             }
             batch_changed = true;
@@ -253,9 +259,9 @@ pub async fn transform_batches(
                     claims.push((id, kept.len()));
                 }
             }
-            kept.push(from_connect(record, after));
+            kept.push(from_connect(&record, after));
         }
-        if kept.len() != set.records.len() && idempotent {
+        if kept.len() != decoded_count && idempotent {
             return Err(BatchError::IdempotentDrop {
                 producer_id: batch.producer_id(),
             });
@@ -275,19 +281,19 @@ pub async fn transform_batches(
         if kept.is_empty() {
             continue;
         }
-        if kept.len() != set.records.len() {
+        if kept.len() != decoded_count {
             // Non-idempotent batch that lost records: dense offsets again.
-            let first_sequence = set.records[0].sequence;
+            let (first_offset, first_sequence) = first.expect("records were dropped");
             for (i, record) in kept.iter_mut().enumerate() {
-                record.offset = set.records[0].offset + i as i64;
+                record.offset = first_offset + i as i64;
                 record.sequence = first_sequence.wrapping_add(i as i32);
             }
         }
         parts.push(encode_like(
             batch,
             &RecordSet {
-                version: set.version,
-                compression: set.compression,
+                version,
+                compression,
                 records: kept,
             },
         )?);
@@ -519,5 +525,73 @@ mod tests {
             transform_batches(&Bytes::from(corrupt), usize::MAX, &chain, "t", 0).await,
             Err(BatchError::Corrupt(_))
         ));
+    }
+
+    /// `template` (one batch) with `section` as its records and `record_count`, CRC recomputed.
+    fn with_records(template: &Bytes, section: &[u8], record_count: i32) -> Bytes {
+        let template = RecordBatch::new(template.clone()).unwrap();
+        let codec = template.compression();
+        let mut bytes = template.with_records_section(codec, section).to_vec();
+        bytes[57..61].copy_from_slice(&record_count.to_be_bytes());
+        let crc = strata_format::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    #[tokio::test]
+    async fn counts_the_batch_cannot_hold_are_refused_before_any_allocation() {
+        let (chain, _) = build(CLAIM_CHECK);
+        // One record (no key, no value) declaring i32::MAX headers: 72 bytes, valid CRC.
+        // kafka-protocol would size a header map for 2^31 entries from it.
+        let liar = [
+            0x14, 0x00, 0x00, 0x00, 0x01, 0x01, 0xfe, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        let input = with_records(&batch(1, (-1, -1, -1), Compression::None, &[]), &liar, 1);
+        assert_eq!(input.len(), 72);
+        RecordBatch::new(input.clone()).unwrap().validate().unwrap();
+        // A compressed batch of one small record declaring i32::MAX records: the decoder would
+        // reserve room for 2^31 records.
+        let zstd = batch(1, (-1, -1, -1), Compression::Zstd, &[]);
+        let section = RecordBatch::new(zstd.clone()).unwrap().records_section();
+        let many = with_records(&zstd, &section, i32::MAX);
+        RecordBatch::new(many.clone()).unwrap().validate().unwrap();
+
+        let peak_before = peak_rss_bytes();
+        for (input, reason) in [
+            (input, "header count exceeds the record's bytes"),
+            (
+                many,
+                "record count exceeds what the records section can hold",
+            ),
+        ] {
+            let started = std::time::Instant::now();
+            let error = transform_batches(&input, 1 << 20, &chain, "t", 0)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, BatchError::Decode(LogError::CorruptMessage(m)) if m.contains(reason)),
+                "{error}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            // The produce answer: CORRUPT_MESSAGE.
+            assert_eq!(LogError::from(error).kafka_error_code(), 2);
+        }
+        // Without the check the header map alone zeroes 4 GiB of control bytes. Other tests of
+        // this binary may run meanwhile, hence the generous bound.
+        if let (Some(before), Some(after)) = (peak_before, peak_rss_bytes()) {
+            assert!(
+                after - before < 1 << 30,
+                "peak RSS grew by {} MiB",
+                (after - before) >> 20
+            );
+        }
+    }
+
+    /// The process's peak resident set (VmHWM), where /proc tells it.
+    fn peak_rss_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 }
