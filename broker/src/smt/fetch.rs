@@ -10,9 +10,14 @@
 //! over its partitions, from the tickets' `size` headers, checked before downloading). When the
 //! next batch would exceed it, the answer ends before that batch (the consumer fetches it
 //! next time). A batch that alone exceeds it, with nothing resolved before it in the
-//! response, answers MESSAGE_TOO_LARGE (10) for the partition. A payload that fails
-//! verification answers CORRUPT_MESSAGE (2), a missing or unreadable one KAFKA_STORAGE_ERROR
-//! (56); when earlier batches were resolved they are returned and the error comes next fetch.
+//! response, answers MESSAGE_TOO_LARGE (10) for the partition. A payload that is missing or
+//! fails verification answers CORRUPT_MESSAGE (2): not retried by clients, the application sees
+//! the error at the record's offset and may seek past it (records before the fetch offset are
+//! not resolved, so the rest of its batch is then served). An unreadable one (store failure)
+//! answers KAFKA_STORAGE_ERROR (56), which clients retry. When earlier batches were resolved
+//! they are returned and the error comes next fetch. A record whose ticket headers do not form
+//! a ticket (a `claimcheck.version` header with missing or garbage fields) is not a claim: it is
+//! returned as it is, with a warning.
 //! Consumers must accept responses bigger than what they asked for (librdkafka:
 //! `receive.message.max.bytes` / `fetch.max.bytes`; the Java client: `fetch.max.bytes`).
 
@@ -22,7 +27,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::records::{Record, RecordSet};
 use strata_claimcheck::ticket::header;
-use strata_connect_smt::TransformChain;
+use strata_connect_smt::{TransformChain, TransformError};
 use strata_format::BatchIter;
 
 use super::SmtEngine;
@@ -33,19 +38,21 @@ const MESSAGE_TOO_LARGE: i16 = 10;
 const CORRUPT_MESSAGE: i16 = 2;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
-/// Resolves tickets in `partitions` (answers in the order of `logs`) for topics with
-/// fetch-side resolution on.
+/// Resolves tickets in `partitions` for topics with fetch-side resolution on; `targets` gives
+/// each answer's partition and fetch offset, in the same order.
 pub async fn resolve_fetch(
     engine: Option<Arc<SmtEngine>>,
-    logs: Vec<Option<Arc<PartitionLog>>>,
+    targets: Vec<Option<(Arc<PartitionLog>, i64)>>,
     mut partitions: Vec<PartitionData>,
 ) -> Vec<PartitionData> {
     let Some(engine) = engine else {
         return partitions;
     };
     let mut spent = 0u64;
-    for (log, answer) in logs.iter().zip(partitions.iter_mut()) {
-        let Some(log) = log else { continue };
+    for (target, answer) in targets.iter().zip(partitions.iter_mut()) {
+        let Some((log, fetch_offset)) = target else {
+            continue;
+        };
         if answer.error_code != 0 {
             continue;
         }
@@ -55,7 +62,7 @@ pub async fn resolve_fetch(
         let Some((chain, limit)) = engine.fetch_chain(log) else {
             continue;
         };
-        match resolve_records(&records, &chain, log, limit, &mut spent).await {
+        match resolve_records(&records, &chain, log, *fetch_offset, limit, &mut spent).await {
             Ok(resolved) => answer.records = Some(resolved),
             Err(code) => {
                 answer.records = Some(Bytes::new());
@@ -66,11 +73,29 @@ pub async fn resolve_fetch(
     partitions
 }
 
+/// The partition's error for a ticket that does not resolve. A payload that is gone or does
+/// not match its ticket never will: CORRUPT_MESSAGE, which clients hand to the application
+/// (librdkafka: a consumer error at the offset; Java: a KafkaException from poll), so it can
+/// seek past the record. A failing store may recover: KAFKA_STORAGE_ERROR, which clients retry.
+fn unresolved_error_code(error: &TransformError) -> i16 {
+    match error {
+        TransformError::PayloadMissing { .. }
+        | TransformError::HashMismatch { .. }
+        | TransformError::SizeMismatch { .. } => CORRUPT_MESSAGE,
+        TransformError::PayloadTooLarge { .. } => MESSAGE_TOO_LARGE,
+        TransformError::Store { .. } => KAFKA_STORAGE_ERROR,
+        // Passed through by resolve_records / produce-side only.
+        TransformError::InvalidTicket { .. } | TransformError::ReservedHeader { .. } => {
+            CORRUPT_MESSAGE
+        }
+    }
+}
+
 /// Payload bytes the tickets of `set` declare (value and key tickets, from their `size`
 /// headers), `None` when it holds no ticket. Only records carrying the field's `version`
 /// header are tickets (others pass unresolved, whatever `size` header they carry), and the sum
 /// saturates: the headers are the producer's, not to be trusted with the budget.
-fn ticket_bytes(set: &RecordSet) -> Option<u64> {
+fn ticket_bytes(records: &[Record]) -> Option<u64> {
     let field_header = |field: &str, name: &str| name.replacen("claimcheck.", field, 1);
     let fields = ["claimcheck.", "claimcheck.key."].map(|field| {
         (
@@ -86,7 +111,7 @@ fn ticket_bytes(set: &RecordSet) -> Option<u64> {
             .map(|(_, v)| v.clone())
     };
     let mut total = None;
-    for record in &set.records {
+    for record in records {
         for (version, size) in &fields {
             if header(record, version).is_none() {
                 continue;
@@ -101,10 +126,16 @@ fn ticket_bytes(set: &RecordSet) -> Option<u64> {
     total
 }
 
+/// Resolves the tickets of `records` (one partition's answer) at or after `fetch_offset`.
+/// Records before it (the start of the first batch) are returned as they are: clients drop
+/// them, and a consumer that seeks past a record whose payload is gone fetches its batch again.
+/// A record whose ticket headers do not form a ticket (InvalidTicket) is returned as it is,
+/// with one warning per batch: it is not a claim, so there is nothing to resolve.
 async fn resolve_records(
     records: &Bytes,
     chain: &TransformChain,
     log: &PartitionLog,
+    fetch_offset: i64,
     limit: u64,
     spent: &mut u64,
 ) -> Result<Bytes, i16> {
@@ -121,7 +152,8 @@ async fn resolve_records(
             out.extend_from_slice(batch.as_bytes());
             continue;
         };
-        let Some(size) = ticket_bytes(&set) else {
+        let wanted = set.records.partition_point(|r| r.offset < fetch_offset);
+        let Some(size) = ticket_bytes(&set.records[wanted..]) else {
             out.extend_from_slice(batch.as_bytes());
             continue;
         };
@@ -139,33 +171,47 @@ async fn resolve_records(
             );
             return Err(MESSAGE_TOO_LARGE);
         }
-        let mut resolved = Vec::with_capacity(set.records.len());
-        for record in &set.records {
+        let RecordSet {
+            version,
+            compression,
+            records: decoded,
+        } = set;
+        let mut resolved = Vec::with_capacity(decoded.len());
+        let mut not_tickets: Vec<(i64, TransformError)> = Vec::new();
+        for record in decoded {
+            if record.offset < fetch_offset {
+                resolved.push(record);
+                continue;
+            }
             match chain
-                .apply(to_connect(log.topic(), log.partition(), record))
+                .apply(to_connect(log.topic(), log.partition(), &record))
                 .await
             {
-                Ok(Some(after)) => resolved.push(from_connect(record, after)),
-                Ok(None) => resolved.push(record.clone()),
+                Ok(Some(after)) => resolved.push(from_connect(&record, after)),
+                Ok(None) => resolved.push(record),
+                Err(error @ TransformError::InvalidTicket { .. }) => {
+                    not_tickets.push((record.offset, error));
+                    resolved.push(record);
+                }
                 Err(error) => {
                     tracing::warn!(topic = log.topic(), partition = log.partition(), offset = record.offset,
                         %error, "fetch-side resolution failed");
                     if !out.is_empty() {
                         return Ok(out.freeze());
                     }
-                    return Err(if error.is_integrity_failure() {
-                        CORRUPT_MESSAGE
-                    } else {
-                        KAFKA_STORAGE_ERROR
-                    });
+                    return Err(unresolved_error_code(&error));
                 }
             }
+        }
+        if let Some((offset, error)) = not_tickets.first() {
+            tracing::warn!(topic = log.topic(), partition = log.partition(), offset, records = not_tickets.len(),
+                %error, "fetch-side resolution: records with invalid ticket headers returned as they are");
         }
         let encoded = encode_like(
             &batch,
             &RecordSet {
-                version: set.version,
-                compression: set.compression,
+                version,
+                compression,
                 records: resolved,
             },
         )
@@ -179,102 +225,10 @@ async fn resolve_records(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{Compression, TimestampType as RecordTimestampType};
-    use strata_claimcheck::{ClaimCheckConfig, ClaimStore};
     use strata_format::{RecordBatch, TimestampType};
 
     use super::*;
-    use crate::log::{Durability, LogManager, LogManagerConfig};
-    use crate::smt::FETCH_RESOLVE;
-    use crate::smt::batch::encode;
-
-    /// A one-partition topic `t` with a ClaimCheck chain (records of 1 KiB and more become
-    /// tickets) and fetch-side resolution, on an in-memory claim store.
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        _manager: Arc<LogManager>,
-        log: Arc<PartitionLog>,
-        engine: Arc<SmtEngine>,
-    }
-
-    async fn fixture(configs: &[(&str, &str)]) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let manager = LogManager::open(LogManagerConfig::new(dir.path()))
-            .await
-            .unwrap();
-        let overrides: BTreeMap<String, String> = [
-            ("transforms", "cc"),
-            ("transforms.cc.type", "ClaimCheck"),
-            ("transforms.cc.threshold.bytes", "1024"),
-            (FETCH_RESOLVE, "true"),
-        ]
-        .iter()
-        .chain(configs)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        manager.create_topic("t", 1, overrides, false).unwrap();
-        let log = manager.partition("t", 0).unwrap();
-        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
-        let engine = Arc::new(SmtEngine::with_claims(store, ClaimCheckConfig::default()));
-        Fixture {
-            _dir: dir,
-            _manager: manager,
-            log,
-            engine,
-        }
-    }
-
-    fn record(offset: i64, timestamp: i64, value: &[u8], headers: &[(&str, &[u8])]) -> Record {
-        Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: RecordTimestampType::Creation,
-            offset,
-            // As decoded: no base sequence (-1) plus the offset delta.
-            sequence: (offset as i32).wrapping_sub(1),
-            timestamp,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value)),
-            headers: headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        StrBytes::from_string(k.to_string()),
-                        Some(Bytes::copy_from_slice(v)),
-                    )
-                })
-                .collect::<IndexMap<_, _>>(),
-        }
-    }
-
-    fn batch_of(records: Vec<Record>) -> Bytes {
-        encode(&RecordSet {
-            version: 2,
-            compression: Compression::None,
-            records,
-        })
-        .unwrap()
-    }
-
-    /// Produces `records` as one batch through the topic's chain.
-    async fn produce(f: &Fixture, records: Vec<Record>) {
-        crate::smt::append(
-            Some(&f.engine),
-            &f.log,
-            batch_of(records),
-            Durability::Written,
-        )
-        .await
-        .unwrap();
-    }
+    use crate::smt::test_support::{Fixture, fixture, produce, record};
 
     /// What a Fetch at `offset` answers for the partition.
     async fn fetch(f: &Fixture, offset: i64) -> PartitionData {
@@ -282,7 +236,7 @@ mod tests {
         let answer = PartitionData::default().with_records(Some(read.records));
         resolve_fetch(
             Some(f.engine.clone()),
-            vec![Some(f.log.clone())],
+            vec![Some((f.log.clone(), offset))],
             vec![answer],
         )
         .await
@@ -326,11 +280,7 @@ mod tests {
 
     #[test]
     fn ticket_bytes_counts_tickets_only_and_saturates() {
-        let set = |records| RecordSet {
-            version: 2,
-            compression: Compression::None,
-            records,
-        };
+        let set = |records: Vec<Record>| records;
         let huge = u64::MAX.to_string();
         // A record with a size header but no version header is no ticket: not counted.
         let decoy = record(0, 0, b"x", &[("claimcheck.size", huge.as_bytes())]);
@@ -373,5 +323,66 @@ mod tests {
             ticket_bytes(&set(vec![liar.clone(), ticket, liar])),
             Some(u64::MAX)
         );
+    }
+
+    fn header<'a>(record: &'a Record, name: &str) -> Option<&'a [u8]> {
+        record
+            .headers
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    #[tokio::test]
+    async fn bad_tickets_do_not_stall_the_partition() {
+        let f = fixture(&[]).await;
+        let (gone, good) = (vec![b'g'; 4096], vec![b'o'; 4096]);
+        // One batch: a ticket whose payload will be deleted, a record with a ticket version
+        // header but no ticket (passes the produce chain: below the threshold), a good ticket.
+        produce(
+            &f,
+            vec![
+                record(0, 1_000, &gone, &[]),
+                record(1, 1_001, b"not a ticket", &[("claimcheck.version", b"1")]),
+                record(2, 1_002, &good, &[]),
+            ],
+        )
+        .await;
+        let stored = decode(
+            &batches(&f.log.read(0, 1 << 20).unwrap().records)[0],
+            1 << 20,
+        )
+        .unwrap();
+        let id = std::str::from_utf8(header(&stored.records[0], "claimcheck.id").unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        f.store.delete_claim(id).await.unwrap();
+
+        // At offset 0: the payload is gone for good, an error clients hand to the application.
+        let answer = fetch(&f, 0).await;
+        assert_eq!(answer.error_code, CORRUPT_MESSAGE);
+        assert_eq!(answer.records.as_deref(), Some(&[][..]));
+
+        // After a seek past it: the batch again, the record before the fetch offset as stored,
+        // the non-ticket as produced, the good ticket resolved.
+        let answer = fetch(&f, 1).await;
+        assert_eq!(answer.error_code, 0);
+        let set = decode(&batches(answer.records.as_ref().unwrap())[0], 1 << 20).unwrap();
+        assert_eq!(set.records.len(), 3);
+        assert_eq!(set.records[0], stored.records[0]);
+        assert_eq!(set.records[1].value.as_deref(), Some(&b"not a ticket"[..]));
+        assert_eq!(
+            header(&set.records[1], "claimcheck.version"),
+            Some(&b"1"[..])
+        );
+        assert_eq!(set.records[2].value.as_deref(), Some(&good[..]));
+        assert!(set.records[2].headers.is_empty());
+
+        // From the good ticket's offset: only it is resolved.
+        let answer = fetch(&f, 2).await;
+        assert_eq!(answer.error_code, 0);
+        let set = decode(&batches(answer.records.as_ref().unwrap())[0], 1 << 20).unwrap();
+        assert_eq!(set.records[2].value.as_deref(), Some(&good[..]));
     }
 }

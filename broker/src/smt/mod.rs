@@ -36,6 +36,8 @@
 pub mod batch;
 pub mod fetch;
 pub mod produce;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
