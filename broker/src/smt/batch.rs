@@ -214,13 +214,16 @@ fn claim_ids<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a Bytes>)>) ->
         .collect()
 }
 
-/// Runs every record of `records` through `chain`; see the module docs.
+/// Runs every record of `records` through `chain`; see the module docs. Every claim the chain
+/// creates is pushed to `created` as soon as its record comes back, so that when a later record
+/// or batch fails the caller can delete the payloads no appended ticket will point to.
 pub async fn transform_batches(
     records: &Bytes,
     max_batch_bytes: usize,
     chain: &TransformChain,
     topic: &str,
     partition: i32,
+    created: &mut Vec<ClaimId>,
 ) -> Result<Transformed, BatchError> {
     let batches = split_batches(records, max_batch_bytes)?;
     let mut out = Transformed::default();
@@ -256,6 +259,7 @@ pub async fn transform_batches(
             batch_changed = true;
             for id in claim_ids(after.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()))) {
                 if !before.contains(&id) {
+                    created.push(id);
                     claims.push((id, kept.len()));
                 }
             }
@@ -391,7 +395,7 @@ mod tests {
         })
         .unwrap();
         assert!(input.len() < 1 << 20, "the bomb is {} bytes", input.len());
-        let err = transform_batches(&input, 1 << 20, &chain, "t", 0)
+        let err = transform_batches(&input, 1 << 20, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(
@@ -411,7 +415,7 @@ mod tests {
         ] {
             let (chain, _store) = build(CLAIM_CHECK);
             let input = batch(5, (42, 3, 100), compression, &[1, 3]);
-            let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+            let out = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
                 .await
                 .unwrap();
             assert!(out.changed);
@@ -447,7 +451,7 @@ mod tests {
     async fn resolve_inverts_claim_check() {
         let (cc, store) = build(CLAIM_CHECK);
         let input = batch(3, (-1, -1, -1), Compression::Lz4, &[0, 2]);
-        let ticketed = transform_batches(&input, usize::MAX, &cc, "t", 0)
+        let ticketed = transform_batches(&input, usize::MAX, &cc, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         let ctx = TransformContext::with_claim_store(store, Default::default());
@@ -456,9 +460,16 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let back = transform_batches(&ticketed.records, usize::MAX, &resolve, "t", 0)
-            .await
-            .unwrap();
+        let back = transform_batches(
+            &ticketed.records,
+            usize::MAX,
+            &resolve,
+            "t",
+            0,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
         let original = decode(&RecordBatch::new(input).unwrap(), 1 << 20).unwrap();
         let resolved = decode(&RecordBatch::new(back.records).unwrap(), 1 << 20).unwrap();
         assert_eq!(original.records, resolved.records);
@@ -468,7 +479,7 @@ mod tests {
     async fn unchanged_batches_are_kept_byte_for_byte() {
         let (chain, _) = build(CLAIM_CHECK);
         let input = batch(4, (7, 0, 0), Compression::Zstd, &[]);
-        let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+        let out = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         assert!(!out.changed);
@@ -489,14 +500,14 @@ mod tests {
         // Nothing matches: unchanged.
         let input = batch(3, (7, 0, 0), Compression::None, &[]);
         assert!(
-            !transform_batches(&input, usize::MAX, &chain, "t", 0)
+            !transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
                 .await
                 .unwrap()
                 .changed
         );
 
         let (chain, _) = build(&[("transforms", "drop"), ("transforms.drop.type", "Filter")]);
-        let error = transform_batches(&input, usize::MAX, &chain, "t", 0)
+        let error = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(
@@ -504,7 +515,7 @@ mod tests {
             "{error}"
         );
         let plain = batch(3, (-1, -1, -1), Compression::None, &[]);
-        let out = transform_batches(&plain, usize::MAX, &chain, "t", 0)
+        let out = transform_batches(&plain, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         assert_eq!((out.record_count, out.records.len()), (0, 0));
@@ -514,7 +525,7 @@ mod tests {
     async fn incoming_size_is_checked_before_the_transform() {
         let (chain, _) = build(CLAIM_CHECK);
         let input = batch(2, (-1, -1, -1), Compression::None, &[0]);
-        let error = transform_batches(&input, 1000, &chain, "t", 0)
+        let error = transform_batches(&input, 1000, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(matches!(error, BatchError::TooLarge { .. }), "{error}");
@@ -522,7 +533,15 @@ mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert!(matches!(
-            transform_batches(&Bytes::from(corrupt), usize::MAX, &chain, "t", 0).await,
+            transform_batches(
+                &Bytes::from(corrupt),
+                usize::MAX,
+                &chain,
+                "t",
+                0,
+                &mut Vec::new()
+            )
+            .await,
             Err(BatchError::Corrupt(_))
         ));
     }
@@ -565,7 +584,7 @@ mod tests {
             ),
         ] {
             let started = std::time::Instant::now();
-            let error = transform_batches(&input, 1 << 20, &chain, "t", 0)
+            let error = transform_batches(&input, 1 << 20, &chain, "t", 0, &mut Vec::new())
                 .await
                 .unwrap_err();
             assert!(
