@@ -5,7 +5,8 @@
 //! streaming decoders (zstd, gzip, LZ4 frames) stop one byte past the limit, and which checks a
 //! Snappy section against the lengths its blocks declare before decompressing any: a
 //! compression bomb costs one refusal ([`InflateError::TooLarge`]), not the process's memory.
-//! Record decoding itself is kafka-protocol's ([`decode_records`]).
+//! Record decoding itself is kafka-protocol's ([`decode_records`]), after the framing check of
+//! `records.rs`.
 
 use std::io::Read;
 
@@ -13,7 +14,8 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::compression::{Decompressor, Snappy};
 use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder, RecordSet};
 
-use crate::{Compression, RecordBatch};
+use crate::records::check_records_framing;
+use crate::{BATCH_HEADER_SIZE, Compression, RecordBatch};
 
 /// The most a batch's records section may inflate to, given the largest batch accepted: 16 times
 /// `max_batch_bytes`, at least 64 MiB (a 1 MiB batch of text compresses 5-10x; 16x leaves room
@@ -81,7 +83,9 @@ pub fn inflate_records(batch: &RecordBatch, limit: usize) -> Result<Bytes, Infla
 }
 
 /// Decodes one batch with kafka-protocol's decoder, its records section inflated by
-/// [`inflate_records`] first (at most `limit` bytes). The set keeps the batch's codec.
+/// [`inflate_records`] first (at most `limit` bytes) and its record framing checked by
+/// [`check_records_framing`] (so no count on the wire sizes an allocation the bytes do not
+/// back). The set keeps the batch's codec.
 pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<RecordSet, InflateError> {
     let codec = match batch.compression() {
         Compression::None => KafkaCompression::None,
@@ -101,6 +105,8 @@ pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<RecordSet, In
         let section = inflate_records(batch, limit)?;
         batch.with_records_section(Compression::None, &section)
     };
+    check_records_framing(&plain[BATCH_HEADER_SIZE..], batch.record_count())
+        .map_err(|e| InflateError::Corrupt(e.to_string()))?;
     let mut set = RecordBatchDecoder::decode(&mut plain)
         .map_err(|e| InflateError::Corrupt(format!("{e:#}")))?;
     set.compression = codec;

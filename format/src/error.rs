@@ -19,4 +19,7 @@ pub enum FormatError {
     /// A header field holds a value no valid batch can have.
     #[error("invalid record batch header: {0}")]
     InvalidHeader(&'static str),
+    /// A record's lengths or counts do not fit the bytes of the records section.
+    #[error("invalid record {index} of the batch: {reason}")]
+    InvalidRecord { index: usize, reason: &'static str },
 }

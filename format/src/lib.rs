@@ -31,6 +31,7 @@ mod batch;
 pub mod codec;
 mod error;
 mod iter;
+pub mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,12 +1,14 @@
 //! Property tests: batches built by `kafka-protocol`'s encoder read back field for field, the two
-//! permitted rewrites keep them valid, any corruption of CRC-covered bytes is caught, and the
-//! batch iterator finds every boundary and reports torn tails exactly.
+//! permitted rewrites keep them valid, any corruption of CRC-covered bytes is caught, the batch
+//! iterator finds every boundary and reports torn tails exactly, and the records framing check
+//! accepts what the encoder writes.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use proptest::prelude::*;
+use strata_format::records::check_records_framing;
 use strata_format::{BatchIter, BatchIterEnd, RecordBatch, RecordBatchMut};
 
 #[derive(Debug, Clone)]
@@ -140,6 +142,18 @@ proptest! {
         bytes[at] ^= flip;
         let batch = RecordBatch::new(Bytes::from(bytes)).unwrap();
         prop_assert!(batch.validate().is_err());
+    }
+
+    #[test]
+    fn records_framing_accepts_encoded_records_and_never_panics(spec in spec(), position in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let bytes = encode(&spec);
+        let batch = RecordBatch::new(bytes.clone()).unwrap();
+        let section = batch.records_section();
+        prop_assert_eq!(check_records_framing(&section, batch.record_count()), Ok(()));
+        let mut corrupt = section.to_vec();
+        let at = position.index(corrupt.len());
+        corrupt[at] ^= flip;
+        let _ = check_records_framing(&corrupt, batch.record_count());
     }
 
     #[test]

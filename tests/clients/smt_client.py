@@ -9,7 +9,13 @@
                                            prints one JSON line per record: offset, sha256
   consume BOOTSTRAP TOPIC COUNT            reads COUNT records from offset 0; one JSON line each:
                                            offset, size, sha256, headers, value (if < 4 KiB)
+  produce-headers BOOTSTRAP TOPIC VALUE key=value...
+                                           one record VALUE with these headers; prints its offset
+  consume-skip BOOTSTRAP TOPIC COUNT       as consume, but a fetch error at an offset is printed
+                                           ({"error": code, "offset": N}) and skipped with a seek
+                                           to N + 1, as an application would
 """
+import time
 import hashlib
 import json
 import random
@@ -81,7 +87,20 @@ def main():
             print(json.dumps({"offset": results[-1], "sha256": hashlib.sha256(value).hexdigest(),
                               "key_sha256": hashlib.sha256(key).hexdigest()}), flush=True)
         assert len(results) == count
-    elif cmd == "consume":
+    elif cmd == "produce-headers":
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+        results = []
+
+        def delivered(err, msg):
+            assert err is None, err
+            results.append(msg.offset())
+
+        producer.produce(topic, value=rest[0].encode(), partition=0, on_delivery=delivered,
+                         headers=[(k, v.encode()) for k, v in configs(rest[1:]).items()])
+        producer.flush(30)
+        assert len(results) == 1
+        print(json.dumps({"offset": results[0]}))
+    elif cmd in ("consume", "consume-skip"):
         count = int(rest[0])
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "smt-" + topic,
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -89,9 +108,21 @@ def main():
                              "receive.message.max.bytes": BIG + 1024 * 1024})
         consumer.assign([TopicPartition(topic, 0, 0)])
         seen = 0
+        skipped = set()
+        deadline = time.monotonic() + 60
         while seen < count:
-            msg = consumer.poll(60)
-            assert msg is not None, f"timed out after {seen} records"
+            msg = consumer.poll(1)
+            assert time.monotonic() < deadline, f"timed out after {seen} records"
+            if msg is None:
+                continue
+            if msg.error() is not None and cmd == "consume-skip" and msg.offset() is not None \
+                    and msg.offset() >= 0:
+                # The same error may be reported again before the seek takes effect.
+                if msg.offset() not in skipped:
+                    skipped.add(msg.offset())
+                    print(json.dumps({"error": msg.error().code(), "offset": msg.offset()}), flush=True)
+                    consumer.seek(TopicPartition(topic, msg.partition(), msg.offset() + 1))
+                continue
             assert msg.error() is None, msg.error()
             value = msg.value() or b""
             key = msg.key() or b""

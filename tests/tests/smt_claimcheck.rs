@@ -5,7 +5,9 @@
 //!   through the HTTP gateway;
 //! * a bad chain is refused with INVALID_CONFIG naming the key;
 //! * key and value tickets stay live while in the log, and their payloads go after retention
-//!   removed them and the claim GC ran.
+//!   removed them and the claim GC ran;
+//! * with fetch-side resolution, a consumer gets past bad tickets: ticket headers that form no
+//!   ticket are served as produced, a payload that is gone is an error it can seek past.
 
 #[path = "claims_support.rs"]
 mod claims_support;
@@ -250,5 +252,54 @@ fn key_and_value_tickets_live_until_retention_then_gc() {
         payload_files(&strata).is_empty(),
         "{:?}",
         payload_files(&strata)
+    );
+}
+
+#[test]
+fn a_consumer_gets_past_bad_tickets() {
+    let strata = Strata::builder().start();
+    let bootstrap = strata.kafka_addr();
+    client(&[
+        "create",
+        &bootstrap,
+        "bad",
+        "transforms=cc",
+        "transforms.cc.type=ClaimCheck",
+        "transforms.cc.threshold.bytes=100000",
+        "claimcheck.fetch.resolve=true",
+    ]);
+    // Offset 0: a ticket version header on a record that is no ticket.
+    let not_ticket = client(&[
+        "produce-headers",
+        &bootstrap,
+        "bad",
+        "not a ticket",
+        "claimcheck.version=1",
+    ]);
+    assert_eq!(not_ticket[0]["offset"], 0);
+    // Offset 1: a ticket whose payload is then lost.
+    let lost = client(&["produce", &bootstrap, "bad", "1", "200000", "31"]);
+    assert_eq!(lost[0]["offset"], 1);
+    let payloads = payload_files(&strata);
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    std::fs::remove_file(local_claims_dir(&strata).join(&payloads[0])).unwrap();
+    // Offset 2: a good ticket.
+    let good = client(&["produce", &bootstrap, "bad", "1", "200000", "32"]);
+    assert_eq!(good[0]["offset"], 2);
+
+    let seen = client(&["consume-skip", &bootstrap, "bad", "2"]);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0]["offset"], 0);
+    assert_eq!(seen[0]["value"], "not a ticket");
+    assert_eq!(seen[0]["headers"]["claimcheck.version"], "1");
+    // CORRUPT_MESSAGE (librdkafka's INVALID_MSG) at the lost payload's offset, not a retry.
+    assert_eq!(seen[1]["error"], 2, "{seen:?}");
+    assert_eq!(seen[1]["offset"], 1);
+    assert_eq!(seen[2]["offset"], 2);
+    assert_eq!(seen[2]["size"], 200000);
+    assert_eq!(seen[2]["sha256"], good[0]["sha256"]);
+    assert!(
+        seen[2]["headers"].get("claimcheck.id").is_none(),
+        "{seen:?}"
     );
 }

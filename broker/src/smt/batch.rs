@@ -23,7 +23,7 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, R
 use strata_claimcheck::ClaimId;
 use strata_claimcheck::ticket::header;
 use strata_connect_smt::{ConnectRecord, TransformChain, TransformError};
-use strata_format::{BatchIter, BatchIterEnd, RecordBatch};
+use strata_format::{BatchIter, BatchIterEnd, RecordBatch, RecordBatchMut, TimestampType};
 
 use crate::log::{LogError, decode_bounded};
 
@@ -99,6 +99,10 @@ pub fn decode(batch: &RecordBatch, max_batch_bytes: usize) -> Result<RecordSet, 
 /// Encodes records as one batch (or several if their producer fields differ, which never
 /// happens for records of one decoded batch).
 pub fn encode(set: &RecordSet) -> Result<Bytes, BatchError> {
+    Ok(encode_mut(set)?.freeze())
+}
+
+fn encode_mut(set: &RecordSet) -> Result<BytesMut, BatchError> {
     let mut out = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut out,
@@ -109,6 +113,20 @@ pub fn encode(set: &RecordSet) -> Result<Bytes, BatchError> {
         },
     )
     .map_err(|e| BatchError::Corrupt(format!("re-encoding: {e}")))?;
+    Ok(out)
+}
+
+/// [`encode`]s the records decoded from `source` (one batch) with `source`'s timestamp type:
+/// kafka-protocol's encoder always writes CreateTime and the records' largest timestamp, so a
+/// `LogAppendTime` batch gets its attribute bit and max timestamp (the append time) back, CRC
+/// recomputed.
+pub fn encode_like(source: &RecordBatch, set: &RecordSet) -> Result<Bytes, BatchError> {
+    let mut out = encode_mut(set)?;
+    if source.timestamp_type() == TimestampType::LogAppendTime {
+        RecordBatchMut::new(&mut out)
+            .map_err(|e| BatchError::Corrupt(format!("re-encoding: {e}")))?
+            .set_log_append_time(source.max_timestamp());
+    }
     Ok(out.freeze())
 }
 
@@ -196,13 +214,16 @@ fn claim_ids<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a Bytes>)>) ->
         .collect()
 }
 
-/// Runs every record of `records` through `chain`; see the module docs.
+/// Runs every record of `records` through `chain`; see the module docs. Every claim the chain
+/// creates is pushed to `created` as soon as its record comes back, so that when a later record
+/// or batch fails the caller can delete the payloads no appended ticket will point to.
 pub async fn transform_batches(
     records: &Bytes,
     max_batch_bytes: usize,
     chain: &TransformChain,
     topic: &str,
     partition: i32,
+    created: &mut Vec<ClaimId>,
 ) -> Result<Transformed, BatchError> {
     let batches = split_batches(records, max_batch_bytes)?;
     let mut out = Transformed::default();
@@ -213,31 +234,38 @@ pub async fn transform_batches(
             parts.push(batch.as_bytes().clone());
             continue;
         }
-        let set = decode(batch, max_batch_bytes)?;
+        let RecordSet {
+            version,
+            compression,
+            records: decoded,
+        } = decode(batch, max_batch_bytes)?;
+        let decoded_count = decoded.len();
+        let first = decoded.first().map(|r| (r.offset, r.sequence));
         let idempotent = batch.has_producer_id();
-        let mut kept: Vec<Record> = Vec::with_capacity(set.records.len());
+        let mut kept: Vec<Record> = Vec::with_capacity(decoded_count);
         let mut claims: Vec<(ClaimId, usize)> = Vec::new();
         let mut batch_changed = false;
-        for record in &set.records {
+        for record in decoded {
             let before: Vec<ClaimId> =
                 claim_ids(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())));
-            let Some(after) = chain.apply(to_connect(topic, partition, record)).await? else {
+            let Some(after) = chain.apply(to_connect(topic, partition, &record)).await? else {
                 batch_changed = true;
                 continue;
             };
-            if unchanged(record, &after) {
-                kept.push(record.clone());
+            if unchanged(&record, &after) {
+                kept.push(record);
                 continue;
             }
             batch_changed = true;
             for id in claim_ids(after.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()))) {
                 if !before.contains(&id) {
+                    created.push(id);
                     claims.push((id, kept.len()));
                 }
             }
-            kept.push(from_connect(record, after));
+            kept.push(from_connect(&record, after));
         }
-        if kept.len() != set.records.len() && idempotent {
+        if kept.len() != decoded_count && idempotent {
             return Err(BatchError::IdempotentDrop {
                 producer_id: batch.producer_id(),
             });
@@ -257,19 +285,22 @@ pub async fn transform_batches(
         if kept.is_empty() {
             continue;
         }
-        if kept.len() != set.records.len() {
+        if kept.len() != decoded_count {
             // Non-idempotent batch that lost records: dense offsets again.
-            let first_sequence = set.records[0].sequence;
+            let (first_offset, first_sequence) = first.expect("records were dropped");
             for (i, record) in kept.iter_mut().enumerate() {
-                record.offset = set.records[0].offset + i as i64;
+                record.offset = first_offset + i as i64;
                 record.sequence = first_sequence.wrapping_add(i as i32);
             }
         }
-        parts.push(encode(&RecordSet {
-            version: set.version,
-            compression: set.compression,
-            records: kept,
-        })?);
+        parts.push(encode_like(
+            batch,
+            &RecordSet {
+                version,
+                compression,
+                records: kept,
+            },
+        )?);
     }
     out.records = if !out.changed {
         records.clone()
@@ -364,7 +395,7 @@ mod tests {
         })
         .unwrap();
         assert!(input.len() < 1 << 20, "the bomb is {} bytes", input.len());
-        let err = transform_batches(&input, 1 << 20, &chain, "t", 0)
+        let err = transform_batches(&input, 1 << 20, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(
@@ -384,7 +415,7 @@ mod tests {
         ] {
             let (chain, _store) = build(CLAIM_CHECK);
             let input = batch(5, (42, 3, 100), compression, &[1, 3]);
-            let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+            let out = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
                 .await
                 .unwrap();
             assert!(out.changed);
@@ -420,7 +451,7 @@ mod tests {
     async fn resolve_inverts_claim_check() {
         let (cc, store) = build(CLAIM_CHECK);
         let input = batch(3, (-1, -1, -1), Compression::Lz4, &[0, 2]);
-        let ticketed = transform_batches(&input, usize::MAX, &cc, "t", 0)
+        let ticketed = transform_batches(&input, usize::MAX, &cc, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         let ctx = TransformContext::with_claim_store(store, Default::default());
@@ -429,9 +460,16 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let back = transform_batches(&ticketed.records, usize::MAX, &resolve, "t", 0)
-            .await
-            .unwrap();
+        let back = transform_batches(
+            &ticketed.records,
+            usize::MAX,
+            &resolve,
+            "t",
+            0,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
         let original = decode(&RecordBatch::new(input).unwrap(), 1 << 20).unwrap();
         let resolved = decode(&RecordBatch::new(back.records).unwrap(), 1 << 20).unwrap();
         assert_eq!(original.records, resolved.records);
@@ -441,7 +479,7 @@ mod tests {
     async fn unchanged_batches_are_kept_byte_for_byte() {
         let (chain, _) = build(CLAIM_CHECK);
         let input = batch(4, (7, 0, 0), Compression::Zstd, &[]);
-        let out = transform_batches(&input, usize::MAX, &chain, "t", 0)
+        let out = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         assert!(!out.changed);
@@ -462,14 +500,14 @@ mod tests {
         // Nothing matches: unchanged.
         let input = batch(3, (7, 0, 0), Compression::None, &[]);
         assert!(
-            !transform_batches(&input, usize::MAX, &chain, "t", 0)
+            !transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
                 .await
                 .unwrap()
                 .changed
         );
 
         let (chain, _) = build(&[("transforms", "drop"), ("transforms.drop.type", "Filter")]);
-        let error = transform_batches(&input, usize::MAX, &chain, "t", 0)
+        let error = transform_batches(&input, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(
@@ -477,7 +515,7 @@ mod tests {
             "{error}"
         );
         let plain = batch(3, (-1, -1, -1), Compression::None, &[]);
-        let out = transform_batches(&plain, usize::MAX, &chain, "t", 0)
+        let out = transform_batches(&plain, usize::MAX, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap();
         assert_eq!((out.record_count, out.records.len()), (0, 0));
@@ -487,7 +525,7 @@ mod tests {
     async fn incoming_size_is_checked_before_the_transform() {
         let (chain, _) = build(CLAIM_CHECK);
         let input = batch(2, (-1, -1, -1), Compression::None, &[0]);
-        let error = transform_batches(&input, 1000, &chain, "t", 0)
+        let error = transform_batches(&input, 1000, &chain, "t", 0, &mut Vec::new())
             .await
             .unwrap_err();
         assert!(matches!(error, BatchError::TooLarge { .. }), "{error}");
@@ -495,8 +533,84 @@ mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert!(matches!(
-            transform_batches(&Bytes::from(corrupt), usize::MAX, &chain, "t", 0).await,
+            transform_batches(
+                &Bytes::from(corrupt),
+                usize::MAX,
+                &chain,
+                "t",
+                0,
+                &mut Vec::new()
+            )
+            .await,
             Err(BatchError::Corrupt(_))
         ));
+    }
+
+    /// `template` (one batch) with `section` as its records and `record_count`, CRC recomputed.
+    fn with_records(template: &Bytes, section: &[u8], record_count: i32) -> Bytes {
+        let template = RecordBatch::new(template.clone()).unwrap();
+        let codec = template.compression();
+        let mut bytes = template.with_records_section(codec, section).to_vec();
+        bytes[57..61].copy_from_slice(&record_count.to_be_bytes());
+        let crc = strata_format::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    #[tokio::test]
+    async fn counts_the_batch_cannot_hold_are_refused_before_any_allocation() {
+        let (chain, _) = build(CLAIM_CHECK);
+        // One record (no key, no value) declaring i32::MAX headers: 72 bytes, valid CRC.
+        // kafka-protocol would size a header map for 2^31 entries from it.
+        let liar = [
+            0x14, 0x00, 0x00, 0x00, 0x01, 0x01, 0xfe, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        let input = with_records(&batch(1, (-1, -1, -1), Compression::None, &[]), &liar, 1);
+        assert_eq!(input.len(), 72);
+        RecordBatch::new(input.clone()).unwrap().validate().unwrap();
+        // A compressed batch of one small record declaring i32::MAX records: the decoder would
+        // reserve room for 2^31 records.
+        let zstd = batch(1, (-1, -1, -1), Compression::Zstd, &[]);
+        let section = RecordBatch::new(zstd.clone()).unwrap().records_section();
+        let many = with_records(&zstd, &section, i32::MAX);
+        RecordBatch::new(many.clone()).unwrap().validate().unwrap();
+
+        let peak_before = peak_rss_bytes();
+        for (input, reason) in [
+            (input, "header count exceeds the record's bytes"),
+            (
+                many,
+                "record count exceeds what the records section can hold",
+            ),
+        ] {
+            let started = std::time::Instant::now();
+            let error = transform_batches(&input, 1 << 20, &chain, "t", 0, &mut Vec::new())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, BatchError::Decode(LogError::CorruptMessage(m)) if m.contains(reason)),
+                "{error}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            // The produce answer: CORRUPT_MESSAGE.
+            assert_eq!(LogError::from(error).kafka_error_code(), 2);
+        }
+        // Without the check the header map alone zeroes 4 GiB of control bytes. Other tests of
+        // this binary may run meanwhile, hence the generous bound.
+        if let (Some(before), Some(after)) = (peak_before, peak_rss_bytes()) {
+            assert!(
+                after - before < 1 << 30,
+                "peak RSS grew by {} MiB",
+                (after - before) >> 20
+            );
+        }
+    }
+
+    /// The process's peak resident set (VmHWM), where /proc tells it.
+    fn peak_rss_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 }

@@ -23,7 +23,9 @@
 //! docs/transforms.md) and `claimcheck.fetch.resolve`, `claimcheck.fetch.resolve.max.bytes`.
 //! `log/config.rs` accepts them through [`is_smt_config_key`] and validates them with
 //! [`validate_topic_overrides`], which builds the chain (so a bad chain is refused at
-//! CreateTopics / IncrementalAlterConfigs with INVALID_CONFIG naming the key).
+//! CreateTopics / IncrementalAlterConfigs with INVALID_CONFIG naming the key). The Kafka
+//! handlers also refuse `claimcheck.fetch.resolve=true` on a broker without claim store
+//! ([`check_fetch_resolve`]).
 //!
 //! # Idempotent producers and Filter
 //! The log requires a batch's record count to equal its offset span, so records cannot vanish
@@ -36,6 +38,8 @@
 pub mod batch;
 pub mod fetch;
 pub mod produce;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -116,6 +120,27 @@ pub fn validate_topic_overrides(overrides: &BTreeMap<String, String>) -> Result<
     TransformChain::from_properties(&props, &validation_context())
         .map(|_| ())
         .map_err(|e| invalid(e.key(), e.to_string()))
+}
+
+/// Refuses `claimcheck.fetch.resolve=true` (`value`, as set by CreateTopics or AlterConfigs)
+/// on a broker whose transform engine has no claim store (`claimcheck.enable=false`, or no
+/// engine): nothing could resolve the tickets, and consumers would get them as if resolution
+/// were off. Checked by the Kafka handlers, not by `validate_topic_overrides`, which also runs
+/// when topics are loaded from disk and must not refuse a topic the broker already holds.
+pub fn check_fetch_resolve(
+    engine: Option<&SmtEngine>,
+    value: Option<&str>,
+) -> Result<(), LogError> {
+    let on = value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if on && engine.is_none_or(|e| e.claims.is_none()) {
+        return Err(LogError::InvalidConfig {
+            key: FETCH_RESOLVE.to_string(),
+            reason: "fetch-side resolution needs the claim-check gateway, and this broker runs \
+                     without it (claimcheck.enable=false)"
+                .to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Fetch-side resolution settings of a topic, `None` when off.

@@ -5,7 +5,8 @@
 //!               │ yes: spawned task (survives a dropped connection, so positions are finished)
 //!               ▼
 //!  transform_batches (batch.rs) ─► new claims? ─► PositionBook::record_pending (min_offset =
-//!  log end offset now) ─► PartitionLog::append ─► record_appended(offset = base + index)
+//!    │ a record or batch fails        log end offset now) ─► PartitionLog::append
+//!    └─► delete the claims created so far         ─► record_appended(offset = base + index)
 //!                               ├─ error or idempotent duplicate ─► forget + delete the claims
 //!                               └─ written, fsync failed (NotDurable) ─► claims kept (pending)
 //! ```
@@ -61,7 +62,24 @@ pub async fn append(
     let log = log.clone();
     let task = tokio::spawn(async move {
         let max = log.config().max_message_bytes;
-        let out = transform_batches(&records, max, &chain, log.topic(), log.partition()).await?;
+        let mut created = Vec::new();
+        let transformed = transform_batches(
+            &records,
+            max,
+            &chain,
+            log.topic(),
+            log.partition(),
+            &mut created,
+        )
+        .await;
+        let out = match transformed {
+            Ok(out) => out,
+            Err(error) => {
+                // Payloads of the records before the one that failed: no ticket will point to them.
+                engine.discard(&created).await;
+                return Err(error.into());
+            }
+        };
         drop(records);
         let ids: Vec<ClaimId> = out.new_claims.iter().map(|(id, _)| *id).collect();
         if out.record_count == 0 {
@@ -152,6 +170,7 @@ mod tests {
 
     use super::*;
     use crate::log::{LogManager, LogManagerConfig};
+    use crate::smt::test_support::{batch_of, fixture, record};
 
     /// A batch whose append was written but not fsynced may be read (and survive): the
     /// payloads its tickets point to are kept.
@@ -196,5 +215,32 @@ mod tests {
             .collect();
         assert_eq!(payloads.len(), 2, "{payloads:?}");
         manager.shutdown().await.ok();
+    }
+
+    #[tokio::test]
+    async fn a_failing_record_deletes_the_payloads_of_those_before_it() {
+        let f = fixture(&[]).await;
+        let big = vec![b'x'; 4096];
+        // Two batches of big records, the last record carrying a reserved ticket header: the
+        // chain uploads the first three payloads, then fails.
+        let records = [
+            batch_of(vec![record(0, 0, &big, &[]), record(1, 0, &big, &[])]),
+            batch_of(vec![
+                record(0, 0, &big, &[]),
+                record(1, 0, &big, &[("claimcheck.id", b"x")]),
+            ]),
+        ]
+        .concat();
+        let error =
+            crate::smt::append(Some(&f.engine), &f.log, records.into(), Durability::Written)
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(&error, LogError::InvalidRecord(m) if m.contains("reserved ticket header")),
+            "{error}"
+        );
+        let left: Vec<_> = f.store.list_claim_objects().try_collect().await.unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(f.log.log_end_offset(), 0);
     }
 }

@@ -270,14 +270,14 @@ pub fn alter_configs(ctx: &BrokerContext, request: &AlterConfigsRequest) -> Alte
                 .collect();
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => match ctx.log.topic(&resource.resource_name) {
-                    Some(topic) => ctx
-                        .log
-                        .alter_topic_config(
-                            &topic.name,
-                            replace_all_ops(&topic.overrides, &replacement),
-                            request.validate_only,
-                        )
-                        .map_err(|e| (e.kafka_error_code(), e.to_string())),
+                    Some(topic) => {
+                        let ops = replace_all_ops(&topic.overrides, &replacement);
+                        check_topic_ops(ctx, &ops).and_then(|()| {
+                            ctx.log
+                                .alter_topic_config(&topic.name, ops, request.validate_only)
+                                .map_err(|e| (e.kafka_error_code(), e.to_string()))
+                        })
+                    }
                     None => Err((
                         ResponseError::UnknownTopicOrPartition.code(),
                         "unknown topic".to_owned(),
@@ -319,6 +319,7 @@ pub fn incremental_alter_configs(
         .map(|resource| {
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => incremental_topic_ops(ctx, resource).and_then(|ops| {
+                    check_topic_ops(ctx, &ops)?;
                     ctx.log
                         .alter_topic_config(&resource.resource_name, ops, request.validate_only)
                         .map_err(|e| (e.kafka_error_code(), e.to_string()))
@@ -384,6 +385,17 @@ fn to_ops(
             }
         })
         .collect()
+}
+
+/// The topic config checks that need the broker, not just the configs (see
+/// `smt::check_fetch_resolve`).
+fn check_topic_ops(ctx: &BrokerContext, ops: &[ConfigOp]) -> Result<(), (i16, String)> {
+    let fetch_resolve = ops.iter().find_map(|op| match op {
+        ConfigOp::Set(key, value) if key == crate::smt::FETCH_RESOLVE => Some(value.as_str()),
+        _ => None,
+    });
+    crate::smt::check_fetch_resolve(ctx.smt().as_deref(), fetch_resolve)
+        .map_err(|e| (e.kafka_error_code(), e.to_string()))
 }
 
 fn incremental_topic_ops(

@@ -187,8 +187,12 @@ fn create_one(
                 .map(|v| (c.name.to_string(), v.to_string()))
         })
         .collect();
-    ctx.log
-        .create_topic(&topic.name, partitions, overrides, validate_only)
+    let fetch_resolve = overrides.get(crate::smt::FETCH_RESOLVE).map(String::as_str);
+    crate::smt::check_fetch_resolve(ctx.smt().as_deref(), fetch_resolve)
+        .and_then(|()| {
+            ctx.log
+                .create_topic(&topic.name, partitions, overrides, validate_only)
+        })
         .map_err(|e: LogError| (e.kafka_error_code(), e.to_string()))
 }
 
@@ -481,6 +485,100 @@ mod tests {
         );
         assert_eq!(ctx.log.topic("assigned").unwrap().partitions, 2);
         assert_eq!(ctx.log.topic("defaults").unwrap().partitions, 1);
+        broker.stop().await;
+    }
+
+    #[tokio::test]
+    async fn fetch_resolve_is_refused_without_a_claim_store() {
+        use kafka_protocol::messages::{
+            AlterConfigsRequest, IncrementalAlterConfigsRequest, alter_configs_request,
+            incremental_alter_configs_request,
+        };
+
+        use crate::kafka::handlers::admin_configs::{alter_configs, incremental_alter_configs};
+        use std::sync::Arc;
+
+        use crate::smt::{FETCH_RESOLVE, SmtEngine};
+
+        const TOPIC_RESOURCE: i8 = 2;
+        let with_resolve = |name: &str, value: &str| {
+            topic(name, 1, 1).with_configs(vec![
+                CreatableTopicConfig::default()
+                    .with_name(str_bytes(FETCH_RESOLVE))
+                    .with_value(Some(str_bytes(value))),
+            ])
+        };
+        let create = |ctx: &BrokerContext, topic: CreatableTopic| {
+            let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+            let answer = create_topics(ctx, &request, 7).topics.remove(0);
+            let message = answer
+                .error_message
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (answer.error_code, message)
+        };
+        let incremental = |ctx: &BrokerContext, value: &str| {
+            let resource = incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(str_bytes("plain"))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(str_bytes(FETCH_RESOLVE))
+                        .with_config_operation(0)
+                        .with_value(Some(str_bytes(value))),
+                ]);
+            let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+            incremental_alter_configs(ctx, &request).responses[0].error_code
+        };
+        let replace = |ctx: &BrokerContext, value: &str| {
+            let resource = alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(str_bytes("plain"))
+                .with_configs(vec![
+                    alter_configs_request::AlterableConfig::default()
+                        .with_name(str_bytes(FETCH_RESOLVE))
+                        .with_value(Some(str_bytes(value))),
+                ]);
+            let request = AlterConfigsRequest::default().with_resources(vec![resource]);
+            alter_configs(ctx, &request).responses[0].error_code
+        };
+        let invalid_config = ResponseError::InvalidConfig.code();
+
+        // claimcheck.enable=false: an engine without claim store (or none at all).
+        let broker = TestBroker::start(&[]).await;
+        let ctx = &broker.ctx;
+        let (code, message) = create(ctx, with_resolve("resolving", "true"));
+        assert_eq!(code, invalid_config, "{message}");
+        assert!(
+            message.contains(FETCH_RESOLVE) && message.contains("claimcheck.enable=false"),
+            "{message}"
+        );
+        assert!(ctx.log.topic("resolving").is_none());
+        ctx.set_smt(Arc::new(SmtEngine::without_claims()));
+        assert_eq!(
+            create(ctx, with_resolve("resolving", "TRUE")).0,
+            invalid_config
+        );
+        assert_eq!(create(ctx, with_resolve("plain", "false")).0, 0);
+        assert_eq!(incremental(ctx, "true"), invalid_config);
+        assert_eq!(replace(ctx, "true"), invalid_config);
+        assert_eq!(incremental(ctx, "false"), 0);
+        let overrides = ctx.log.topic("plain").unwrap().overrides;
+        assert_eq!(
+            overrides.get(FETCH_RESOLVE).map(String::as_str),
+            Some("false")
+        );
+
+        // With the claim-check gateway: accepted everywhere.
+        let store = strata_claimcheck::ClaimStore::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            "c",
+        )
+        .unwrap();
+        ctx.set_smt(Arc::new(SmtEngine::with_claims(store, Default::default())));
+        assert_eq!(create(ctx, with_resolve("resolving", "true")).0, 0);
+        assert_eq!(incremental(ctx, "true"), 0);
+        assert_eq!(replace(ctx, "true"), 0);
         broker.stop().await;
     }
 }

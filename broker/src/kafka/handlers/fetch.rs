@@ -141,11 +141,11 @@ pub async fn handle(ctx: &BrokerContext, request: &FetchRequest, version: i16) -
     };
 
     // Topics with claimcheck.fetch.resolve=true get their tickets resolved (smt/fetch.rs).
-    let logs = targets
+    let resolving = targets
         .iter()
-        .map(|t| t.log.as_ref().ok().cloned())
+        .map(|t| t.log.as_ref().ok().map(|log| (log.clone(), t.fetch_offset)))
         .collect();
-    let partitions = crate::smt::resolve_fetch(ctx.smt(), logs, partitions).await;
+    let partitions = crate::smt::resolve_fetch(ctx.smt(), resolving, partitions).await;
 
     let mut responses: Vec<FetchableTopicResponse> = topic_slots
         .iter()
