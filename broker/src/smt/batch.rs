@@ -130,6 +130,64 @@ pub fn encode_like(source: &RecordBatch, set: &RecordSet) -> Result<Bytes, Batch
     Ok(out.freeze())
 }
 
+/// Batches up to this size, uncompressed, are decoded and encoded on the calling task; larger or
+/// compressed ones (inflating to 16 x `max.message.bytes`, re-compressing as much) on the
+/// blocking pool, so that they never hold a runtime worker (two, on a 2-core host).
+const INLINE_CODEC_BYTES: usize = 256 * 1024;
+
+fn codec_work_is_small(size: usize, compressed: bool) -> bool {
+    !compressed && size <= INLINE_CODEC_BYTES
+}
+
+fn codec_task_failed(error: tokio::task::JoinError) -> BatchError {
+    BatchError::Decode(LogError::storage(
+        "decoding or encoding a record batch",
+        std::io::Error::other(error),
+    ))
+}
+
+/// [`decode`], off the runtime's workers unless the batch is small and uncompressed.
+pub async fn decode_off_runtime(
+    batch: &RecordBatch,
+    max_batch_bytes: usize,
+) -> Result<RecordSet, BatchError> {
+    let compressed = batch.compression() != strata_format::Compression::None;
+    if codec_work_is_small(batch.size(), compressed) {
+        return decode(batch, max_batch_bytes);
+    }
+    let batch = batch.clone();
+    tokio::task::spawn_blocking(move || decode(&batch, max_batch_bytes))
+        .await
+        .map_err(codec_task_failed)?
+}
+
+/// [`encode_like`], off the runtime's workers unless the records are few bytes, uncompressed.
+pub async fn encode_like_off_runtime(
+    source: &RecordBatch,
+    set: RecordSet,
+) -> Result<Bytes, BatchError> {
+    let size: usize = set
+        .records
+        .iter()
+        .map(|r| {
+            r.key.as_ref().map_or(0, Bytes::len)
+                + r.value.as_ref().map_or(0, Bytes::len)
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+                    .sum::<usize>()
+        })
+        .sum();
+    let compressed = set.compression != kafka_protocol::records::Compression::None;
+    if codec_work_is_small(size, compressed) {
+        return encode_like(source, &set);
+    }
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || encode_like(&source, &set))
+        .await
+        .map_err(codec_task_failed)?
+}
+
 pub fn to_connect(topic: &str, partition: i32, record: &Record) -> ConnectRecord {
     ConnectRecord {
         topic: topic.to_string(),
@@ -238,7 +296,7 @@ pub async fn transform_batches(
             version,
             compression,
             records: decoded,
-        } = decode(batch, max_batch_bytes)?;
+        } = decode_off_runtime(batch, max_batch_bytes).await?;
         let decoded_count = decoded.len();
         let first = decoded.first().map(|r| (r.offset, r.sequence));
         let idempotent = batch.has_producer_id();
@@ -293,14 +351,17 @@ pub async fn transform_batches(
                 record.sequence = first_sequence.wrapping_add(i as i32);
             }
         }
-        parts.push(encode_like(
-            batch,
-            &RecordSet {
-                version,
-                compression,
-                records: kept,
-            },
-        )?);
+        parts.push(
+            encode_like_off_runtime(
+                batch,
+                RecordSet {
+                    version,
+                    compression,
+                    records: kept,
+                },
+            )
+            .await?,
+        );
     }
     out.records = if !out.changed {
         records.clone()

@@ -31,7 +31,7 @@ use strata_connect_smt::{TransformChain, TransformError};
 use strata_format::BatchIter;
 
 use super::SmtEngine;
-use super::batch::{decode, encode_like, from_connect, to_connect};
+use super::batch::{decode_off_runtime, encode_like_off_runtime, from_connect, to_connect};
 use crate::log::PartitionLog;
 
 const MESSAGE_TOO_LARGE: i16 = 10;
@@ -148,7 +148,7 @@ async fn resolve_records(
             out.extend_from_slice(batch.as_bytes());
             continue;
         }
-        let Ok(set) = decode(&batch, max_batch_bytes) else {
+        let Ok(set) = decode_off_runtime(&batch, max_batch_bytes).await else {
             out.extend_from_slice(batch.as_bytes());
             continue;
         };
@@ -207,14 +207,15 @@ async fn resolve_records(
             tracing::warn!(topic = log.topic(), partition = log.partition(), offset, records = not_tickets.len(),
                 %error, "fetch-side resolution: records with invalid ticket headers returned as they are");
         }
-        let encoded = encode_like(
+        let encoded = encode_like_off_runtime(
             &batch,
-            &RecordSet {
+            RecordSet {
                 version,
                 compression,
                 records: resolved,
             },
         )
+        .await
         .map_err(|_| CORRUPT_MESSAGE)?;
         out.extend_from_slice(&encoded);
         *spent += size;
@@ -228,6 +229,7 @@ mod tests {
     use strata_format::{RecordBatch, TimestampType};
 
     use super::*;
+    use crate::smt::batch::decode;
     use crate::smt::test_support::{Fixture, fixture, produce, record};
 
     /// What a Fetch at `offset` answers for the partition.
