@@ -190,7 +190,7 @@ async fn collect_claims(
     // set: a publish that ended before this recorded its position before the live query.
     let publishing = svc.claims_publishing();
     // Only now ask for the live set: see the module docs for why the order matters.
-    let live_ids: HashSet<ClaimId> = live.live_claims().await?;
+    let live_ids: HashSet<ClaimId> = live.live_claims_for_gc(dry_run).await?;
     let grace = svc.config().gc_grace;
     for (id, objects) in claims {
         let claim_age = age(now, objects.newest_ms);

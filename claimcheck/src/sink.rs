@@ -66,4 +66,11 @@ pub trait TicketSink: Send + Sync {
 #[async_trait]
 pub trait LiveClaims: Send + Sync {
     async fn live_claims(&self) -> Result<HashSet<ClaimId>, SinkError>;
+
+    /// [`Self::live_claims`] for a GC pass: with `dry_run` an implementation that tidies its own
+    /// records on the way (the broker's orphan `position.json`) must leave them as they are.
+    async fn live_claims_for_gc(&self, dry_run: bool) -> Result<HashSet<ClaimId>, SinkError> {
+        let _ = dry_run;
+        self.live_claims().await
+    }
 }

@@ -198,7 +198,10 @@ impl PositionBook {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn read(&self, id: ClaimId) -> Result<Option<TicketPosition>, object_store::Error> {
+    pub(crate) async fn read(
+        &self,
+        id: ClaimId,
+    ) -> Result<Option<TicketPosition>, object_store::Error> {
         if let Some(known) = self.lock().get(&id) {
             return Ok(Some(known.clone()));
         }
@@ -260,6 +263,10 @@ struct Seen {
 #[async_trait]
 impl LiveClaims for LogLiveClaims {
     async fn live_claims(&self) -> Result<HashSet<ClaimId>, SinkError> {
+        self.live_claims_for_gc(false).await
+    }
+
+    async fn live_claims_for_gc(&self, dry_run: bool) -> Result<HashSet<ClaimId>, SinkError> {
         if self.tier.restoring() {
             // A topic missing now may come back with its tickets.
             return Err(SinkError::Unavailable(
@@ -295,8 +302,10 @@ impl LiveClaims for LogLiveClaims {
             }
             if !objects.other {
                 // Payload and sidecar are gone (collected): the position record is an orphan.
-                info!(claim = %id, "removing the position record of a collected claim");
-                self.book.forget(id).await;
+                if !dry_run {
+                    info!(claim = %id, "removing the position record of a collected claim");
+                    self.book.forget(id).await;
+                }
                 continue;
             }
             let Some(position) = self.book.read(id).await.map_err(unavailable)? else {

@@ -481,6 +481,52 @@ mod tests {
         );
     }
 
+    /// A dry-run GC pass deletes nothing, not even the position record of a collected claim.
+    #[tokio::test]
+    async fn a_dry_run_gc_pass_leaves_orphan_position_records_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+        let book = Arc::new(PositionBook::new(&store));
+        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
+        let service =
+            ClaimCheckService::new(store.clone(), Arc::new(sink), ClaimCheckConfig::default());
+        let request = ClaimRequest {
+            topic: "t".into(),
+            partition: Some(0),
+            key: None,
+            headers: Vec::new(),
+            content_type: "application/octet-stream".into(),
+            expected_size: None,
+            expected_sha256: None,
+        };
+        let body = futures::stream::iter([Ok(Bytes::from_static(b"gone"))]).boxed();
+        let id = store_claim(&service, request, body)
+            .await
+            .unwrap()
+            .ticket
+            .id;
+        // Payload and sidecar collected; the position record left behind.
+        store.delete_claim(id).await.unwrap();
+        let live = LogLiveClaims {
+            book: book.clone(),
+            log: log.clone(),
+            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
+        };
+        let gc =
+            |dry_run| strata_claimcheck::lifecycle::collect_garbage(&service, Some(&live), dry_run);
+        gc(true).await.unwrap();
+        assert!(book.read(id).await.unwrap().is_some(), "dry run: kept");
+        gc(false).await.unwrap();
+        assert!(
+            book.read(id).await.unwrap().is_none(),
+            "a real pass removes it"
+        );
+    }
+
     /// A ticket written but not fsynced (the fsync failed) may be read, and may survive: its
     /// payload must stay, and the GC must count the claim as live.
     #[tokio::test]
