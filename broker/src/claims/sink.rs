@@ -345,6 +345,8 @@ mod tests {
 
     use super::*;
     use crate::claims::live::LogLiveClaims;
+    use crate::kafka::TierOffsets;
+    use crate::kafka::handlers::list_offsets::LocalOnly;
     use crate::log::LogManagerConfig;
 
     /// The remote tier's answer for every partition.
@@ -353,7 +355,7 @@ mod tests {
         restoring: bool,
     }
 
-    impl crate::kafka::TierOffsets for Tier {
+    impl TierOffsets for Tier {
         fn earliest_local_offset(&self, log: &PartitionLog) -> i64 {
             log.local_log_start_offset()
         }
@@ -368,41 +370,77 @@ mod tests {
         }
     }
 
+    /// A log with topic `t` (one partition) and the gateway over it, claims in memory.
+    struct Gateway {
+        _dir: tempfile::TempDir,
+        log: Arc<LogManager>,
+        store: ClaimStore,
+        book: Arc<PositionBook>,
+        service: ClaimCheckService,
+    }
+
+    impl Gateway {
+        async fn start(config: ClaimCheckConfig) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let log = LogManager::open(LogManagerConfig::new(dir.path()))
+                .await
+                .unwrap();
+            log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+            let store =
+                ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
+            let book = Arc::new(PositionBook::new(&store));
+            let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
+            let service = ClaimCheckService::new(store.clone(), Arc::new(sink), config);
+            Self {
+                _dir: dir,
+                log,
+                store,
+                book,
+                service,
+            }
+        }
+
+        /// A reference-mode upload of `payload` to `t`-0.
+        async fn upload(
+            &self,
+            payload: &'static [u8],
+        ) -> strata_claimcheck::Result<strata_claimcheck::ClaimReceipt> {
+            let request = ClaimRequest {
+                topic: "t".into(),
+                partition: Some(0),
+                key: None,
+                headers: Vec::new(),
+                content_type: "application/octet-stream".into(),
+                expected_size: None,
+                expected_sha256: None,
+            };
+            let body = futures::stream::iter([Ok(Bytes::from_static(payload))]).boxed();
+            store_claim(&self.service, request, body).await
+        }
+
+        fn live(&self, tier: Arc<dyn TierOffsets>) -> LogLiveClaims {
+            LogLiveClaims {
+                book: self.book.clone(),
+                log: self.log.clone(),
+                tier,
+            }
+        }
+    }
+
     /// The claim GC must not judge tickets by a log start the remote tier may still lower (the
     /// store did not answer since the start), nor while a restore may bring topics back.
     #[tokio::test]
     async fn tickets_are_live_while_the_log_start_may_still_move_down() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogManager::open(LogManagerConfig::new(dir.path()))
-            .await
-            .unwrap();
-        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
-        let book = Arc::new(PositionBook::new(&store));
-        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
-        let service = ClaimCheckService::new(store, Arc::new(sink), ClaimCheckConfig::default());
-        let request = ClaimRequest {
-            topic: "t".into(),
-            partition: Some(0),
-            key: None,
-            headers: Vec::new(),
-            content_type: "application/octet-stream".into(),
-            expected_size: None,
-            expected_sha256: None,
-        };
-        let body = futures::stream::iter([Ok(Bytes::from_static(b"old payload"))]).boxed();
-        let receipt = store_claim(&service, request, body).await.unwrap();
+        let gw = Gateway::start(ClaimCheckConfig::default()).await;
+        let receipt = gw.upload(b"old payload").await.unwrap();
         // The log start moves past the ticket (as a restart clamps it to local data).
-        log.partition("t", 0)
+        gw.log
+            .partition("t", 0)
             .unwrap()
             .delete_records_before(1)
             .unwrap();
 
-        let live = |settled, restoring| LogLiveClaims {
-            book: book.clone(),
-            log: log.clone(),
-            tier: Arc::new(Tier { settled, restoring }),
-        };
+        let live = |settled, restoring| gw.live(Arc::new(Tier { settled, restoring }));
         let id = receipt.ticket.id;
         assert!(!live(true, false).live_claims().await.unwrap().contains(&id));
         assert!(
@@ -420,19 +458,12 @@ mod tests {
     /// multipart object from its first part, hours before the ticket of a slow upload).
     #[tokio::test]
     async fn the_gc_leaves_a_claim_being_published_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogManager::open(LogManagerConfig::new(dir.path()))
-            .await
-            .unwrap();
-        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
-        let book = Arc::new(PositionBook::new(&store));
-        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
-        let config = ClaimCheckConfig {
+        let gw = Gateway::start(ClaimCheckConfig {
             gc_grace: std::time::Duration::ZERO,
             ..ClaimCheckConfig::default()
-        };
-        let service = ClaimCheckService::new(store.clone(), Arc::new(sink), config);
+        })
+        .await;
+        let store = &gw.store;
         // A stored payload and sidecar whose ticket is not appended yet.
         let id = ClaimId::random();
         let ticket = strata_claimcheck::ticket::ClaimTicket {
@@ -460,14 +491,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let live = LogLiveClaims {
-            book,
-            log: log.clone(),
-            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
-        };
-        let gc = || strata_claimcheck::lifecycle::collect_garbage(&service, Some(&live), false);
+        let live = gw.live(Arc::new(LocalOnly));
+        let gc = || strata_claimcheck::lifecycle::collect_garbage(&gw.service, Some(&live), false);
 
-        let publishing = service.begin_publishing(id);
+        let publishing = gw.service.begin_publishing(id);
         gc().await.unwrap();
         assert!(
             store.claim_meta(id).await.unwrap().is_some(),
@@ -484,45 +511,19 @@ mod tests {
     /// A dry-run GC pass deletes nothing, not even the position record of a collected claim.
     #[tokio::test]
     async fn a_dry_run_gc_pass_leaves_orphan_position_records_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogManager::open(LogManagerConfig::new(dir.path()))
-            .await
-            .unwrap();
-        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
-        let book = Arc::new(PositionBook::new(&store));
-        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
-        let service =
-            ClaimCheckService::new(store.clone(), Arc::new(sink), ClaimCheckConfig::default());
-        let request = ClaimRequest {
-            topic: "t".into(),
-            partition: Some(0),
-            key: None,
-            headers: Vec::new(),
-            content_type: "application/octet-stream".into(),
-            expected_size: None,
-            expected_sha256: None,
-        };
-        let body = futures::stream::iter([Ok(Bytes::from_static(b"gone"))]).boxed();
-        let id = store_claim(&service, request, body)
-            .await
-            .unwrap()
-            .ticket
-            .id;
+        let gw = Gateway::start(ClaimCheckConfig::default()).await;
+        let id = gw.upload(b"gone").await.unwrap().ticket.id;
         // Payload and sidecar collected; the position record left behind.
-        store.delete_claim(id).await.unwrap();
-        let live = LogLiveClaims {
-            book: book.clone(),
-            log: log.clone(),
-            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
+        gw.store.delete_claim(id).await.unwrap();
+        let live = gw.live(Arc::new(LocalOnly));
+        let gc = |dry_run| {
+            strata_claimcheck::lifecycle::collect_garbage(&gw.service, Some(&live), dry_run)
         };
-        let gc =
-            |dry_run| strata_claimcheck::lifecycle::collect_garbage(&service, Some(&live), dry_run);
         gc(true).await.unwrap();
-        assert!(book.read(id).await.unwrap().is_some(), "dry run: kept");
+        assert!(gw.book.read(id).await.unwrap().is_some(), "dry run: kept");
         gc(false).await.unwrap();
         assert!(
-            book.read(id).await.unwrap().is_none(),
+            gw.book.read(id).await.unwrap().is_none(),
             "a real pass removes it"
         );
     }
@@ -531,34 +532,15 @@ mod tests {
     /// payload must stay, and the GC must count the claim as live.
     #[tokio::test]
     async fn a_ticket_whose_fsync_failed_keeps_its_payload() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogManager::open(LogManagerConfig::new(dir.path()))
-            .await
-            .unwrap();
-        log.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-        let store = ClaimStore::new(Arc::new(object_store::memory::InMemory::new()), "c").unwrap();
-        let book = Arc::new(PositionBook::new(&store));
-        let sink = LogTicketSink::new(log.clone(), false, 1, Some(book.clone()));
-        let service =
-            ClaimCheckService::new(store.clone(), Arc::new(sink), ClaimCheckConfig::default());
-        let request = || ClaimRequest {
-            topic: "t".into(),
-            partition: Some(0),
-            key: None,
-            headers: Vec::new(),
-            content_type: "application/octet-stream".into(),
-            expected_size: None,
-            expected_sha256: None,
-        };
-        let body = || futures::stream::iter([Ok(Bytes::from_static(b"payload bytes"))]).boxed();
-
-        log.partition("t", 0).unwrap().fail_next_fsync();
-        let error = store_claim(&service, request(), body()).await.unwrap_err();
+        let gw = Gateway::start(ClaimCheckConfig::default()).await;
+        let log = gw.log.partition("t", 0).unwrap();
+        log.fail_next_fsync();
+        let error = gw.upload(b"payload bytes").await.unwrap_err();
         assert_eq!(error.http_status(), 503, "{error}");
         assert_eq!(error.code(), "append_not_durable", "{error}");
 
         // The ticket is in the log and names a payload that is still there.
-        let read = log.partition("t", 0).unwrap().read(0, 1 << 20).unwrap();
+        let read = log.read(0, 1 << 20).unwrap();
         let batch = strata_format::BatchIter::new(read.records)
             .next()
             .expect("the ticket");
@@ -569,18 +551,14 @@ mod tests {
             .find(|(k, _)| k.as_str() == header::ID)
             .and_then(|(_, v)| std::str::from_utf8(v.as_ref()?).ok()?.parse().ok())
             .expect("a claim id header");
-        assert!(store.claim_meta(id).await.unwrap().is_some());
-        let mut payload = store.read_payload(id, None).await.unwrap();
+        assert!(gw.store.claim_meta(id).await.unwrap().is_some());
+        let mut payload = gw.store.read_payload(id, None).await.unwrap();
         let mut bytes = Vec::new();
         while let Some(chunk) = payload.next().await {
             bytes.extend_from_slice(&chunk.unwrap());
         }
         assert_eq!(bytes, b"payload bytes");
-        let live = LogLiveClaims {
-            book,
-            log: log.clone(),
-            tier: Arc::new(crate::kafka::handlers::list_offsets::LocalOnly),
-        };
+        let live = gw.live(Arc::new(LocalOnly));
         assert!(live.live_claims().await.unwrap().contains(&id));
     }
 }
