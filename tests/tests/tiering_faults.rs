@@ -280,6 +280,29 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     assert_no_orphans(remote.path());
 }
 
+/// Whether the test deps installed moto's S3 server (it says SKIPPED when not).
+fn moto_installed() -> bool {
+    let installed = repo_root().join(".venv/bin/moto_server").exists();
+    if !installed {
+        eprintln!("SKIPPED: no moto_server in .venv");
+    }
+    installed
+}
+
+/// The broker's AWS_* settings for an S3 server at `endpoint` (moto, plain HTTP).
+fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 struct Moto {
     child: Child,
     port: u16,
@@ -324,19 +347,12 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     if !require(Tool::Python) || !require(Tool::Kcat) {
         return;
     }
-    if !repo_root().join(".venv/bin/moto_server").exists() {
-        eprintln!("SKIPPED: no moto_server in .venv");
+    if !moto_installed() {
         return;
     }
     let port = free_port();
     let mut moto = Moto::start(port);
-    let env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), moto.endpoint()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_ALLOW_HTTP".into(), "true".into()),
-    ];
+    let env = s3_env(&moto.endpoint());
     let strata = tiered_builder("s3://tier-faults/outage", &env)
         .set("remote.log.manager.max.upload.lag.bytes", "100000")
         .start();
@@ -500,19 +516,12 @@ fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
     if !require(Tool::Python) {
         return;
     }
-    if !repo_root().join(".venv/bin/moto_server").exists() {
-        eprintln!("SKIPPED: no moto_server in .venv");
+    if !moto_installed() {
         return;
     }
     let moto = Moto::start(free_port());
     let mut relay = Relay::start(moto.port);
-    let env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), relay.endpoint()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_ALLOW_HTTP".into(), "true".into()),
-    ];
+    let env = s3_env(&relay.endpoint());
     let mut strata = tiered_builder("s3://tier-faults/cold-outage", &env).start();
     let topic = "cold-outage";
     create_tiered_topic(&strata, topic, 20000);
@@ -570,19 +579,12 @@ fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
     if !require(Tool::Python) {
         return;
     }
-    if !repo_root().join(".venv/bin/moto_server").exists() {
-        eprintln!("SKIPPED: no moto_server in .venv");
+    if !moto_installed() {
         return;
     }
     let moto = Moto::start(free_port());
     let mut relay = Relay::start(moto.port);
-    let env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), relay.endpoint()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_ALLOW_HTTP".into(), "true".into()),
-    ];
+    let env = s3_env(&relay.endpoint());
     let mut strata = tiered_builder("s3://tier-faults/start-outage", &env).start();
     let topic = "start-outage";
     create_tiered_topic(&strata, topic, 20000);
