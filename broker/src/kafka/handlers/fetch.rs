@@ -489,6 +489,21 @@ mod tests {
             .collect()
     }
 
+    /// Topic `name`, two partitions of `batches` batches (1000-byte values) each.
+    async fn topic_of_batches(ctx: &BrokerContext, name: &str, batches: i64) {
+        ctx.log
+            .create_topic(name, 2, Default::default(), false)
+            .unwrap();
+        for p in 0..2 {
+            let log = ctx.log.partition(name, p).unwrap();
+            for offset in 0..batches {
+                log.append(batch(offset, 1000), Durability::Written)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     /// The broker's fetch.max.bytes bounds a response whatever the client asks for (the
     /// first batch still goes out whole).
     #[tokio::test]
@@ -497,17 +512,7 @@ mod tests {
         let cap = (3 * one + 10).to_string();
         let broker = TestBroker::start(&[("fetch.max.bytes", cap.as_str())]).await;
         let ctx = &broker.ctx;
-        ctx.log
-            .create_topic("capped", 2, Default::default(), false)
-            .unwrap();
-        for p in 0..2 {
-            let log = ctx.log.partition("capped", p).unwrap();
-            for offset in 0..5 {
-                log.append(batch(offset, 1000), Durability::Written)
-                    .await
-                    .unwrap();
-            }
-        }
+        topic_of_batches(ctx, "capped", 5).await;
         let got = hot_fetch(&broker, "capped", [0, 0], i32::MAX, i32::MAX).await;
         assert_eq!(got[0].len(), 3, "{got:?}");
         assert!(got[1].is_empty(), "{got:?}");
@@ -517,17 +522,7 @@ mod tests {
     async fn hot_fetch_stays_within_the_limits_after_the_first_partition_with_data() {
         let broker = TestBroker::start(&[]).await;
         let ctx = &broker.ctx;
-        ctx.log
-            .create_topic("hot", 2, Default::default(), false)
-            .unwrap();
-        for p in 0..2 {
-            let log = ctx.log.partition("hot", p).unwrap();
-            for offset in 0..3 {
-                log.append(batch(offset, 1000), Durability::Written)
-                    .await
-                    .unwrap();
-            }
-        }
+        topic_of_batches(ctx, "hot", 3).await;
         let one = batch(0, 1000).len();
 
         // max_bytes: partition 0 takes two batches, the 100 bytes left are less than
