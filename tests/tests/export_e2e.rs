@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use strata_tests::{Strata, Tool, assert_success, create_tiered_topic, kcat, require};
+use strata_tests::{Strata, Tool, assert_success, kcat, require};
 use support::*;
 
 #[test]
@@ -172,14 +172,8 @@ fn export_reads_a_range_only_the_remote_tier_holds() {
         .arg(&remote)
         .start();
     let topic = "audit-tiered";
-    create_tiered_topic(&strata, topic, 20000);
-    produce(&strata, topic, 0..1500, "none");
+    produce_mostly_remote(&strata, topic, 1500);
     let data_dir = strata.data_dir().to_path_buf();
-    wait_until(
-        "early segments leave local disk",
-        Duration::from_secs(90),
-        || first_local_offset(&data_dir, topic) > 400,
-    );
     strata.stop();
     let local_start = first_local_offset(&data_dir, topic);
     assert!(local_start > 400, "local log starts at {local_start}");
@@ -242,14 +236,8 @@ fn export_stops_at_the_delete_records_point_though_the_remote_tier_still_holds_o
         .arg(&remote)
         .start();
     let topic = "audit-deleted";
-    create_tiered_topic(&strata, topic, 20000);
-    produce(&strata, topic, 0..1500, "none");
+    produce_mostly_remote(&strata, topic, 1500);
     let data_dir = strata.data_dir().to_path_buf();
-    wait_until(
-        "early segments leave local disk",
-        Duration::from_secs(90),
-        || first_local_offset(&data_dir, topic) > 400,
-    );
     let out = strata_tests::python(
         "tiering_client.py",
         &["delete-records", &strata.kafka_addr(), topic, "200"],

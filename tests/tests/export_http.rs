@@ -12,25 +12,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use strata_tests::s3::S3Target;
-use strata_tests::{Strata, Tool, assert_success, create_tiered_topic, python, require};
+use strata_tests::{Strata, Tool, assert_success, python, require};
 use support::*;
 
 fn tiering_broker() -> strata_tests::StrataBuilder {
     Strata::builder()
         .set("log.retention.check.interval.ms", "500")
         .set("remote.log.manager.task.interval.ms", "1000")
-}
-
-fn produce_mostly_remote(strata: &Strata, topic: &str, records: usize) -> i64 {
-    create_tiered_topic(strata, topic, 20000);
-    produce(strata, topic, 0..records, "none");
-    let data_dir = strata.data_dir().to_path_buf();
-    wait_until(
-        "early segments leave local disk",
-        Duration::from_secs(90),
-        || first_local_offset(&data_dir, topic) > 400,
-    );
-    first_local_offset(&data_dir, topic)
 }
 
 fn error_message(body: &serde_json::Value) -> String {

@@ -247,3 +247,17 @@ pub fn check_timestamps(doc: &serde_json::Value, consumed: &[(i64, i64)]) {
         assert_eq!(row["ts_ms"].as_i64(), Some(want.1), "timestamp at {offset}");
     }
 }
+
+/// A tiered topic (20 kB segments) with `records` records produced, once its early segments
+/// have left local disk; returns the first offset still local.
+pub fn produce_mostly_remote(strata: &Strata, topic: &str, records: usize) -> i64 {
+    strata_tests::create_tiered_topic(strata, topic, 20000);
+    produce(strata, topic, 0..records, "none");
+    let data_dir = strata.data_dir().to_path_buf();
+    wait_until(
+        "early segments leave local disk",
+        Duration::from_secs(90),
+        || first_local_offset(&data_dir, topic) > 400,
+    );
+    first_local_offset(&data_dir, topic)
+}
