@@ -5,6 +5,7 @@
 //! <prefix>/topics/<topic>-<topic_id>/deleted.json            (tombstone: topic being deleted)
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/manifest.json
 //! <prefix>/topics/<topic>-<topic_id>/<partition>/segments/<base_offset:020>-<upload_id>.seg
+//! <prefix>/multipart-uploads/<marker_id>.json                (a multipart upload in progress)
 //! ```
 //!
 //! * The topic id (a UUID, as in Kafka) makes a deleted-and-recreated topic a different directory.
@@ -57,6 +58,27 @@ fn join(prefix: &Path, rest: &str) -> Path {
     } else {
         Path::from(format!("{}/{rest}", prefix.as_ref()))
     }
+}
+
+/// `<prefix>/multipart-uploads`: one marker per multipart upload in progress through a store
+/// opened with this prefix (remote tier, claim payloads, exports); see `multipart.rs`.
+pub fn format_multipart_markers_dir(prefix: &Path) -> Path {
+    join(prefix, "multipart-uploads")
+}
+
+/// `<prefix>/multipart-uploads/<marker_id>.json`.
+pub fn format_multipart_marker(prefix: &Path, marker_id: Uuid) -> Path {
+    join(
+        prefix,
+        &format!("multipart-uploads/{}.json", marker_id.simple()),
+    )
+}
+
+/// The marker id of a key made by [`format_multipart_marker`], or `None`.
+pub fn parse_multipart_marker(prefix: &Path, key: &Path) -> Option<Uuid> {
+    let dir = format_multipart_markers_dir(prefix);
+    let name = key.as_ref().strip_prefix(dir.as_ref())?.strip_prefix('/')?;
+    Uuid::try_parse(name.strip_suffix(".json")?).ok()
 }
 
 /// `<prefix>/topics`: the root under which every partition lives.
@@ -305,6 +327,23 @@ mod tests {
             for inside in [&key, &tombstone, &format_manifest(&prefix, &p)] {
                 assert!(inside.prefix_matches(&dir), "{inside} under {dir}");
             }
+        }
+    }
+
+    #[test]
+    fn multipart_markers_round_trip_outside_the_topics() {
+        for prefix in [Path::from(""), Path::from("cluster-a/tier")] {
+            let id = Uuid::new_v4();
+            let key = format_multipart_marker(&prefix, id);
+            assert_eq!(parse_multipart_marker(&prefix, &key), Some(id));
+            assert!(key.prefix_matches(&format_multipart_markers_dir(&prefix)));
+            assert!(!key.prefix_matches(&format_topics_root(&prefix)));
+            assert_eq!(
+                parse_multipart_marker(&prefix, &format_manifest(&prefix, &pid())),
+                None
+            );
+            let other = Path::from(key.as_ref().replace(".json", ".tmp"));
+            assert_eq!(parse_multipart_marker(&prefix, &other), None);
         }
     }
 

@@ -7,6 +7,7 @@
 //! | ------------------- | --------------------------------------------------------------- |
 //! | `store.rs`          | object store + prefix from a URL (file, s3, gs, az, memory)      |
 //! | `local_cas.rs`      | compare-and-swap puts for the local-directory backend           |
+//! | `multipart.rs`      | multipart uploads with a marker, sweep of interrupted ones      |
 //! | `keys.rs`           | every object key format, with parsers                            |
 //! | `manifest.rs`       | per-partition manifest, segment states, fenced writes           |
 //! | `manifest_cache.rs` | cached manifests + serialized read-modify-write per partition   |
@@ -31,6 +32,7 @@ mod local_cas;
 pub mod manager;
 pub mod manifest;
 mod manifest_cache;
+pub mod multipart;
 mod quota;
 pub mod reader;
 mod reconcile;

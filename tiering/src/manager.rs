@@ -604,7 +604,8 @@ impl RemoteLogManager {
         crate::retention::run_retention(&self.inner.remote, &self.inner.manifests, &pid, pass).await
     }
 
-    /// Repair every partition in the bucket after crashes; see `reconcile.rs`.
+    /// Repair every partition in the bucket after crashes, and abort the multipart uploads that
+    /// interrupted writes left; see `reconcile.rs`.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         let grace = self.inner.config.orphan_grace.as_millis() as i64;
@@ -621,11 +622,18 @@ impl RemoteLogManager {
             .await?;
             report.add(&r);
         }
+        report.multipart_uploads_aborted = self
+            .inner
+            .remote
+            .abort_interrupted_multipart_uploads(self.inner.config.orphan_grace)
+            .await?
+            .aborted;
         tracing::info!(
             partitions = report.partitions,
             abandoned = report.abandoned_uploads,
             deletes = report.deletes_finished,
             orphans = report.orphans_deleted,
+            multipart_uploads_aborted = report.multipart_uploads_aborted,
             "reconcile done"
         );
         Ok(report)

@@ -10,10 +10,13 @@
 //!    between a retention manifest write and the object deletes;
 //! 4. objects referenced by no entry at all and older than the grace period are orphans: delete.
 //!
-//! Unfinished multipart uploads left by a crash are invisible to `object_store`; on S3 configure
-//! the bucket lifecycle rule `AbortIncompleteMultipartUpload` (e.g. 1 day). On the
+//! Unfinished multipart uploads left by a crash are invisible to object listings: on S3, GCS and
+//! Azure each upload leaves a marker while it runs, and [`RemoteLogManager::reconcile`] aborts
+//! those older than the grace period that this process is not running (`multipart.rs`). On the
 //! local-directory backend a killed process leaves the upload's staging file (`<key>#<n>`, which
 //! no listing shows): step 5 removes those of the partition older than the grace period.
+//!
+//! [`RemoteLogManager::reconcile`]: crate::RemoteLogManager::reconcile
 
 use std::collections::HashSet;
 
@@ -35,6 +38,8 @@ pub struct ReconcileReport {
     pub abandoned_uploads: usize,
     pub deletes_finished: usize,
     pub orphans_deleted: usize,
+    /// Multipart uploads of interrupted writes aborted (whole store, not per partition).
+    pub multipart_uploads_aborted: usize,
 }
 
 impl ReconcileReport {
@@ -43,6 +48,7 @@ impl ReconcileReport {
         self.abandoned_uploads += o.abandoned_uploads;
         self.deletes_finished += o.deletes_finished;
         self.orphans_deleted += o.orphans_deleted;
+        self.multipart_uploads_aborted += o.multipart_uploads_aborted;
     }
 }
 

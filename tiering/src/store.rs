@@ -10,7 +10,11 @@
 //! | `memory://`                | in-process, for tests                                       |
 //!
 //! Every backend supports `PutMode::Create` and `PutMode::Update`, which the manifest protocol
-//! relies on (S3 uses `If-None-Match` / `If-Match`).
+//! relies on (S3 uses `If-None-Match` / `If-Match`). On the backends with multipart uploads
+//! (S3, GCS, Azure, memory) each upload leaves a marker while it runs, so that one a crash
+//! interrupted is found and aborted later ([`RemoteStore::abort_interrupted_multipart_uploads`],
+//! `multipart.rs`); on a local directory the same role falls to
+//! [`RemoteStore::remove_stale_staging_files`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +25,13 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, RetryConfig};
 
 use crate::error::{Result, TieringError};
 use crate::local_cas::LocalConditionalStore;
+use crate::multipart::{SweepInterruptedUploads, SweepReport, TrackedMultipartStore};
 
 /// The HTTP client's own retries only bridge short blips: the uploader retries with its own
 /// backoff and reports every failed attempt (`strata tier status`), which it could not do while
@@ -48,6 +54,8 @@ pub struct RemoteStore {
     /// The directory of a `file://` store: where a process killed mid-write leaves
     /// `LocalFileSystem` staging files (`<key>#<n>`) that no listing shows.
     pub local_root: Option<PathBuf>,
+    /// The markers of this store's multipart uploads, for backends that have them.
+    multipart: Option<Arc<dyn SweepInterruptedUploads>>,
 }
 
 impl RemoteStore {
@@ -62,6 +70,22 @@ impl RemoteStore {
             prefix: Path::from(prefix.as_ref()),
             url: url.into(),
             local_root: None,
+            multipart: None,
+        }
+    }
+
+    /// Wrap a store with multipart uploads so that each leaves a marker under `prefix` while it
+    /// runs (see `multipart.rs`).
+    pub fn with_tracked_multipart<S: ObjectStore + MultipartStore>(
+        store: Arc<S>,
+        prefix: impl AsRef<str>,
+        url: impl Into<String>,
+    ) -> Self {
+        let prefix = Path::from(prefix.as_ref());
+        let tracked = Arc::new(TrackedMultipartStore::new(store, prefix.clone()));
+        Self {
+            multipart: Some(tracked.clone()),
+            ..Self::new(tracked, prefix, url)
         }
     }
 
@@ -119,8 +143,12 @@ impl RemoteStore {
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let bucket = parsed.host_str().unwrap_or_default().to_string();
         let prefix = parsed.path().trim_matches('/').to_string();
-        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "memory" => Arc::new(InMemory::new()),
+        match parsed.scheme() {
+            "memory" => Ok(Self::with_tracked_multipart(
+                Arc::new(InMemory::new()),
+                prefix,
+                url,
+            )),
             "s3" | "s3a" => {
                 if bucket.is_empty() {
                     return Err(bad("missing bucket".into()));
@@ -155,7 +183,8 @@ impl RemoteStore {
                         b = b.with_region("us-east-1");
                     }
                 }
-                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+                let store = b.build().map_err(|e| bad(e.to_string()))?;
+                Ok(Self::with_tracked_multipart(Arc::new(store), prefix, url))
             }
             "gs" => {
                 if bucket.is_empty() {
@@ -170,7 +199,8 @@ impl RemoteStore {
                         .map_err(|e: object_store::Error| bad(e.to_string()))?;
                     b = b.with_config(key, v.clone());
                 }
-                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+                let store = b.build().map_err(|e| bad(e.to_string()))?;
+                Ok(Self::with_tracked_multipart(Arc::new(store), prefix, url))
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 let mut b = MicrosoftAzureBuilder::from_env()
@@ -182,15 +212,36 @@ impl RemoteStore {
                         .map_err(|e: object_store::Error| bad(e.to_string()))?;
                     b = b.with_config(key, v.clone());
                 }
-                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+                let store = b.build().map_err(|e| bad(e.to_string()))?;
+                Ok(Self::with_tracked_multipart(Arc::new(store), prefix, url))
             }
-            other => {
-                return Err(bad(format!(
-                    "unsupported scheme {other:?} (file, s3, gs, az, memory)"
-                )));
-            }
+            other => Err(bad(format!(
+                "unsupported scheme {other:?} (file, s3, gs, az, memory)"
+            ))),
+        }
+    }
+
+    /// Aborts the multipart uploads that interrupted writes left (a process killed mid-upload,
+    /// an abort that failed during an outage): those whose marker is older than `grace` and that
+    /// no upload of this process is running. A no-op on a local directory (see
+    /// [`RemoteStore::remove_stale_staging_files`]).
+    pub async fn abort_interrupted_multipart_uploads(
+        &self,
+        grace: Duration,
+    ) -> Result<SweepReport> {
+        let Some(multipart) = &self.multipart else {
+            return Ok(SweepReport::default());
         };
-        Ok(Self::new(store, prefix, url))
+        let dir = crate::keys::format_multipart_markers_dir(&self.prefix);
+        let report = multipart
+            .abort_stale_uploads(grace)
+            .await
+            .map_err(|e| TieringError::store("sweep interrupted multipart uploads", &dir, e))?;
+        if report.aborted > 0 || report.failed > 0 {
+            tracing::info!(store = %self.url, aborted = report.aborted, failed = report.failed,
+                "swept the multipart uploads of interrupted writes");
+        }
+        Ok(report)
     }
 
     /// Deletes the `LocalFileSystem` staging files (`<key>#<digits>`) under the key prefix

@@ -152,7 +152,7 @@ impl ClaimGateway {
             Some(self.live.clone()),
             self.settings.gc_interval,
         );
-        let sweep = tokio::spawn(sweep_staging_files(
+        let sweep = tokio::spawn(sweep_interrupted_writes(
             self.remote.clone(),
             self.prefix.clone(),
             self.settings.gateway.upload_expiry,
@@ -197,11 +197,13 @@ fn clear_spool(spool: &std::path::Path) {
     }
 }
 
-/// On the local-directory store, a broker killed while it wrote a payload or an upload part
-/// leaves the object store's staging file (`payload#<n>`), which no listing shows and so no GC
-/// pass sees: every `every`, the ones untouched for `claimcheck.upload.expiry` go (an upload
-/// still running writes to its file all the time).
-async fn sweep_staging_files(
+/// A broker killed while it wrote a payload or an upload part leaves what no listing shows and
+/// so no GC pass sees: on the local-directory store the object store's staging file
+/// (`payload#<n>`), on S3, GCS and Azure an unfinished multipart upload (with its marker, see
+/// `strata_tiering::multipart`). Every `every`, the ones untouched for `claimcheck.upload.expiry`
+/// go (an upload still running writes to its file all the time; this process's own running
+/// uploads are never aborted).
+async fn sweep_interrupted_writes(
     remote: RemoteStore,
     prefix: object_store::path::Path,
     grace: std::time::Duration,
@@ -211,6 +213,9 @@ async fn sweep_staging_files(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Err(error) = remote.abort_interrupted_multipart_uploads(grace).await {
+            tracing::warn!(%error, "could not sweep interrupted multipart uploads; retrying at the next pass");
+        }
         let (remote, prefix) = (remote.clone(), prefix.clone());
         let swept =
             tokio::task::spawn_blocking(move || remote.remove_stale_staging_files(&prefix, grace))

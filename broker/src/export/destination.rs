@@ -8,24 +8,24 @@
 //! - local: `<name>.tmp`, fsync, rename on [`AsyncFileWriter::complete`];
 //! - object store: `object_store`'s `BufWriter`, a multipart upload of [`PART_BYTES`] parts with
 //!   at most [`PART_CONCURRENCY`] in flight (bounded memory), completed on `complete`. An
-//!   upload interrupted by a crash is never visible; the bucket's
-//!   `AbortIncompleteMultipartUpload` lifecycle rule reclaims its parts.
+//!   upload interrupted by a crash is never visible, and the next export into the destination
+//!   aborts it ([`Destination::discard_unfinished`]).
 //!
 //! A file given up on an error ([`FileSink::abort`]) leaves nothing: the `.tmp` is removed, the
 //! multipart upload aborted.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::errors::ParquetError;
 use sha2::{Digest, Sha256};
+use strata_tiering::RemoteStore;
 use tokio::io::AsyncWriteExt;
 
 use super::ExportError;
@@ -38,11 +38,8 @@ pub const PART_CONCURRENCY: usize = 2;
 #[derive(Clone)]
 pub enum Destination {
     Local(PathBuf),
-    Object {
-        store: Arc<dyn ObjectStore>,
-        prefix: ObjectPath,
-        url: String,
-    },
+    /// The store, the prefix, and the URL without a trailing `/` (for messages).
+    Object(RemoteStore),
 }
 
 impl std::fmt::Debug for Destination {
@@ -55,7 +52,7 @@ impl std::fmt::Display for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Local(dir) => write!(f, "{}", dir.display()),
-            Self::Object { url, .. } => f.write_str(url),
+            Self::Object(remote) => f.write_str(&remote.url),
         }
     }
 }
@@ -76,12 +73,9 @@ impl Destination {
         if !text.contains("://") {
             return Ok(Self::Local(PathBuf::from(text)));
         }
-        let remote = strata_tiering::RemoteStore::from_url(text)?;
-        Ok(Self::Object {
-            store: remote.store,
-            prefix: remote.prefix,
-            url: text.trim_end_matches('/').to_string(),
-        })
+        let mut remote = RemoteStore::from_url(text)?;
+        remote.url = text.trim_end_matches('/').to_string();
+        Ok(Self::Object(remote))
     }
 
     /// What makes two destinations the same place, to refuse two exports into one: the
@@ -96,7 +90,7 @@ impl Destination {
                     normal.display().to_string()
                 }
             },
-            Self::Object { url, .. } => url.clone(),
+            Self::Object(remote) => remote.url.clone(),
         }
     }
 
@@ -108,7 +102,7 @@ impl Destination {
     pub fn describe(&self, name: &str) -> String {
         match self {
             Self::Local(dir) => dir.join(name).display().to_string(),
-            Self::Object { url, .. } => format!("{url}/{name}"),
+            Self::Object(remote) => format!("{}/{name}", remote.url),
         }
     }
 
@@ -129,7 +123,7 @@ impl Destination {
                     .await
                     .map_err(ExportError::io("removing", &probe))?;
             }
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 let path = Self::object_path(prefix, PROBE);
                 store
                     .put(&path, PutPayload::from_static(b""))
@@ -152,7 +146,7 @@ impl Destination {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(ExportError::io("reading", dir.join(name))(e)),
             },
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 match store.get(&Self::object_path(prefix, name)).await {
                     Ok(got) => Ok(Some(
                         got.bytes()
@@ -186,7 +180,7 @@ impl Destination {
                     .await
                     .map_err(ExportError::io("renaming", &tmp))?;
             }
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 store
                     .put(&Self::object_path(prefix, name), PutPayload::from(bytes))
                     .await
@@ -204,7 +198,7 @@ impl Destination {
                 }
                 _ => Ok(()),
             },
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 match store.delete(&Self::object_path(prefix, name)).await {
                     Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => {
                         Err(object_error("removing", self.describe(name))(e))
@@ -215,10 +209,21 @@ impl Destination {
         }
     }
 
-    /// Deletes `.tmp` files an interrupted local export left (object stores have none).
+    /// Discards what an interrupted export left: `.tmp` files in a directory (their names are
+    /// returned); in an object store the multipart uploads of unfinished files (with their
+    /// markers, see `strata_tiering::multipart`), except those this process is running. Called
+    /// when an export into this destination (re)starts; two exports into one destination are
+    /// refused.
     pub async fn discard_unfinished(&self) -> Result<Vec<String>, ExportError> {
-        let Self::Local(dir) = self else {
-            return Ok(Vec::new());
+        let dir = match self {
+            Self::Local(dir) => dir,
+            Self::Object(remote) => {
+                // Each aborted upload is logged with its key by the sweep.
+                remote
+                    .abort_interrupted_multipart_uploads(std::time::Duration::ZERO)
+                    .await?;
+                return Ok(Vec::new());
+            }
         };
         let mut removed = Vec::new();
         let mut entries = tokio::fs::read_dir(dir)
@@ -264,7 +269,9 @@ impl Destination {
                     }
                 }
             }
-            Self::Object { store, prefix, url } => {
+            Self::Object(RemoteStore {
+                store, prefix, url, ..
+            }) => {
                 let listed = store
                     .list_with_delimiter(Some(prefix))
                     .await
@@ -292,7 +299,7 @@ impl Destination {
                     .map_err(ExportError::io("creating", &tmp))?;
                 SinkTarget::Local { file, tmp, path }
             }
-            Self::Object { store, prefix, .. } => SinkTarget::Object(
+            Self::Object(RemoteStore { store, prefix, .. }) => SinkTarget::Object(
                 BufWriter::with_capacity(
                     store.clone(),
                     Self::object_path(prefix, name),
@@ -337,7 +344,7 @@ impl Destination {
                     total += n as u64;
                 }
             }
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 let got = match store.get(&Self::object_path(prefix, name)).await {
                     Ok(got) => got,
                     Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -368,7 +375,7 @@ impl Destination {
                     .metadata()
                     .clone()
             }
-            Self::Object { store, prefix, .. } => {
+            Self::Object(RemoteStore { store, prefix, .. }) => {
                 #[allow(deprecated)] // the crate's own reader is still the simplest correct one
                 let reader = parquet::arrow::async_reader::ParquetObjectReader::new(
                     store.clone(),

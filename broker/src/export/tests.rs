@@ -19,6 +19,7 @@ use super::manifest::{
 use super::parquet_writer::{PartitionParquetWriter, schema};
 use super::reader::RecordReader;
 use super::{ClaimFields, ExportError, ExportRecord, TimestampKind, ValueFormat};
+use strata_tiering::RemoteStore;
 
 fn record(offset: i64) -> ExportRecord {
     ExportRecord {
@@ -183,11 +184,11 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
 #[tokio::test]
 async fn object_store_destination_writes_whole_files_and_verifies() {
     let store = std::sync::Arc::new(object_store::memory::InMemory::new());
-    let dest = Destination::Object {
+    let dest = Destination::Object(RemoteStore::new(
         store,
-        prefix: "exports/run1".into(),
-        url: "memory://exports/run1".into(),
-    };
+        "exports/run1",
+        "memory://exports/run1",
+    ));
     dest.probe_writable().await.unwrap();
     let name = "t-p00000-00000000000000000000.parquet";
     let sink = dest.create(name).await.unwrap();
@@ -266,19 +267,9 @@ fn manifest_rejects_an_unknown_version() {
     assert!(error.contains("unknown version 99"), "{error}");
 }
 
-#[tokio::test]
-async fn object_store_destination_uploads_a_large_file_in_parts() {
-    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
-    let dest = Destination::Object {
-        store,
-        prefix: "big".into(),
-        url: "memory://big".into(),
-    };
-    let name = "t-p00000-00000000000000000000.parquet";
-    let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary).unwrap();
-    // Incompressible values, more than two multipart parts' worth in all.
-    let records: Vec<ExportRecord> = (0..320)
+/// 320 records of 64 KiB of random bytes: more than two multipart parts' worth.
+fn incompressible_records() -> Vec<ExportRecord> {
+    (0..320)
         .map(|offset| {
             let mut r = record(offset);
             r.value = Some(Bytes::from(
@@ -288,10 +279,63 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
             ));
             r
         })
-        .collect();
-    for chunk in records.chunks(40) {
+        .collect()
+}
+
+/// An object-store destination whose multipart uploads leave markers (as S3's do), and the raw
+/// store under it.
+fn tracked_destination(
+    prefix: &str,
+) -> (std::sync::Arc<object_store::memory::InMemory>, Destination) {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let remote =
+        RemoteStore::with_tracked_multipart(store.clone(), prefix, format!("memory://{prefix}"));
+    (store, Destination::Object(remote))
+}
+
+/// The (key, upload id) of every multipart upload marker under `prefix`.
+async fn multipart_markers(
+    store: &object_store::memory::InMemory,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let dir = strata_tiering::keys::format_multipart_markers_dir(&prefix.into());
+    let metas: Vec<_> = store.list(Some(&dir)).try_collect().await.unwrap();
+    let mut markers = Vec::new();
+    for meta in metas {
+        let body = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let marker: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        markers.push((
+            marker["key"].as_str().unwrap().to_string(),
+            marker["upload_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    markers
+}
+
+#[tokio::test]
+async fn object_store_destination_uploads_a_large_file_in_parts() {
+    let (store, dest) = tracked_destination("big");
+    let name = "t-p00000-00000000000000000000.parquet";
+    let sink = dest.create(name).await.unwrap();
+    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary)
+        .unwrap()
+        .with_row_group_bytes(4 << 20);
+    for chunk in incompressible_records().chunks(40) {
         writer.write(chunk.to_vec()).await.unwrap();
     }
+    assert_eq!(
+        multipart_markers(&store, "big").await.len(),
+        1,
+        "upload running"
+    );
     let summary = writer.finish().await.unwrap();
     assert!(summary.bytes > 2 * super::destination::PART_BYTES as u64);
     assert_eq!(
@@ -299,6 +343,57 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
         Some((summary.sha256.clone(), summary.bytes))
     );
     assert_eq!(dest.parquet_rows(name).await.unwrap(), 320);
+    assert!(
+        multipart_markers(&store, "big").await.is_empty(),
+        "upload finished"
+    );
+    assert_eq!(
+        dest.list_names().await.unwrap(),
+        [name],
+        "only the file is listed"
+    );
+}
+
+#[tokio::test]
+async fn the_next_export_aborts_the_upload_of_a_file_an_interrupted_one_left() {
+    use object_store::multipart::MultipartStore;
+    let (store, dest) = tracked_destination("out");
+    let name = "t-p00000-00000000000000000000.parquet";
+    let mut writer = PartitionParquetWriter::create(
+        dest.create(name).await.unwrap(),
+        "t",
+        0,
+        ValueFormat::Binary,
+    )
+    .unwrap()
+    .with_row_group_bytes(4 << 20);
+    for chunk in incompressible_records().chunks(40) {
+        writer.write(chunk.to_vec()).await.unwrap();
+    }
+    let markers = multipart_markers(&store, "out").await;
+    assert_eq!(markers.len(), 1);
+    let (key, upload_id) = &markers[0];
+    assert_eq!(key, &format!("out/{name}"));
+    // Still running: a new export's sweep leaves it alone.
+    assert!(dest.discard_unfinished().await.unwrap().is_empty());
+    assert_eq!(multipart_markers(&store, "out").await.len(), 1);
+
+    // The export dies mid-file (its writer dropped, nothing completed or aborted).
+    drop(writer);
+    assert!(
+        dest.list_names().await.unwrap().is_empty(),
+        "nothing visible"
+    );
+    dest.discard_unfinished().await.unwrap();
+    assert!(multipart_markers(&store, "out").await.is_empty());
+    let key = object_store::path::Path::from(key.as_str());
+    assert!(
+        store
+            .put_part(&key, upload_id, 99, Bytes::from_static(b"x").into())
+            .await
+            .is_err(),
+        "the interrupted upload was aborted"
+    );
 }
 
 /// Writes `values` (offsets 100, 101, ...) to one file in `format`; the file's path, or the
@@ -635,11 +730,11 @@ async fn verify_names_parquet_files_the_manifest_does_not_list() {
     let dir = tempfile::tempdir().unwrap();
     let local = Destination::Local(dir.path().to_path_buf());
     let store = std::sync::Arc::new(object_store::memory::InMemory::new());
-    let object = Destination::Object {
-        store: store.clone(),
-        prefix: "exports/run1".into(),
-        url: "memory://exports/run1".into(),
-    };
+    let object = Destination::Object(RemoteStore::new(
+        store.clone(),
+        "exports/run1",
+        "memory://exports/run1",
+    ));
     for dest in [local, object] {
         let name = one_file_export(&dest).await;
         let (_, problems) = verify(&dest).await.unwrap();
@@ -679,11 +774,11 @@ async fn verify_names_parquet_files_the_manifest_does_not_list() {
         )
         .await
         .unwrap();
-    let elsewhere = Destination::Object {
-        store: store.clone(),
-        prefix: "exports/run2".into(),
-        url: "memory://exports/run2".into(),
-    };
+    let elsewhere = Destination::Object(RemoteStore::new(
+        store.clone(),
+        "exports/run2",
+        "memory://exports/run2",
+    ));
     one_file_export(&elsewhere).await;
     store
         .put(
@@ -888,11 +983,7 @@ async fn a_failed_file_aborts_its_multipart_upload() {
         std::sync::Arc::new(object_store::memory::InMemory::new()),
     ));
     let faults = faulty.faults.clone();
-    let dest = Destination::Object {
-        store: faulty,
-        prefix: "out".into(),
-        url: "memory://out".into(),
-    };
+    let dest = Destination::Object(RemoteStore::new(faulty, "out", "memory://out"));
     let name = "t-p00000-00000000000000000000.parquet";
     let mut writer =
         PartitionParquetWriter::create(dest.create(name).await.unwrap(), "t", 0, ValueFormat::Utf8)

@@ -117,6 +117,24 @@ impl Backend {
         }
     }
 
+    /// The S3 store under [`Backend::remote`]'s wrapper, to check what the bucket holds.
+    pub fn raw_s3(&self) -> Option<object_store::aws::AmazonS3> {
+        let Backend::S3 { bucket, endpoint } = self else {
+            return None;
+        };
+        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_access_key_id(env("AWS_ACCESS_KEY_ID", "test"))
+            .with_secret_access_key(env("AWS_SECRET_ACCESS_KEY", "test"))
+            .with_region(env("AWS_REGION", "us-east-1"))
+            .build()
+            .unwrap();
+        Some(s3)
+    }
+
     /// Multipart part size this backend accepts (S3 wants >= 5 MiB but the last).
     pub fn part_size(&self) -> usize {
         match self {
