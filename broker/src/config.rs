@@ -229,7 +229,7 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "remote.log.manager.orphan.grace.ms",
         default: "3600000",
         kind: long(0, I64),
-        doc: "Remote objects no manifest references (abandoned uploads) are deleted by reconcile once older than this.",
+        doc: "Remote objects no manifest references (abandoned uploads), and multipart uploads interrupted by a crash, are deleted or aborted by reconcile once older than this.",
     },
     BrokerConfigDef {
         name: "remote.log.index.file.cache.total.size.bytes",

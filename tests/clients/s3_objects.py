@@ -4,6 +4,8 @@
     s3_objects.py download s3://bucket/prefix DIR        every object into DIR (by file name)
     s3_objects.py corrupt  s3://bucket/prefix            flips a byte mid-way in the first .parquet
     s3_objects.py delete   s3://bucket/prefix            deletes every object under prefix
+    s3_objects.py uploads  s3://bucket/prefix            unfinished multipart uploads under prefix,
+                                                         "key upload_id" per line
 
 The endpoint and credentials come from AWS_ENDPOINT_URL / AWS_* like the broker's.
 """
@@ -22,6 +24,12 @@ def main():
     mode, url = sys.argv[1], sys.argv[2]
     bucket, _, prefix = url[len("s3://"):].partition("/")
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    if mode == "uploads":
+        pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                print(upload["Key"], upload["UploadId"])
+        return
     keys = keys_under(s3, bucket, prefix)
     if mode == "list":
         for key in keys:

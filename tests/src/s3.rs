@@ -85,6 +85,15 @@ impl S3Target {
             .collect()
     }
 
+    /// The unfinished multipart uploads under `prefix`: (key, upload id).
+    pub fn open_uploads(&self, prefix: &str) -> Vec<(String, String)> {
+        self.objects("uploads", prefix, &[])
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(key, id)| (key.to_string(), id.to_string()))
+            .collect()
+    }
+
     /// Deletes every object under `prefix` (frees the test server's memory after big objects).
     pub fn delete_all(&self, prefix: &str) {
         self.objects("delete", prefix, &[]);

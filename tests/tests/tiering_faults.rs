@@ -613,6 +613,116 @@ fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
     consume_checked(&strata.kafka_addr(), topic, 3000, "o", "start-outage-g", 0);
 }
 
+/// Disaster recovery while the S3 server is unreachable: a broker started on an empty data
+/// directory cannot read the bucket, so it refuses (retriably, with the reason) to create a topic
+/// the bucket may hold, instead of giving it a new id that would hide its history for good. Once
+/// the store answers, the restore finishes by itself, without a restart: every tiered record
+/// reads back from offset 0, and the restored broker's uploads go on (its manifest writer epoch,
+/// unknown at start, now out-ranks the previous broker's).
+#[test]
+fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    if !moto_installed() {
+        return;
+    }
+    let moto = Moto::start(free_port());
+    let mut relay = Relay::start(moto.port);
+    let env = s3_env(&relay.endpoint());
+    let url = "s3://tier-faults/restore-outage";
+    let mut first = tiered_builder(url, &env).start();
+    // Broker epoch 3: the manifests it writes fence writers of a lower epoch.
+    first.restart();
+    first.restart();
+    let topic = "restore-outage";
+    create_tiered_topic(&first, topic, 20000);
+    client(&["produce", &first.kafka_addr(), topic, "3000", "d"]);
+    wait_tiered(&first, topic, 2999);
+    let tiered = partition_status(&first, topic)["highest_tiered_offset"]
+        .as_i64()
+        .unwrap()
+        + 1;
+    assert!(tiered > 2000, "{tiered}");
+    first.stop();
+
+    relay.cut();
+    let second = tiered_builder(url, &env).start();
+    let refused = strata_tests::python(
+        "tiering_client.py",
+        &[
+            "create",
+            &second.kafka_addr(),
+            topic,
+            "remote.storage.enable=true",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "created during the outage");
+    assert!(
+        stderr.contains("LEADER_NOT_AVAILABLE") && stderr.contains("cannot be created yet"),
+        "{stderr}"
+    );
+    assert!(
+        second
+            .data_dir()
+            .join("restore-from-bucket.pending")
+            .exists()
+    );
+
+    relay.resume();
+    wait_until("the topic is restored", Duration::from_secs(120), || {
+        let out = strata_tests::python(
+            "tiering_client.py",
+            &["offsets", &second.kafka_addr(), topic],
+        );
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|o| o["latest"].as_i64() == Some(tiered) && o["earliest"] == 0)
+    });
+    assert!(
+        !second
+            .data_dir()
+            .join("restore-from-bucket.pending")
+            .exists()
+    );
+    consume_checked(
+        &second.kafka_addr(),
+        topic,
+        tiered as usize,
+        "d",
+        "restore-outage-g",
+        0,
+    );
+
+    // The restored broker keeps tiering: its uploads are not fenced.
+    let more = 1500;
+    client(&[
+        "produce",
+        &second.kafka_addr(),
+        topic,
+        &more.to_string(),
+        "d",
+        &tiered.to_string(),
+    ]);
+    wait_tiered(&second, topic, tiered + more - 1);
+    assert!(
+        partition_status(&second, topic)["last_error"]
+            .as_str()
+            .is_none_or(str::is_empty),
+        "{}",
+        partition_status(&second, topic)
+    );
+    consume_checked(
+        &second.kafka_addr(),
+        topic,
+        (tiered + more) as usize,
+        "d",
+        "restore-outage-g2",
+        0,
+    );
+}
+
 /// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
 fn topic_files(bucket: &Path, topic: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -604,6 +604,13 @@ impl RemoteLogManager {
         crate::retention::run_retention(&self.inner.remote, &self.inner.manifests, &pid, pass).await
     }
 
+    /// Raises this writer's manifest epoch to at least `epoch` (never lowers it): for a broker
+    /// that could not read the bucket's highest epoch at start and learns it later. Returns the
+    /// epoch now in use.
+    pub fn raise_writer_epoch(&self, epoch: u64) -> u64 {
+        self.inner.manifests.raise_epoch(epoch)
+    }
+
     /// Repair every partition in the bucket after crashes, and abort the multipart uploads that
     /// interrupted writes left; see `reconcile.rs`.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {

@@ -6,6 +6,7 @@
 //! loses (`Conflict`), the cache is dropped, the manifest re-read and the mutation re-applied.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, TieringError};
@@ -19,7 +20,8 @@ const MAX_CONFLICT_RETRIES: usize = 5;
 #[derive(Debug)]
 pub(crate) struct ManifestCache {
     pub(crate) store: ManifestStore,
-    pub(crate) epoch: u64,
+    /// This writer's epoch: raised (never lowered) once the bucket's highest is known.
+    epoch: AtomicU64,
     slots: Mutex<HashMap<PartitionId, Slot>>,
 }
 
@@ -27,9 +29,18 @@ impl ManifestCache {
     pub(crate) fn new(store: ManifestStore, epoch: u64) -> Self {
         Self {
             store,
-            epoch,
+            epoch: AtomicU64::new(epoch),
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Raises this writer's epoch to at least `epoch`; returns the epoch now in use.
+    pub(crate) fn raise_epoch(&self, epoch: u64) -> u64 {
+        self.epoch.fetch_max(epoch, Ordering::AcqRel).max(epoch)
     }
 
     fn slot(&self, p: &PartitionId) -> Slot {
@@ -76,7 +87,7 @@ impl ManifestCache {
         for attempt in 0..MAX_CONFLICT_RETRIES {
             let base = match cur.clone() {
                 Some(v) => v,
-                None => Arc::new(self.store.load_or_empty(p, self.epoch).await?),
+                None => Arc::new(self.store.load_or_empty(p, self.epoch()).await?),
             };
             let mut next = base.manifest.clone();
             let r = f(&mut next)?;
@@ -88,7 +99,7 @@ impl ManifestCache {
             }
             match self
                 .store
-                .save(&base, next, self.epoch, crate::now_ms())
+                .save(&base, next, self.epoch(), crate::now_ms())
                 .await
             {
                 Ok(v) => {

@@ -11,8 +11,8 @@
 //!
 //! * Idempotent: if a finished entry already covers exactly this segment, nothing is uploaded.
 //! * Crash after 1 or during 2: a Started entry no reader looks at, maybe a partial object or an
-//!   unfinished multipart upload (local staging files are removed on drop). `reconcile` removes
-//!   both once older than the grace period. Every attempt writes a new key, so a retry never
+//!   unfinished multipart upload (with its marker, `multipart.rs`; local staging files are
+//!   removed on drop). `reconcile` removes all of it once older than the grace period. Every attempt writes a new key, so a retry never
 //!   overwrites or collides with an earlier attempt.
 //! * Failure during 2: the multipart upload is aborted before the error is returned.
 //! * Memory is bounded by three chunks (one being encoded, two queued for the upload) plus

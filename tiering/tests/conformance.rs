@@ -222,6 +222,28 @@ async fn fenced_manifest(backend: &Backend) {
     ms.save(&fresh, fresh.manifest.clone(), 1, 4)
         .await
         .expect("re-created after the re-read");
+
+    // A manager started with a low epoch (it could not read the bucket's) is fenced until it
+    // raises its epoch past the bucket's.
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_segment(dir.path(), "t", p.topic_id, 0, 4, 2, false);
+    let mut seg_desc = seg.desc.clone();
+    seg_desc.partition = 1;
+    let newer = ms.load(&p).await.unwrap().unwrap();
+    ms.save(&newer, newer.manifest.clone(), 7, 5).await.unwrap();
+    let low = manager(&remote, test_config());
+    let fenced = low.upload_now(&seg_desc).await;
+    assert!(
+        matches!(fenced, Err(TieringError::Fenced { .. })),
+        "{fenced:?}"
+    );
+    assert_eq!(low.raise_writer_epoch(8), 8);
+    assert_eq!(low.raise_writer_epoch(3), 8, "never lowered");
+    assert!(matches!(
+        low.upload_now(&seg_desc).await.unwrap(),
+        UploadOutcome::Uploaded(_)
+    ));
+    assert_eq!(ms.load(&p).await.unwrap().unwrap().manifest.writer_epoch, 8);
 }
 
 /// Background uploads through the queue, status, and concurrent managers not losing updates.
@@ -304,16 +326,15 @@ async fn interrupted_multipart_upload(backend: &Backend) {
         assert_eq!(markers.len(), 1);
         assert_eq!(markers[0].1, key.as_ref());
     }
+    // What a broker runs at start and every reconcile interval (`test_config`: no grace period).
+    let reconciler = manager(&remote, test_config());
     let sweep = || async {
-        let report = remote
-            .abort_interrupted_multipart_uploads(Duration::ZERO)
-            .await
-            .unwrap();
+        let report = reconciler.reconcile().await.unwrap();
         remote.remove_stale_staging_files(&remote.prefix, Duration::ZERO);
-        report
+        report.multipart_uploads_aborted
     };
     // Running: left alone, however old.
-    assert_eq!(sweep().await.aborted, 0);
+    assert_eq!(sweep().await, 0);
     let raw = backend.raw_s3();
     if let Some(raw) = &raw {
         raw.put_part(&key, &markers[0].2, 1, b"more".to_vec().into())
@@ -339,7 +360,7 @@ async fn interrupted_multipart_upload(backend: &Backend) {
             }
             assert!(left.is_empty(), "staging files left: {left:?}");
         }
-        _ => assert_eq!(swept.aborted, 1),
+        _ => assert_eq!(swept, 1),
     }
     if let Some(raw) = &raw {
         let gone = raw
@@ -367,7 +388,7 @@ async fn interrupted_multipart_upload(backend: &Backend) {
     upload.complete().await.unwrap();
     assert!(multipart_markers(&remote).await.is_empty());
     remote.store.put(&marker, marker_body.into()).await.unwrap();
-    assert_eq!(sweep().await.aborted, 1);
+    assert_eq!(sweep().await, 1);
     assert!(multipart_markers(&remote).await.is_empty());
     let got = remote.store.get(&key).await.unwrap().bytes().await.unwrap();
     assert_eq!(got.len(), part.len());

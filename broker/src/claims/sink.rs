@@ -97,8 +97,7 @@ impl LogTicketSink {
     }
 
     fn partition_log(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, SinkError> {
-        self.partition_count(topic)
-            .ok_or_else(|| SinkError::UnknownTopic(topic.to_string()))?;
+        self.topic_partitions(topic)?;
         self.log
             .partition(topic, partition)
             .ok_or_else(|| SinkError::UnknownPartition {
@@ -116,9 +115,7 @@ impl LogTicketSink {
         if let Some(p) = requested {
             return Ok(p);
         }
-        let count = self
-            .partition_count(topic)
-            .ok_or_else(|| SinkError::UnknownTopic(topic.to_string()))?;
+        let count = self.topic_partitions(topic)?;
         Ok(match key {
             Some(key) => key_partition(key, count),
             None => (self.round_robin.fetch_add(1, Ordering::Relaxed) % count as u32) as i32,
@@ -307,11 +304,20 @@ impl TicketSink for LogTicketSink {
     }
 
     fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.topic_partitions(topic).ok()
+    }
+}
+
+impl LogTicketSink {
+    /// The topic's partition count, auto-creating it when allowed. A creation refused for now
+    /// (a restore from the remote tier may still bring the topic back) is `Unavailable`.
+    fn topic_partitions(&self, topic: &str) -> Result<i32, SinkError> {
         if let Some(meta) = self.log.topic(topic) {
-            return Some(meta.partitions);
+            return Ok(meta.partitions);
         }
+        let unknown = || SinkError::UnknownTopic(topic.to_string());
         if !self.auto_create {
-            return None;
+            return Err(unknown());
         }
         match self
             .log
@@ -323,12 +329,20 @@ impl TicketSink for LogTicketSink {
                     partitions = meta.partitions,
                     "topic auto-created by the claim-check gateway"
                 );
-                Some(meta.partitions)
+                Ok(meta.partitions)
             }
-            Err(LogError::TopicAlreadyExists(_)) => self.log.topic(topic).map(|m| m.partitions),
+            Err(LogError::TopicAlreadyExists(_)) => self
+                .log
+                .topic(topic)
+                .map(|m| m.partitions)
+                .ok_or_else(unknown),
+            Err(error) if error.is_retryable() => {
+                warn!(topic, %error, "topic auto-creation refused for now");
+                Err(SinkError::Unavailable(error.to_string()))
+            }
             Err(error) => {
                 warn!(topic, %error, "topic auto-creation refused");
-                None
+                Err(unknown())
             }
         }
     }

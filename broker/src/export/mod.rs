@@ -50,7 +50,8 @@
 //! one record keep only the last. Transaction markers (control batches) are not exported; aborted
 //! transactional records are (the export is read-uncommitted). HTTP jobs live in memory: a
 //! broker restart forgets them (re-post to resume). An object-store upload cut by a crash leaves
-//! an incomplete multipart upload for the bucket's lifecycle rule to abort (an error aborts it).
+//! an incomplete multipart upload, which the next export into the destination aborts (an error
+//! aborts it at once).
 
 pub mod claims;
 pub mod destination;

@@ -49,6 +49,11 @@ pub enum LogError {
     },
     #[error("topic '{0}' already exists")]
     TopicAlreadyExists(String),
+    /// The topic may exist in the remote tier, whose restore has not finished yet.
+    #[error(
+        "topic '{topic}' cannot be created yet: {reason}; the broker retries the restore on its own, try again once it has finished"
+    )]
+    RestorePending { topic: String, reason: String },
     #[error("invalid topic name '{name}': {reason}")]
     InvalidTopic { name: String, reason: String },
     #[error("invalid partitions: {0}")]
@@ -111,6 +116,8 @@ impl LogError {
             LogError::InvalidTopic { .. } => 17,
             LogError::InvalidTimestamp(_) => 32,
             LogError::TopicAlreadyExists(_) => 36,
+            // What Kafka answers for a topic that exists but cannot be served yet: clients retry.
+            LogError::RestorePending { .. } => 5,
             LogError::InvalidPartitions(_) => 37,
             LogError::InvalidConfig { .. } => 40,
             LogError::OutOfOrderSequence { .. } => 45,
@@ -129,6 +136,7 @@ impl LogError {
             self,
             LogError::CorruptMessage(_)
                 | LogError::UnknownTopicOrPartition { .. }
+                | LogError::RestorePending { .. }
                 | LogError::Storage { .. }
                 | LogError::NotDurable { .. }
                 | LogError::ShuttingDown

@@ -29,8 +29,9 @@ use super::metrics::LogMetrics;
 use super::partition_log::{SharedByPartitions, sync_dir};
 use super::recovery::load_partition;
 use super::{
-    AllowAllDeletions, ConfigEntry, ConfigOp, LocalDeletionGate, LogError, PartitionLog,
-    SegmentEvent, SharedGate, TopicConfig, apply_config_ops, now_ms,
+    AllowAllCreations, AllowAllDeletions, ConfigEntry, ConfigOp, LocalDeletionGate, LogError,
+    PartitionLog, SegmentEvent, SharedGate, TopicConfig, TopicCreationGate, apply_config_ops,
+    now_ms,
 };
 
 const DATA_FORMAT_VERSION: u32 = 1;
@@ -93,6 +94,7 @@ pub struct LogManager {
     metadata_lock: Mutex<()>,
     events: broadcast::Sender<SegmentEvent>,
     gate: SharedGate,
+    creation_gate: RwLock<Arc<dyn TopicCreationGate>>,
     metrics: Arc<LogMetrics>,
     cancel: CancellationToken,
     _dir_lock: File,
@@ -246,6 +248,7 @@ impl LogManager {
             metadata_lock: Mutex::new(()),
             events,
             gate,
+            creation_gate: RwLock::new(Arc::new(AllowAllCreations)),
             metrics,
             cancel: CancellationToken::new(),
             _dir_lock: lock,
@@ -418,6 +421,12 @@ impl LogManager {
         {
             return Err(LogError::TopicAlreadyExists(name.to_string()));
         }
+        let creation_gate = self
+            .creation_gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        creation_gate.may_create(name)?;
         let metadata = TopicMetadata {
             name: name.to_string(),
             topic_id: uuid::Uuid::new_v4(),
@@ -668,6 +677,15 @@ impl LogManager {
 
     pub fn subscribe_segment_events(&self) -> broadcast::Receiver<SegmentEvent> {
         self.events.subscribe()
+    }
+
+    /// Installs the check every topic creation passes (CreateTopics, auto-creation); restoring
+    /// a topic ([`LogManager::restore_topic`]) does not ask it.
+    pub fn set_topic_creation_gate(&self, gate: Arc<dyn TopicCreationGate>) {
+        *self
+            .creation_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = gate;
     }
 
     pub fn set_local_deletion_gate(&self, gate: Arc<dyn LocalDeletionGate>) {

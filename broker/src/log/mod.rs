@@ -136,6 +136,22 @@ impl LocalDeletionGate for AllowAllDeletions {
 
 pub(crate) type SharedGate = Arc<std::sync::RwLock<Arc<dyn LocalDeletionGate>>>;
 
+/// Decides whether a topic may be created now (tiering refuses names the bucket may still hold
+/// while a restore from it is unfinished: a new topic of that name would hide its history).
+pub trait TopicCreationGate: Send + Sync {
+    fn may_create(&self, topic: &str) -> Result<(), LogError>;
+}
+
+/// The default: any valid name may be created.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAllCreations;
+
+impl TopicCreationGate for AllowAllCreations {
+    fn may_create(&self, _: &str) -> Result<(), LogError> {
+        Ok(())
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -10,6 +10,7 @@
 //!  ListOffsets -4/-5 ──▶ offsets.rs          ListOffsets by time ──▶ cold_read.rs
 //!  retention.rs: retention.ms / retention.bytes over the whole log (remote part)
 //!  restore.rs: topic.json in the bucket; empty data dir ──▶ topics recreated from the bucket
+//!              (retried until it finishes; meanwhile their names cannot be created anew)
 //!  DeleteTopics ──▶ topic_delete.rs: tombstone, local delete, every remote object of the topic
 //!  status.rs: /metrics collector, GET /v1/tier/status, the snapshot behind `strata tier status`
 //! ```
@@ -205,6 +206,8 @@ pub struct TieredStorage {
     /// write racing a DeleteTopics lands before the deletion lists the topic's objects, or not at
     /// all (a late one would bring the deleted topic back at the next restore).
     pub(crate) deleting_topics: tokio::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
+    /// What an unfinished restore from the bucket still has to bring back (`restore.rs`).
+    pub(crate) pending_restore: restore::SharedPendingRestore,
     pub settings: TierSettings,
     cancel: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -227,16 +230,16 @@ impl TieredStorage {
             data_dir,
             published: Mutex::default(),
             deleting_topics: tokio::sync::Mutex::default(),
+            pending_restore: Default::default(),
             settings,
             cancel: CancellationToken::new(),
             tasks: Mutex::default(),
         });
-        let restore_unfinished = restore::restore_marker(&this.data_dir).exists();
-        if (this.log.topics().is_empty() || restore_unfinished)
-            && let Err(error) = restore::restore_from_bucket(&this).await
-        {
-            tracing::error!(error = %format!("{error:#}"), "restore from the remote tier failed; starting without it");
-        }
+        this.log
+            .set_topic_creation_gate(Arc::new(restore::RestoreGate {
+                pending: this.pending_restore.clone(),
+            }));
+        restore::restore_at_start(&this).await;
         this.log
             .set_local_deletion_gate(Arc::new(gate::UploadGate::new(&this.log, &this.state)));
         broker.set_tier_offsets(Arc::new(offsets::RemoteTierOffsets {
@@ -265,6 +268,7 @@ impl TieredStorage {
             tokio::spawn(pump::run_events(this.clone())),
             tokio::spawn(pump::run_periodic(this.clone())),
             tokio::spawn(follow_quotas(this.clone(), broker.watch_broker_configs())),
+            tokio::spawn(restore::retry_unfinished_restore(this.clone())),
         ];
         this.tasks
             .lock()

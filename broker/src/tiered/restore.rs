@@ -8,15 +8,24 @@
 //! start, so consumers read the whole remote history from offset 0 (or wherever it starts).
 //! When one name has several ids in the bucket (deleted and recreated), the newest wins; a topic
 //! with a tombstone (`deleted.json`, see `topic_delete.rs`) is never restored.
+//!
+//! A restore that cannot finish (the object store unreachable at start, a topic record
+//! unreadable) is retried every task interval and at every start until it does. Meanwhile
+//! [`RestoreGate`] refuses to create the topics it has yet to bring back (every topic while the
+//! bucket cannot be listed) with LEADER_NOT_AVAILABLE, which clients retry: a topic created
+//! under such a name would get a new id, and the restore would then skip it, its remote history
+//! out of reach. Once the bucket answers, the broker also raises its manifest writer epoch past
+//! the bucket's (at start it could not read it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use strata_tiering::keys;
 use uuid::Uuid;
 
-use crate::log::TopicMetadata;
+use crate::log::{LogError, TopicCreationGate, TopicMetadata};
 
 use super::TieredStorage;
 
@@ -84,8 +93,64 @@ pub(crate) async fn publish_topic(ts: &TieredStorage, meta: &TopicMetadata) {
     }
 }
 
-/// The newest record of every topic in the bucket, and how many records could not be read.
-async fn read_records(ts: &TieredStorage) -> anyhow::Result<(Vec<TopicRecord>, usize)> {
+/// What a restore from the bucket still has to bring back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum PendingRestore {
+    /// Nothing: no restore, or it finished.
+    #[default]
+    Nothing,
+    /// The bucket could not be listed yet: any topic may be in it.
+    EveryTopic,
+    /// These topics (listed, not restored yet).
+    Topics(BTreeSet<String>),
+}
+
+impl PendingRestore {
+    fn holds(&self, topic: &str) -> bool {
+        match self {
+            PendingRestore::Nothing => false,
+            PendingRestore::EveryTopic => true,
+            PendingRestore::Topics(topics) => topics.contains(topic),
+        }
+    }
+}
+
+/// The restore's progress, shared with [`RestoreGate`].
+pub(crate) type SharedPendingRestore = Arc<Mutex<PendingRestore>>;
+
+/// Refuses to create a topic the unfinished restore may still bring back.
+pub(crate) struct RestoreGate {
+    pub(crate) pending: SharedPendingRestore,
+}
+
+impl TopicCreationGate for RestoreGate {
+    fn may_create(&self, topic: &str) -> Result<(), LogError> {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !pending.holds(topic) {
+            return Ok(());
+        }
+        let reason = match *pending {
+            PendingRestore::EveryTopic => {
+                "the restore from the remote tier has not read the bucket yet (is the object store reachable?)"
+            }
+            _ => "the remote tier holds a topic of this name that is not restored yet",
+        };
+        Err(LogError::RestorePending {
+            topic: topic.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+}
+
+fn set_pending(ts: &TieredStorage, pending: PendingRestore) {
+    *ts.pending_restore
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = pending;
+}
+
+/// The newest record of every topic in the bucket, and the names of topics whose record could
+/// not be read.
+async fn read_records(ts: &TieredStorage) -> anyhow::Result<(Vec<TopicRecord>, BTreeSet<String>)> {
     let remote = ts.rlm.remote();
     let root = keys::format_topics_root(&remote.prefix);
     let listing = remote.store.list_with_delimiter(Some(&root)).await?;
@@ -93,7 +158,7 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<(Vec<TopicRecord>, u
     let deleted: std::collections::HashSet<(String, Uuid)> =
         ts.rlm.tombstoned_topics().await?.into_iter().collect();
     let mut newest: BTreeMap<String, TopicRecord> = BTreeMap::new();
-    let mut unreadable = 0;
+    let mut unreadable = BTreeSet::new();
     for dir in listing.common_prefixes {
         let Some(name) = dir.filename() else { continue };
         let Some((topic, topic_id)) = keys::parse_topic_dir(name) else {
@@ -117,7 +182,7 @@ async fn read_records(ts: &TieredStorage) -> anyhow::Result<(Vec<TopicRecord>, u
             Err(error) => {
                 // One damaged record must not cost the other topics their restore.
                 tracing::error!(key = %key, %error, "unreadable topic.json; topic not restored");
-                unreadable += 1;
+                unreadable.insert(topic);
                 continue;
             }
         };
@@ -143,25 +208,84 @@ pub(crate) fn restore_marker(data_dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Recreates every topic the bucket knows that the log lacks (on an empty data directory, or
-/// to finish an interrupted restore).
+/// to finish an interrupted restore), keeping [`TieredStorage::pending_restore`] up to date.
 pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()> {
     let marker = restore_marker(&ts.data_dir);
-    std::fs::write(&marker, b"")?;
-    let (records, mut failed) = read_records(ts).await?;
+    if !marker.exists() {
+        std::fs::write(&marker, b"")?;
+    }
+    let (records, unreadable) = read_records(ts).await?;
+    // The bucket answers: out-rank whoever wrote its manifests before (unknown at start if the
+    // store was down then).
+    let bucket_epoch = highest_writer_epoch(ts.rlm.remote()).await?;
+    ts.rlm.raise_writer_epoch(bucket_epoch + 1);
+    let mut pending: BTreeSet<String> = records
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|name| ts.log.topic(name).is_none())
+        .chain(unreadable)
+        .collect();
+    set_pending(ts, PendingRestore::Topics(pending.clone()));
     for record in records {
         if ts.log.topic(&record.name).is_some() {
             continue;
         }
-        if let Err(error) = restore_topic(ts, &record).await {
-            tracing::error!(topic = %record.name, error = %format!("{error:#}"), "restoring topic failed; retried at the next start");
-            failed += 1;
+        match restore_topic(ts, &record).await {
+            Ok(()) => {
+                pending.remove(&record.name);
+                set_pending(ts, PendingRestore::Topics(pending.clone()));
+            }
+            Err(error) => {
+                tracing::error!(topic = %record.name, error = %format!("{error:#}"), "restoring topic failed; retried every task interval");
+            }
         }
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} topic(s) not restored yet");
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "{} topic(s) not restored yet: {}",
+            pending.len(),
+            pending.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
     std::fs::remove_file(&marker)?;
+    set_pending(ts, PendingRestore::Nothing);
     Ok(())
+}
+
+/// At start: restore when the data directory has no topics or an earlier restore did not
+/// finish. Until it has, the topics it may bring back cannot be created.
+pub(crate) async fn restore_at_start(ts: &TieredStorage) {
+    if !ts.log.topics().is_empty() && !restore_marker(&ts.data_dir).exists() {
+        return;
+    }
+    set_pending(ts, PendingRestore::EveryTopic);
+    if let Err(error) = restore_from_bucket(ts).await {
+        tracing::error!(error = %format!("{error:#}"), "restore from the remote tier unfinished; starting without it and retrying every task interval");
+    }
+}
+
+/// Every task interval while a restore is unfinished: try again; once it finishes, expose the
+/// restored topics' remote history at once. Ends when the restore is done.
+pub(crate) async fn retry_unfinished_restore(ts: Arc<TieredStorage>) {
+    let mut tick = tokio::time::interval(ts.settings.task_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    while restore_marker(&ts.data_dir).exists() {
+        tokio::select! {
+            _ = ts.cancelled().cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match restore_from_bucket(&ts).await {
+            Ok(()) => {
+                tracing::info!("restore from the remote tier finished");
+                super::gate::refresh(&ts).await;
+                super::retention::expose_remote_log_starts(&ts).await;
+                return;
+            }
+            Err(error) => tracing::warn!(error = %format!("{error:#}"),
+                "restore from the remote tier still unfinished; retrying"),
+        }
+    }
 }
 
 async fn restore_topic(ts: &TieredStorage, record: &TopicRecord) -> anyhow::Result<()> {
@@ -217,4 +341,47 @@ pub async fn highest_writer_epoch(remote: &strata_tiering::RemoteStore) -> anyho
         }
     }
     Ok(highest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogManager, LogManagerConfig};
+
+    #[tokio::test]
+    async fn topics_an_unfinished_restore_may_bring_back_cannot_be_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogManager::open(LogManagerConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let pending = SharedPendingRestore::default();
+        log.set_topic_creation_gate(Arc::new(RestoreGate {
+            pending: pending.clone(),
+        }));
+        let create = |name: &str| log.create_topic(name, 1, BTreeMap::new(), false);
+
+        *pending.lock().unwrap() = PendingRestore::EveryTopic;
+        let refused = create("orders").unwrap_err();
+        assert_eq!(refused.kafka_error_code(), 5, "LEADER_NOT_AVAILABLE");
+        assert!(refused.is_retryable());
+        assert!(
+            refused.to_string().contains("object store reachable"),
+            "{refused}"
+        );
+
+        *pending.lock().unwrap() = PendingRestore::Topics(BTreeSet::from(["orders".to_string()]));
+        let refused = create("orders").unwrap_err();
+        assert!(
+            refused.to_string().contains("not restored yet"),
+            "{refused}"
+        );
+        create("payments").expect("a name the bucket does not hold");
+
+        *pending.lock().unwrap() = PendingRestore::Nothing;
+        create("orders").expect("restore finished");
+        assert!(matches!(
+            create("payments"),
+            Err(LogError::TopicAlreadyExists(_))
+        ));
+    }
 }
