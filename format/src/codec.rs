@@ -6,15 +6,19 @@
 //! Snappy section against the lengths its blocks declare before decompressing any: a
 //! compression bomb costs one refusal ([`InflateError::TooLarge`]), not the process's memory.
 //! Record decoding itself is kafka-protocol's ([`decode_records`]), after the framing check of
-//! `records.rs`.
+//! `records.rs` and a bound on what the decoded records and headers take
+//! ([`InflateError::DecodedTooLarge`]).
 
 use std::io::Read;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::compression::{Decompressor, Snappy};
-use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder, RecordSet};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression as KafkaCompression, Record, RecordBatchDecoder, RecordSet,
+};
 
-use crate::records::check_records_framing;
+use crate::records::{RecordsShape, check_records_framing};
 use crate::{BATCH_HEADER_SIZE, Compression, RecordBatch};
 
 /// The most a batch's records section may inflate to, given the largest batch accepted: 16 times
@@ -33,6 +37,30 @@ pub enum InflateError {
     /// The section inflates past the limit (`size` is what was seen or declared).
     #[error("the records section inflates to more than {limit} bytes ({size} seen)")]
     TooLarge { size: usize, limit: usize },
+    /// The records would take more than the limit once decoded (`size`, estimated from the
+    /// record and header counts).
+    #[error(
+        "the batch's {records} records and {headers} headers would take about {size} bytes decoded, more than {limit}"
+    )]
+    DecodedTooLarge {
+        records: usize,
+        headers: usize,
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// About what kafka-protocol's decoder allocates for `shape`: a `Record` per record, and per
+/// header an entry of the record's `IndexMap<StrBytes, Option<Bytes>>` (key, value, hash) plus
+/// its slot in the index table. Buffers of keys and values are slices of the batch and cost nothing more.
+pub fn decoded_bytes(shape: RecordsShape) -> usize {
+    let record = std::mem::size_of::<Record>();
+    let header =
+        std::mem::size_of::<(StrBytes, Option<Bytes>)>() + 2 * std::mem::size_of::<usize>();
+    shape
+        .records
+        .saturating_mul(record)
+        .saturating_add(shape.headers.saturating_mul(header))
 }
 
 /// The batch's records section, uncompressed; more than `limit` bytes is refused.
@@ -85,7 +113,8 @@ pub fn inflate_records(batch: &RecordBatch, limit: usize) -> Result<Bytes, Infla
 /// Decodes one batch with kafka-protocol's decoder, its records section inflated by
 /// [`inflate_records`] first (at most `limit` bytes) and its record framing checked by
 /// [`check_records_framing`] (so no count on the wire sizes an allocation the bytes do not
-/// back). The set keeps the batch's codec.
+/// back); a batch whose records would take more than `limit` decoded ([`decoded_bytes`]) is
+/// refused too. The set keeps the batch's codec.
 pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<RecordSet, InflateError> {
     let codec = match batch.compression() {
         Compression::None => KafkaCompression::None,
@@ -105,8 +134,17 @@ pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<RecordSet, In
         let section = inflate_records(batch, limit)?;
         batch.with_records_section(Compression::None, &section)
     };
-    check_records_framing(&plain[BATCH_HEADER_SIZE..], batch.record_count())
+    let shape = check_records_framing(&plain[BATCH_HEADER_SIZE..], batch.record_count())
         .map_err(|e| InflateError::Corrupt(e.to_string()))?;
+    let decoded = decoded_bytes(shape);
+    if decoded > limit {
+        return Err(InflateError::DecodedTooLarge {
+            records: shape.records,
+            headers: shape.headers,
+            size: decoded,
+            limit,
+        });
+    }
     let mut set = RecordBatchDecoder::decode(&mut plain)
         .map_err(|e| InflateError::Corrupt(format!("{e:#}")))?;
     set.compression = codec;

@@ -12,7 +12,10 @@
 //! * a record's key, value and headers lie within the record, each header taking at least two
 //!   bytes (key length, value length), so a header count is at most half the record's rest.
 //!
-//! What the decoder then allocates is proportional to bytes that are really there.
+//! What the decoder then allocates is proportional to bytes that are really there, and the
+//! check returns how many records and headers that is ([`RecordsShape`]): decoded, each costs
+//! far more than its bytes on the wire (a header takes two bytes there and about a hundred as a
+//! map entry), so callers bound the decoded size too (`codec::decode_records`).
 //!
 //! ```text
 //! record: length varint | attributes i8 | timestamp delta varlong | offset delta varint |
@@ -26,9 +29,19 @@ use crate::FormatError;
 /// key length, value length and header count.
 pub const MIN_RECORD_BYTES: usize = 7;
 
+/// How many records and headers a records section holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordsShape {
+    pub records: usize,
+    pub headers: usize,
+}
+
 /// Checks that `section` (a batch's records, uncompressed) holds `record_count` records whose
-/// lengths and counts are backed by bytes; see the module docs.
-pub fn check_records_framing(section: &[u8], record_count: i32) -> Result<(), FormatError> {
+/// lengths and counts are backed by bytes; see the module docs. Returns what it counted.
+pub fn check_records_framing(
+    section: &[u8],
+    record_count: i32,
+) -> Result<RecordsShape, FormatError> {
     let count = usize::try_from(record_count)
         .map_err(|_| FormatError::InvalidHeader("negative record count"))?;
     if count > section.len() / MIN_RECORD_BYTES {
@@ -37,18 +50,22 @@ pub fn check_records_framing(section: &[u8], record_count: i32) -> Result<(), Fo
         ));
     }
     let mut rest = section;
+    let mut shape = RecordsShape {
+        records: count,
+        headers: 0,
+    };
     for index in 0..count {
         let invalid = |reason| FormatError::InvalidRecord { index, reason };
         let length = read_varint(&mut rest, VARINT_BYTES).ok_or(invalid("truncated length"))?;
         let length = usize::try_from(length).map_err(|_| invalid("negative length"))?;
         let record = take(&mut rest, length).ok_or(invalid("longer than the records section"))?;
-        check_record(record).map_err(invalid)?;
+        shape.headers += check_record(record).map_err(invalid)?;
     }
-    Ok(())
+    Ok(shape)
 }
 
-/// One record's body (after its length).
-fn check_record(record: &[u8]) -> Result<(), &'static str> {
+/// One record's body (after its length); its header count.
+fn check_record(record: &[u8]) -> Result<usize, &'static str> {
     let rest = &mut &record[..];
     take(rest, 1).ok_or("truncated attributes")?;
     read_varint(rest, VARLONG_BYTES).ok_or("truncated timestamp delta")?;
@@ -66,7 +83,7 @@ fn check_record(record: &[u8]) -> Result<(), &'static str> {
         take(rest, key).ok_or("header key outside the record")?;
         skip_nullable(rest).ok_or("header value outside the record")?;
     }
-    Ok(())
+    Ok(headers)
 }
 
 /// Kafka's varint (zigzag, at most 5 bytes) and varlong (at most 10 bytes), read as
@@ -174,9 +191,15 @@ mod tests {
             record(2, Some(""), Some(""), &[("h", Some(&long))]),
         ];
         let bytes = section(&records);
-        check_records_framing(&bytes, 3).unwrap();
+        assert_eq!(
+            check_records_framing(&bytes, 3).unwrap(),
+            RecordsShape {
+                records: 3,
+                headers: 4
+            }
+        );
         // Fewer records than the section holds is the decoder's business, not a framing error.
-        check_records_framing(&bytes, 1).unwrap();
+        assert_eq!(check_records_framing(&bytes, 1).unwrap().headers, 0);
         check_records_framing(&bytes, 0).unwrap();
     }
 

@@ -149,7 +149,9 @@ proptest! {
         let bytes = encode(&spec);
         let batch = RecordBatch::new(bytes.clone()).unwrap();
         let section = batch.records_section();
-        prop_assert_eq!(check_records_framing(&section, batch.record_count()), Ok(()));
+        let shape = check_records_framing(&section, batch.record_count()).unwrap();
+        prop_assert_eq!(shape.records, spec.timestamps.len());
+        prop_assert_eq!(shape.headers, 0);
         let mut corrupt = section.to_vec();
         let at = position.index(corrupt.len());
         corrupt[at] ^= flip;

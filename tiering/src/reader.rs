@@ -348,9 +348,9 @@ impl RemoteLogReader {
                             .iter()
                             .find(|r| r.timestamp >= ts && r.offset >= floor)
                             .map(|r| (r.offset, r.timestamp)),
-                        Err(InflateError::TooLarge { .. }) => {
-                            Some((batch.base_offset().max(floor), batch.max_timestamp()))
-                        }
+                        Err(
+                            InflateError::TooLarge { .. } | InflateError::DecodedTooLarge { .. },
+                        ) => Some((batch.base_offset().max(floor), batch.max_timestamp())),
                         Err(e) => return Err(TieringError::corrupt("batch", &seg.object_key, e)),
                     };
                     if hit.is_some() {

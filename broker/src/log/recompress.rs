@@ -28,6 +28,9 @@ use super::{LogError, TopicConfig};
 
 /// What a refusal of a batch that inflates past [`max_inflated_bytes`] names as the limit.
 const INFLATE_LIMIT: &str = "decompressed size, 16 x max.message.bytes and at least 64 MiB";
+/// ... and one whose records and headers would take more than that decoded.
+const DECODED_LIMIT: &str =
+    "decoded size of the batch's records and headers, 16 x max.message.bytes and at least 64 MiB";
 
 /// An inflation failure as the log's error: a bomb is MESSAGE_TOO_LARGE, the rest CORRUPT_MESSAGE.
 fn inflate_error(error: InflateError) -> LogError {
@@ -36,6 +39,11 @@ fn inflate_error(error: InflateError) -> LogError {
             size,
             max: limit,
             config: INFLATE_LIMIT,
+        },
+        InflateError::DecodedTooLarge { size, limit, .. } => LogError::MessageTooLarge {
+            size,
+            max: limit,
+            config: DECODED_LIMIT,
         },
         InflateError::Corrupt(message) => LogError::CorruptMessage(message),
     }

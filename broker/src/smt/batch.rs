@@ -667,6 +667,54 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn records_that_would_take_too_much_memory_decoded_are_refused_before_decoding() {
+        let (chain, _) = build(CLAIM_CHECK);
+        // 9 million of the smallest records (7 bytes each: no key, no value, no header), 63 MB
+        // inflated from a zstd section of a few KiB. Each costs a whole `Record` decoded: about
+        // 1.5 GB for the batch. The framing is valid; the decoded size is what is refused.
+        let count: i32 = 9_000_000;
+        let mut plain = Vec::with_capacity(count as usize * 7);
+        for _ in 0..count {
+            plain.extend_from_slice(&[0x0c, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]);
+        }
+        let section = zstd::bulk::compress(&plain, 1).unwrap();
+        drop(plain);
+        let zstd = batch(1, (-1, -1, -1), Compression::Zstd, &[]);
+        let input = with_records(&zstd, &section, count);
+        RecordBatch::new(input.clone()).unwrap().validate().unwrap();
+
+        let peak_before = peak_rss_bytes();
+        let error = transform_batches(&input, 1 << 20, &chain, "t", 0, &mut Vec::new())
+            .await
+            .unwrap_err();
+        let BatchError::Decode(log_error) = &error else {
+            panic!("{error}");
+        };
+        assert!(
+            log_error.to_string().contains("decoded size"),
+            "{log_error}"
+        );
+        assert_eq!(log_error.kafka_error_code(), 10, "MESSAGE_TOO_LARGE");
+        // The inflated section (63 MB) is all it costs. Other tests of this binary may run
+        // meanwhile, hence the generous bound.
+        if let (Some(before), Some(after)) = (peak_before, peak_rss_bytes()) {
+            assert!(
+                after - before < 512 << 20,
+                "peak RSS grew by {} MiB",
+                (after - before) >> 20
+            );
+        }
+        // Below the bound, a batch of many small records decodes as before.
+        let small: i32 = 100_000;
+        let plain: Vec<u8> = (0..small)
+            .flat_map(|_| [0x0c, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00])
+            .collect();
+        let input = with_records(&zstd, &zstd::bulk::compress(&plain, 1).unwrap(), small);
+        let set = decode(&RecordBatch::new(input).unwrap(), 1 << 20).unwrap();
+        assert_eq!(set.records.len(), small as usize);
+    }
+
     /// The process's peak resident set (VmHWM), where /proc tells it.
     fn peak_rss_bytes() -> Option<u64> {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
