@@ -5,6 +5,7 @@
   broker-config BOOTSTRAP - key=value...       IncrementalAlterConfigs on the broker: SET, or
                                                DELETE for `key=`; then checks DescribeConfigs
   delete   BOOTSTRAP TOPIC                     DeleteTopics
+  partitions BOOTSTRAP TOPIC N                 CreatePartitions: grow the topic to N partitions
   delete-records BOOTSTRAP TOPIC OFFSET        DeleteRecords below OFFSET; prints the new low watermark
   produce  BOOTSTRAP TOPIC N TAG [START]       N deterministic records (records.py), acks=all
   consume  BOOTSTRAP TOPIC N TAG GROUP [FIRST] a NEW group from offset 0 reads N records and
@@ -72,6 +73,11 @@ elif cmd == "broker-config":
         else:
             assert entry.source != ConfigSource.DYNAMIC_BROKER_CONFIG.value, entry
     print("OK broker configs " + " ".join(f"{k}={described[k].value}" for k in wanted))
+elif cmd == "partitions":
+    from confluent_kafka.admin import NewPartitions
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_partitions([NewPartitions(topic, int(rest[0]))])[topic].result(20)
+    print("OK partitions")
 elif cmd == "delete":
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.delete_topics([topic])[topic].result(30)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use claims_support::{hex, wait_until};
 use sha2::{Digest, Sha256};
-use strata_tests::{Strata, strata_bin};
+use strata_tests::{Strata, Tool, require, strata_bin};
 
 const BIG: u64 = 1 << 30;
 
@@ -342,4 +342,63 @@ fn a_sink_with_an_out_of_range_offset_goes_on_from_the_earliest() {
         contents,
         [b"first payload".to_vec(), b"second payload".to_vec()]
     );
+}
+
+#[test]
+fn a_sink_reads_partitions_added_while_it_runs() {
+    if !require(Tool::Python) {
+        return;
+    }
+    let strata = Strata::start();
+    let (status, receipt) =
+        claims_support::upload_bytes(&strata, "grow", "?partition=0", b"before".to_vec());
+    assert_eq!(status, 201, "{receipt}");
+    let work = tempfile::tempdir().unwrap();
+    let sink = work.path().join("sink");
+    let props = properties(
+        &work.path().join("sink.properties"),
+        &[
+            "name=grow".into(),
+            format!("bootstrap.servers={}", strata.kafka_addr()),
+            format!("claimcheck.gateway.url={}", strata.http_url()),
+            "connector.class=DirectorySink".into(),
+            "topics=grow".into(),
+            format!("sink.dir={}", sink.display()),
+            "poll.interval.ms=100".into(),
+            "metadata.max.age.ms=300".into(),
+        ],
+    );
+    let log = work.path().join("sink.log");
+    let mut child = runner(&props, &log);
+    wait_until(
+        "the first payload is written",
+        Duration::from_secs(60),
+        || sink.is_dir() && !visible_files(&sink).is_empty(),
+    );
+    let grown = strata_tests::python(
+        "tiering_client.py",
+        &["partitions", &strata.kafka_addr(), "grow", "2"],
+    );
+    strata_tests::assert_success(&grown, "CreatePartitions");
+    let (status, receipt) =
+        claims_support::upload_bytes(&strata, "grow", "?partition=1", b"after".to_vec());
+    assert_eq!(status, 201, "{receipt}");
+    wait_until(
+        "the new partition's payload is written",
+        Duration::from_secs(60),
+        || visible_files(&sink).len() >= 2 || child.try_wait().is_ok_and(|s| s.is_some()),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let files = visible_files(&sink);
+    assert_eq!(
+        files,
+        [
+            "grow-0-00000000000000000000".to_string(),
+            "grow-1-00000000000000000000".to_string()
+        ],
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(std::fs::read(sink.join(&files[1])).unwrap(), b"after");
 }

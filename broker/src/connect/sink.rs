@@ -54,7 +54,9 @@ pub async fn run(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Re
     let max_bytes = config.u64_or("fetch.max.bytes", 8 << 20)? as i32;
     let gateway = HttpClaimClient::new(&config.gateway)?;
     let mut kafka = KafkaClient::connect(&config.bootstrap).await?;
-    let partitions = kafka.partitions(&config.topic).await?;
+    let metadata_max_age = Duration::from_millis(config.u64_or("metadata.max.age.ms", 300_000)?);
+    let mut partitions = kafka.partitions(&config.topic).await?;
+    let mut metadata_read = std::time::Instant::now();
     let topic = config.topic.as_str();
     loop {
         let mut idle = true;
@@ -114,6 +116,21 @@ pub async fn run(config: &ConnectorConfig, chain: &TransformChain) -> anyhow::Re
         }
         if idle {
             tokio::time::sleep(poll).await;
+        }
+        // Partitions added meanwhile (CreatePartitions) are read from their start, found as a
+        // Kafka consumer finds them: at its metadata refresh, every `metadata.max.age.ms`.
+        if metadata_read.elapsed() >= metadata_max_age {
+            let now = kafka.partitions(topic).await?;
+            if now != partitions {
+                tracing::info!(
+                    topic,
+                    from = partitions,
+                    to = now,
+                    "partition count changed"
+                );
+                partitions = now;
+            }
+            metadata_read = std::time::Instant::now();
         }
     }
 }
