@@ -275,7 +275,12 @@ pub(crate) async fn retry_unfinished_restore(ts: Arc<TieredStorage>) {
             _ = ts.cancelled().cancelled() => return,
             _ = tick.tick() => {}
         }
-        match restore_from_bucket(&ts).await {
+        // Stopping mid-way is as safe as a crash: the marker stays, the next start goes on.
+        let attempt = tokio::select! {
+            _ = ts.cancelled().cancelled() => return,
+            attempt = restore_from_bucket(&ts) => attempt,
+        };
+        match attempt {
             Ok(()) => {
                 tracing::info!("restore from the remote tier finished");
                 super::gate::refresh(&ts).await;
