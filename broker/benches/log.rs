@@ -1,6 +1,7 @@
 //! Log engine throughput against the machine's own limits: 1 KiB records in 16 KiB batches,
 //! appended without fsync, with an fsync per batch, and by 8 concurrent acks=all writers (group
-//! commit); and sequential reads. Each scenario first prints its MB/s next to a plain `std::fs`
+//! commit; each waiting for its acknowledgement, and with 5 appends in flight each as Kafka
+//! producers send them); and sequential reads. Each scenario first prints its MB/s next to a plain `std::fs`
 //! sequential write/read of the same size, as a ratio, then runs under criterion.
 //!
 //! `cargo bench -p strata-broker --bench log -- --quick`
@@ -189,6 +190,21 @@ fn benches(c: &mut Criterion) {
     );
     report(
         "8 writers acks=all vs durable write",
+        n * size,
+        engine,
+        plain,
+    );
+    // The same writers as Kafka producers send: up to 5 requests in flight each (the default
+    // `max.in.flight.requests.per.connection`), so a group commit can cover more than one
+    // batch per writer. 320 batches: 8 per appender.
+    let n = 320;
+    let (engine, plain) = best_of(
+        3,
+        || engine_append(&fixture, n, Durability::Fsync, 8 * 5),
+        || std_write(n, size, PlainSync::AtEnd),
+    );
+    report(
+        "8 writers x 5 in flight vs durable write",
         n * size,
         engine,
         plain,
