@@ -2,17 +2,16 @@
 //! moto server), `kill -9` of strata during uploads and remote deletion, a corrupted remote
 //! chunk, and tiering turned off and on again.
 
+#[path = "s3_outage_support.rs"]
+mod s3_outage;
 #[path = "tiering_support.rs"]
 mod support;
 
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_tests::{Tool, create_tiered_topic, free_port, kcat, repo_root, require};
+use s3_outage::{Moto, Relay, moto_installed, s3_env};
+use strata_tests::{Tool, create_tiered_topic, free_port, kcat, require};
 use support::{
     active_segment_base, client, consume_checked, list_offset, local_segments, partition_status,
     tiered_builder, wait_tiered, wait_until,
@@ -280,68 +279,6 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     assert_no_orphans(remote.path());
 }
 
-/// Whether the test deps installed moto's S3 server (it says SKIPPED when not).
-fn moto_installed() -> bool {
-    let installed = repo_root().join(".venv/bin/moto_server").exists();
-    if !installed {
-        eprintln!("SKIPPED: no moto_server in .venv");
-    }
-    installed
-}
-
-/// The broker's AWS_* settings for an S3 server at `endpoint` (moto, plain HTTP).
-fn s3_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_ALLOW_HTTP", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start(port: u16) -> Self {
-        let child = Command::new(repo_root().join(".venv/bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let moto = Self { child, port };
-        wait_until("moto is up", Duration::from_secs(30), || {
-            reqwest::blocking::get(moto.endpoint()).is_ok()
-        });
-        let put = reqwest::blocking::Client::new()
-            .put(format!("{}/tier-faults", moto.endpoint()))
-            .send()
-            .expect("creating the bucket");
-        assert!(put.status().is_success(), "{put:?}");
-        moto
-    }
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[test]
 fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     if !require(Tool::Python) || !require(Tool::Kcat) {
@@ -425,87 +362,6 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     // retries may be sleeping too: resuming takes up to about a minute before the uploads run.
     support::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
     consume_checked(&strata.kafka_addr(), topic, 3000, "a", "outage-g", 0);
-}
-
-/// A TCP relay in front of the S3 server: stopping it is a network outage (connections reset,
-/// new ones refused) that leaves the server and its data as they were; starting it again on the
-/// same port ends the outage.
-struct Relay {
-    port: u16,
-    target: u16,
-    running: Option<RelayRun>,
-}
-
-/// A running relay: its stop flag, the connections it relays, its accept thread.
-struct RelayRun {
-    stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    accept: std::thread::JoinHandle<()>,
-}
-
-impl Relay {
-    fn start(target: u16) -> Self {
-        let mut relay = Self {
-            port: free_port(),
-            target,
-            running: None,
-        };
-        relay.resume();
-        relay
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn resume(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("binding the relay");
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (target, stop2, open2) = (self.target, stop.clone(), open.clone());
-        let accept = std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                client.set_nonblocking(false).unwrap();
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                let mut open = open2.lock().unwrap();
-                open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-            }
-        });
-        self.running = Some(RelayRun { stop, open, accept });
-    }
-
-    /// Resets every relayed connection and refuses new ones.
-    fn cut(&mut self) {
-        if let Some(RelayRun { stop, open, accept }) = self.running.take() {
-            stop.store(true, Ordering::SeqCst);
-            let _ = accept.join(); // drops the listener: new connections are refused
-            for stream in open.lock().unwrap().drain(..) {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.cut();
-    }
 }
 
 /// The S3 server becomes unreachable while a consumer replays remote history: the broker keeps
