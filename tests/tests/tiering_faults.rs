@@ -525,6 +525,15 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
             .join("restore-from-bucket.pending")
             .exists()
     );
+    // Visible to operators: `strata tier status` (the same JSON) and the metrics.
+    let tier_status = || -> serde_json::Value {
+        reqwest::blocking::get(format!("{}/v1/tier/status", second.http_url()))
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(tier_status()["restore_pending"], "every_topic");
+    assert!(second.metrics().contains("strata_tier_restore_pending 1"));
 
     relay.resume();
     wait_until("the topic is restored", Duration::from_secs(120), || {
@@ -542,6 +551,8 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
             .join("restore-from-bucket.pending")
             .exists()
     );
+    assert!(tier_status().get("restore_pending").is_none());
+    assert!(second.metrics().contains("strata_tier_restore_pending 0"));
     consume_checked(
         &second.kafka_addr(),
         topic,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use strata_broker::tiered::status::{TierStatusReport, status_file};
+use strata_broker::tiered::status::{PendingRestore, TierStatusReport, status_file};
 
 #[derive(Debug, Args)]
 pub struct TierArgs {
@@ -92,6 +92,16 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
             &report.remote
         }
     );
+    match &report.restore_pending {
+        PendingRestore::Nothing => {}
+        PendingRestore::EveryTopic => println!(
+            "restore from the remote tier: unfinished, the bucket could not be read yet (retried every task interval; no topic can be created meanwhile)"
+        ),
+        PendingRestore::Topics(topics) => println!(
+            "restore from the remote tier: unfinished, still to restore: {} (retried every task interval)",
+            topics.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
     println!(
         "{:<32} {:>4} {:>6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}  {}",
         "TOPIC",

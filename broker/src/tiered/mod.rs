@@ -180,11 +180,20 @@ pub(crate) struct PartitionView {
 #[derive(Debug, Default)]
 pub(crate) struct TierState {
     pub partitions: Mutex<HashMap<(String, i32), PartitionView>>,
+    /// What an unfinished restore from the bucket still has to bring back (`restore.rs`).
+    pub pending_restore: restore::SharedPendingRestore,
 }
 
 impl TierState {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), PartitionView>> {
         self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn pending_restore(&self) -> restore::PendingRestore {
+        self.pending_restore
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> Vec<PartitionTierStatus> {
@@ -206,8 +215,6 @@ pub struct TieredStorage {
     /// write racing a DeleteTopics lands before the deletion lists the topic's objects, or not at
     /// all (a late one would bring the deleted topic back at the next restore).
     pub(crate) deleting_topics: tokio::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
-    /// What an unfinished restore from the bucket still has to bring back (`restore.rs`).
-    pub(crate) pending_restore: restore::SharedPendingRestore,
     pub settings: TierSettings,
     cancel: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -230,14 +237,13 @@ impl TieredStorage {
             data_dir,
             published: Mutex::default(),
             deleting_topics: tokio::sync::Mutex::default(),
-            pending_restore: Default::default(),
             settings,
             cancel: CancellationToken::new(),
             tasks: Mutex::default(),
         });
         this.log
             .set_topic_creation_gate(Arc::new(restore::RestoreGate {
-                pending: this.pending_restore.clone(),
+                pending: this.state.pending_restore.clone(),
             }));
         restore::restore_at_start(&this).await;
         this.log

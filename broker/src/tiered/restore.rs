@@ -93,9 +93,10 @@ pub(crate) async fn publish_topic(ts: &TieredStorage, meta: &TopicMetadata) {
     }
 }
 
-/// What a restore from the bucket still has to bring back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum PendingRestore {
+/// What a restore from the bucket still has to bring back (shown by `strata tier status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingRestore {
     /// Nothing: no restore, or it finished.
     #[default]
     Nothing,
@@ -106,6 +107,10 @@ pub(crate) enum PendingRestore {
 }
 
 impl PendingRestore {
+    pub fn is_nothing(&self) -> bool {
+        *self == PendingRestore::Nothing
+    }
+
     fn holds(&self, topic: &str) -> bool {
         match self {
             PendingRestore::Nothing => false,
@@ -143,7 +148,8 @@ impl TopicCreationGate for RestoreGate {
 }
 
 fn set_pending(ts: &TieredStorage, pending: PendingRestore) {
-    *ts.pending_restore
+    *ts.state
+        .pending_restore
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = pending;
 }

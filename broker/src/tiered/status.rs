@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::TierState;
+pub use super::restore::PendingRestore;
 
 /// One partition as `strata tier status` and `/metrics` show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,9 @@ pub struct PartitionTierStatus {
 pub struct TierStatusReport {
     /// The remote tier's URL; empty when `remote.log.storage.system.enable=false`.
     pub remote: String,
+    /// A restore from the bucket that has not finished (absent: none).
+    #[serde(default, skip_serializing_if = "PendingRestore::is_nothing")]
+    pub restore_pending: PendingRestore,
     pub partitions: Vec<PartitionTierStatus>,
 }
 
@@ -78,6 +82,7 @@ impl StatusSource {
     fn report(&self) -> TierStatusReport {
         TierStatusReport {
             remote: self.remote.clone(),
+            restore_pending: self.state.pending_restore(),
             partitions: self.state.snapshot(),
         }
     }
@@ -98,6 +103,7 @@ async fn status_json(State(source): State<StatusSource>) -> axum::Json<TierStatu
 pub(crate) fn write_status_file(state: &TierState, remote: &str, data_dir: &std::path::Path) {
     let report = TierStatusReport {
         remote: remote.to_string(),
+        restore_pending: state.pending_restore(),
         partitions: state.snapshot(),
     };
     let path = status_file(data_dir);
@@ -175,6 +181,14 @@ impl Collector for TierCollector {
                 gauge.encode(family.encode_family(&labels)?)?;
             }
         }
+        ConstGauge::new(i64::from(!self.state.pending_restore().is_nothing())).encode(
+            encoder.encode_descriptor(
+                "tier_restore_pending",
+                "1 while a restore from the remote tier is unfinished (topics it may bring back cannot be created)",
+                None,
+                MetricType::Gauge,
+            )?,
+        )?;
         let stats = self.rlm.cache_stats();
         let (memory_bytes, disk_bytes) = self.rlm.cache_sizes();
         let mut hits = encoder.encode_descriptor(

@@ -225,7 +225,6 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             published: Mutex::default(),
             deleting_topics: tokio::sync::Mutex::default(),
-            pending_restore: Default::default(),
             settings: super::super::TierSettings::from_broker_configs(&BTreeMap::new()),
             cancel: tokio_util::sync::CancellationToken::new(),
             tasks: Mutex::default(),
