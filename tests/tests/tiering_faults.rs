@@ -590,6 +590,49 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
     );
 }
 
+/// An S3 server that hangs (SIGSTOP: connections accepted, never answered) does not hold up a
+/// shutdown: uploads still running are abandoned after the grace period (it waited for every
+/// retry of every request, 150 s measured), and nothing is lost: restarted with the server back,
+/// the broker uploads every segment and every record reads back byte for byte.
+#[test]
+fn tiering_shutdown_with_a_hung_s3_server_is_prompt_and_loses_nothing() {
+    if !require(Tool::Python) || !require(Tool::Kcat) {
+        return;
+    }
+    if !moto_installed() {
+        return;
+    }
+    let moto = Moto::start(free_port());
+    let env = s3_env(&moto.endpoint());
+    let mut strata = tiered_builder("s3://tier-faults/hung", &env).start();
+    let topic = "hung";
+    create_tiered_topic(&strata, topic, 20000);
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "h"]);
+    wait_tiered(&strata, topic, 999);
+    moto.pause();
+    client(&["produce", &strata.kafka_addr(), topic, "1000", "h", "1000"]);
+    wait_until(
+        "uploads wait on the hung server",
+        Duration::from_secs(30),
+        || partition_status(&strata, topic)["upload_lag_bytes"].as_u64() > Some(0),
+    );
+    let stopping = std::time::Instant::now();
+    let status = strata.stop();
+    let took = stopping.elapsed();
+    assert!(status.success(), "{status:?}\n{}", strata.logs());
+    assert!(
+        took < Duration::from_secs(25),
+        "shutdown took {took:?}\n{}",
+        strata.logs()
+    );
+    assert!(strata.logs().contains("abandoned"), "{}", strata.logs());
+
+    moto.unpause();
+    strata.restart();
+    wait_tiered(&strata, topic, 1999);
+    consume_checked(&strata.kafka_addr(), topic, 2000, "h", "hung-g", 0);
+}
+
 /// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
 fn topic_files(bucket: &Path, topic: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();

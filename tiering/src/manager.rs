@@ -42,6 +42,9 @@ pub use crate::reconcile::ReconcileReport;
 pub use crate::retention::{RetentionOutcome, RetentionPass};
 use crate::store::RemoteStore;
 pub use crate::uploader::UploadOutcome;
+
+/// How long [`RemoteLogManager::shutdown`] waits for uploads in flight before abandoning them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::uploader::Uploader;
 
 /// A closed local segment, as the broker hands it over.
@@ -300,7 +303,7 @@ impl RemoteLogManager {
                 };
                 self.inner
                     .uploader
-                    .upload_with_retry(&desc, record_error)
+                    .upload_with_retry(&desc, record_error, &stopping)
                     .await
             };
             let wait = {
@@ -349,7 +352,11 @@ impl RemoteLogManager {
             .acquire()
             .await
             .map_err(|_| TieringError::ShuttingDown)?;
-        self.inner.uploader.upload_with_retry(desc, |_| {}).await
+        let stopping = self.inner.stopping.subscribe();
+        self.inner
+            .uploader
+            .upload_with_retry(desc, |_| {}, &stopping)
+            .await
     }
 
     /// Wait until every queued upload finished (or failed for good).
@@ -706,12 +713,31 @@ impl RemoteLogManager {
         crate::topic_delete::tombstoned_topics(&self.inner.remote).await
     }
 
-    /// Stop taking uploads, let in-flight uploads finish, wait for the workers.
+    /// Stop taking uploads, give in-flight uploads [`SHUTDOWN_GRACE`] to finish, then abandon
+    /// the rest, as a crash would: their manifest entries stay `CopySegmentStarted` and their
+    /// local segments stay, so the next start's reconcile and catch-up clean up and upload them
+    /// again. (An object store that hangs rather than refuses kept a shutdown waiting for every
+    /// retry of every request: 150 s measured with a SIGSTOPped S3 server.)
     pub async fn shutdown(&self) {
         self.inner.stopping.send_replace(true);
         let handles: Vec<_> = lock(&self.inner.workers).drain(..).collect();
-        for h in handles {
-            let _ = h.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let mut abandoned = 0;
+        for mut handle in handles {
+            if tokio::time::timeout_at(deadline, &mut handle)
+                .await
+                .is_err()
+            {
+                handle.abort();
+                abandoned += 1;
+            }
+        }
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "uploads still running at shutdown abandoned; the next start uploads their segments again"
+            );
         }
         tracing::info!("remote log manager stopped");
     }

@@ -103,12 +103,18 @@ impl Uploader {
         &self,
         desc: &SegmentDescriptor,
         failed_attempt: impl Fn(&TieringError),
+        stopping: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<UploadOutcome> {
         let mut attempt = 0;
         loop {
             match self.upload_once(desc).await {
                 Ok(o) => return Ok(o),
-                Err(e) if e.is_retryable() && attempt + 1 < self.config.upload_max_attempts => {
+                // No new attempt once the manager stops: the next start uploads the segment.
+                Err(e)
+                    if e.is_retryable()
+                        && attempt + 1 < self.config.upload_max_attempts
+                        && !*stopping.borrow() =>
+                {
                     failed_attempt(&e);
                     let wait = backoff(&self.config, attempt);
                     tracing::warn!(topic = %desc.topic, partition = desc.partition, base_offset = desc.base_offset,

@@ -43,8 +43,9 @@
 //! objects, unfinished deletes) and by the catch-up scan (segments closed but never uploaded).
 //!
 //! # Shutdown order
-//! Kafka listener stops -> tasks here stop -> `RemoteLogManager::shutdown` (in-flight uploads
-//! finish) -> log shutdown.
+//! Kafka listener stops -> tasks here stop (a periodic step cut short, as a crash would) ->
+//! `RemoteLogManager::shutdown` (in-flight uploads get `SHUTDOWN_GRACE`, then are abandoned and
+//! redone at the next start) -> log shutdown.
 
 pub mod cold_read;
 pub mod gate;

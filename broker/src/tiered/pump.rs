@@ -124,20 +124,28 @@ pub(crate) async fn run_periodic(ts: Arc<TieredStorage>) {
             _ = ts.cancelled().cancelled() => return,
             _ = tick.tick() => {}
         }
-        let flipped = gate::refresh(&ts).await;
-        status::write_status_file(&ts.state, &ts.rlm.remote().url, &data_dir);
-        if flipped || last_task.elapsed() >= ts.settings.task_interval {
-            last_task = Instant::now();
-            catch_up(&ts).await;
-            retention::expose_pending_log_starts(&ts).await;
-            retention::run(&ts).await;
-            topic_delete::finish_deletions(&ts).await;
-        }
-        if last_reconcile.elapsed() >= ts.settings.reconcile_interval {
-            last_reconcile = Instant::now();
-            if let Err(error) = ts.rlm.reconcile().await {
-                tracing::warn!(%error, "periodic reconcile failed");
+        // Every step is a reconciliation that is safe to cut short (as a crash would, repaired
+        // at the next start), so a shutdown does not wait for a hung object store.
+        let step = async {
+            let flipped = gate::refresh(&ts).await;
+            status::write_status_file(&ts.state, &ts.rlm.remote().url, &data_dir);
+            if flipped || last_task.elapsed() >= ts.settings.task_interval {
+                last_task = Instant::now();
+                catch_up(&ts).await;
+                retention::expose_pending_log_starts(&ts).await;
+                retention::run(&ts).await;
+                topic_delete::finish_deletions(&ts).await;
             }
+            if last_reconcile.elapsed() >= ts.settings.reconcile_interval {
+                last_reconcile = Instant::now();
+                if let Err(error) = ts.rlm.reconcile().await {
+                    tracing::warn!(%error, "periodic reconcile failed");
+                }
+            }
+        };
+        tokio::select! {
+            _ = ts.cancelled().cancelled() => return,
+            () = step => {}
         }
     }
 }
