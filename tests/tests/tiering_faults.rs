@@ -503,7 +503,7 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
     first.stop();
 
     relay.cut();
-    let second = tiered_builder(url, &env).start();
+    let mut second = tiered_builder(url, &env).start();
     let refused = strata_tests::python(
         "tiering_client.py",
         &[
@@ -586,6 +586,32 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
         (tiered + more) as usize,
         "d",
         "restore-outage-g2",
+        0,
+    );
+
+    // Restarted during another outage, it cannot read the bucket's epochs at start, and its
+    // broker epoch (2) is below the one it writes manifests with since the restore: once the
+    // store answers it raises its epoch again, and the uploads go on.
+    second.stop();
+    relay.cut();
+    second.restart();
+    let last = tiered + 2 * more;
+    client(&[
+        "produce",
+        &second.kafka_addr(),
+        topic,
+        &more.to_string(),
+        "d",
+        &(tiered + more).to_string(),
+    ]);
+    relay.resume();
+    support::wait_tiered_within(&second, topic, last - 1, Duration::from_secs(180));
+    consume_checked(
+        &second.kafka_addr(),
+        topic,
+        last as usize,
+        "d",
+        "restore-outage-g3",
         0,
     );
 }

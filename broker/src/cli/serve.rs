@@ -262,16 +262,10 @@ async fn start_tiered(
     }
     let remote = strata_tiering::RemoteStore::from_url(&config.remote)
         .with_context(|| format!("opening the remote tier {}", config.remote))?;
-    let bucket_epoch = match strata_broker::tiered::restore::highest_writer_epoch(&remote).await {
-        Ok(epoch) => epoch,
-        Err(error) => {
-            warn!(remote = %config.remote, error = %format!("{error:#}"), "cannot read the remote tier's manifests; fencing with the broker epoch");
-            0
-        }
-    };
     let mut tiering =
         TierSettings::tiering_config(&broker_configs, config.data_dir.join("tier-cache"));
-    tiering.writer_epoch = (broker.identity.broker_epoch.max(0) as u64).max(bucket_epoch + 1);
+    // Raised past the bucket's highest by `TieredStorage::start` (or once the bucket answers).
+    tiering.writer_epoch = broker.identity.broker_epoch.max(0) as u64;
     let rlm = strata_tiering::RemoteLogManager::with_remote(remote, tiering)
         .context("starting the remote tier")?;
     let tiered = TieredStorage::start(

@@ -246,6 +246,7 @@ impl TieredStorage {
             .set_topic_creation_gate(Arc::new(restore::RestoreGate {
                 pending: this.state.pending_restore.clone(),
             }));
+        let epoch_known = restore::raise_past_bucket_epoch(&this).await;
         restore::restore_at_start(&this).await;
         this.log
             .set_local_deletion_gate(Arc::new(gate::UploadGate::new(&this.log, &this.state)));
@@ -271,12 +272,15 @@ impl TieredStorage {
         gate::refresh(&this).await;
         retention::expose_remote_log_starts(&this).await;
         pump::catch_up(&this).await;
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(pump::run_events(this.clone())),
             tokio::spawn(pump::run_periodic(this.clone())),
             tokio::spawn(follow_quotas(this.clone(), broker.watch_broker_configs())),
             tokio::spawn(restore::retry_unfinished_restore(this.clone())),
         ];
+        if !epoch_known {
+            tasks.push(tokio::spawn(restore::retry_bucket_epoch(this.clone())));
+        }
         this.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())

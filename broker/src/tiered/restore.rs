@@ -333,8 +333,45 @@ async fn restore_topic(ts: &TieredStorage, record: &TopicRecord) -> anyhow::Resu
     Ok(())
 }
 
-/// The highest manifest writer epoch in the bucket (0 when empty): a broker restored on an
-/// empty data directory has a fresh broker epoch and must still out-rank the previous writer.
+/// Raises this broker's manifest writer epoch past the bucket's highest: a broker restored on an
+/// empty data directory has a fresh broker epoch (and one restored earlier may have written with
+/// an epoch above its own), yet must out-rank the previous writer. False when the bucket could
+/// not be read.
+pub(crate) async fn raise_past_bucket_epoch(ts: &TieredStorage) -> bool {
+    match highest_writer_epoch(ts.rlm.remote()).await {
+        Ok(highest) => {
+            let epoch = ts.rlm.raise_writer_epoch(highest + 1);
+            tracing::info!(epoch, bucket = highest, "manifest writer epoch");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot read the remote tier's manifest epochs yet; retrying every task interval (uploads to manifests of a higher epoch are refused until then)");
+            false
+        }
+    }
+}
+
+/// Until [`raise_past_bucket_epoch`] succeeds: try again every task interval.
+pub(crate) async fn retry_bucket_epoch(ts: Arc<TieredStorage>) {
+    let mut tick = tokio::time::interval(ts.settings.task_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = ts.cancelled().cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let known = tokio::select! {
+            _ = ts.cancelled().cancelled() => return,
+            known = raise_past_bucket_epoch(&ts) => known,
+        };
+        if known {
+            return;
+        }
+    }
+}
+
+/// The highest manifest writer epoch in the bucket (0 when empty).
 pub async fn highest_writer_epoch(remote: &strata_tiering::RemoteStore) -> anyhow::Result<u64> {
     let manifests = strata_tiering::manifest::ManifestStore::new(remote.clone());
     let root = keys::format_topics_root(&remote.prefix);
