@@ -214,7 +214,7 @@ pub(crate) fn restore_marker(data_dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Recreates every topic the bucket knows that the log lacks (on an empty data directory, or
-/// to finish an interrupted restore), keeping [`TieredStorage::pending_restore`] up to date.
+/// to finish an interrupted restore), keeping `TierState::pending_restore` up to date.
 pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()> {
     let marker = restore_marker(&ts.data_dir);
     if !marker.exists() {
