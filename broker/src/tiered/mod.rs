@@ -183,6 +183,8 @@ pub(crate) struct TierState {
     pub partitions: Mutex<HashMap<(String, i32), PartitionView>>,
     /// What an unfinished restore from the bucket still has to bring back (`restore.rs`).
     pub pending_restore: restore::SharedPendingRestore,
+    /// Whether the manifest writer epoch was raised past the bucket's (`restore.rs`).
+    pub bucket_epoch_known: std::sync::atomic::AtomicBool,
 }
 
 impl TierState {

@@ -18,6 +18,7 @@
 //! the bucket's (at start it could not read it).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use object_store::{ObjectStoreExt, PutPayload};
@@ -223,8 +224,9 @@ pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()
     let (records, unreadable) = read_records(ts).await?;
     // The bucket answers: out-rank whoever wrote its manifests before (unknown at start if the
     // store was down then).
-    let bucket_epoch = highest_writer_epoch(ts.rlm.remote()).await?;
-    ts.rlm.raise_writer_epoch(bucket_epoch + 1);
+    if !raise_past_bucket_epoch(ts).await {
+        anyhow::bail!("the bucket's manifest writer epochs could not be read");
+    }
     let mut pending: BTreeSet<String> = records
         .iter()
         .map(|r| r.name.clone())
@@ -336,11 +338,16 @@ async fn restore_topic(ts: &TieredStorage, record: &TopicRecord) -> anyhow::Resu
 /// Raises this broker's manifest writer epoch past the bucket's highest: a broker restored on an
 /// empty data directory has a fresh broker epoch (and one restored earlier may have written with
 /// an epoch above its own), yet must out-rank the previous writer. False when the bucket could
-/// not be read.
+/// not be read. Reads the bucket once per process: after that this broker is the one raising
+/// the epochs.
 pub(crate) async fn raise_past_bucket_epoch(ts: &TieredStorage) -> bool {
+    if ts.state.bucket_epoch_known.load(Ordering::Acquire) {
+        return true;
+    }
     match highest_writer_epoch(ts.rlm.remote()).await {
         Ok(highest) => {
             let epoch = ts.rlm.raise_writer_epoch(highest + 1);
+            ts.state.bucket_epoch_known.store(true, Ordering::Release);
             tracing::info!(epoch, bucket = highest, "manifest writer epoch");
             true
         }
