@@ -9,7 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_tests::{free_port, repo_root, wait_until};
+use strata_tests::{Tool, free_port, repo_root, require, wait_until};
+
+/// Whether `tools` and moto's S3 server are installed (each missing one says SKIPPED).
+pub fn moto_and(tools: &[Tool]) -> bool {
+    tools.iter().all(|tool| require(*tool)) && moto_installed()
+}
 
 /// Whether the test deps installed moto's S3 server (it says SKIPPED when not).
 pub fn moto_installed() -> bool {

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use s3_outage::{Moto, Relay, moto_installed, s3_env};
+use s3_outage::{Moto, Relay, moto_and, s3_env};
 use strata_tests::{Tool, create_tiered_topic, free_port, kcat, require};
 use support::{
     active_segment_base, client, consume_checked, list_offset, local_segments, partition_status,
@@ -281,10 +281,7 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
 
 #[test]
 fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
-    if !require(Tool::Python) || !require(Tool::Kcat) {
-        return;
-    }
-    if !moto_installed() {
+    if !moto_and(&[Tool::Python, Tool::Kcat]) {
         return;
     }
     let port = free_port();
@@ -369,10 +366,7 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
 /// or skipping, and when the network comes back it completes byte for byte.
 #[test]
 fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
-    if !require(Tool::Python) {
-        return;
-    }
-    if !moto_installed() {
+    if !moto_and(&[Tool::Python]) {
         return;
     }
     let moto = Moto::start(free_port());
@@ -432,10 +426,7 @@ fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
 /// new consumer group reads every record from offset 0.
 #[test]
 fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
-    if !require(Tool::Python) {
-        return;
-    }
-    if !moto_installed() {
+    if !moto_and(&[Tool::Python]) {
         return;
     }
     let moto = Moto::start(free_port());
@@ -477,10 +468,7 @@ fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
 /// unknown at start, now out-ranks the previous broker's).
 #[test]
 fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
-    if !require(Tool::Python) || !require(Tool::Kcat) {
-        return;
-    }
-    if !moto_installed() {
+    if !moto_and(&[Tool::Python, Tool::Kcat]) {
         return;
     }
     let moto = Moto::start(free_port());
@@ -622,10 +610,7 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
 /// the broker uploads every segment and every record reads back byte for byte.
 #[test]
 fn tiering_shutdown_with_a_hung_s3_server_is_prompt_and_loses_nothing() {
-    if !require(Tool::Python) || !require(Tool::Kcat) {
-        return;
-    }
-    if !moto_installed() {
+    if !moto_and(&[Tool::Python, Tool::Kcat]) {
         return;
     }
     let moto = Moto::start(free_port());
