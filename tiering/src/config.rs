@@ -23,6 +23,10 @@ pub struct TieringConfig {
     pub multipart_concurrency: usize,
     /// Concurrent segment uploads (`remote.log.manager.copier.thread.pool.size`). Default 4.
     pub copier_threads: usize,
+    /// Segment encoders run at idle CPU priority while the upload backlog (bytes of closed
+    /// segments waiting, all partitions) is at most this, at nice 10 above it
+    /// (`encoder_priority.rs`); `None`: always nice 10. Default 2 GiB.
+    pub idle_max_backlog_bytes: Option<u64>,
     /// Copy byte-rate quota (`remote.log.manager.copy.max.bytes.per.second`); `None` = unlimited.
     pub copy_max_bytes_per_second: Option<u64>,
     /// Cold-read byte-rate quota (`remote.log.manager.fetch.max.bytes.per.second`), charged per
@@ -61,6 +65,7 @@ impl Default for TieringConfig {
             multipart_part_size: 8 << 20,
             multipart_concurrency: 2,
             copier_threads: 4,
+            idle_max_backlog_bytes: Some(2 << 30),
             copy_max_bytes_per_second: None,
             fetch_max_bytes_per_second: None,
             reader_threads: 16,

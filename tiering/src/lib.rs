@@ -13,6 +13,7 @@
 //! | `manifest_cache.rs` | cached manifests + serialized read-modify-write per partition   |
 //! | `segment_object.rs` | chunked, compressed, CRC'd segment object format                |
 //! | `uploader.rs`       | streaming (multipart) segment upload                             |
+//! | `encoder_priority.rs` | CPU priority of the segment encoders, following the backlog   |
 //! | `quota.rs`          | copy byte-rate quota                                             |
 //! | `cache.rs`          | chunk cache: memory + disk LRU, single-flight downloads          |
 //! | `reader.rs`         | cold reads, timestamp lookup                                     |
@@ -24,6 +25,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod encoder_priority;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;

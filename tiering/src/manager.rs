@@ -100,7 +100,7 @@ pub struct UploadState {
 }
 
 #[derive(Debug, Default)]
-struct PartitionWork {
+pub(crate) struct PartitionWork {
     queue: VecDeque<SegmentDescriptor>,
     worker: bool,
     last_error: Option<String>,
@@ -117,11 +117,24 @@ struct Inner {
     copy_quota: Arc<RateLimiter>,
     fetch_quota: Arc<RateLimiter>,
     copiers: Arc<Semaphore>,
-    work: Mutex<HashMap<PartitionId, PartitionWork>>,
+    work: UploadQueues,
     names: Mutex<HashMap<(String, i32), Uuid>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     idle: Notify,
     stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// The upload queues of every partition; shared with the uploader, whose encoders run at a
+/// priority that follows the backlog (`encoder_priority.rs`).
+pub(crate) type UploadQueues = Arc<Mutex<HashMap<PartitionId, PartitionWork>>>;
+
+/// Bytes of the closed segments queued for upload or being uploaded, all partitions.
+pub(crate) fn backlog_bytes(queues: &UploadQueues) -> u64 {
+    lock(queues)
+        .values()
+        .flat_map(|w| &w.queue)
+        .map(|d| d.size_bytes)
+        .sum()
 }
 
 /// The remote tier of one broker. Cheap to clone.
@@ -161,7 +174,9 @@ impl RemoteLogManager {
         let cache = Arc::new(ChunkCache::new(config.cache_memory_bytes, disk)?);
         let copy_quota = Arc::new(RateLimiter::new(config.copy_max_bytes_per_second));
         let fetch_quota = Arc::new(RateLimiter::new(config.fetch_max_bytes_per_second));
+        let work = UploadQueues::default();
         let uploader = Uploader {
+            queues: work.clone(),
             remote: remote.clone(),
             manifests: manifests.clone(),
             config: config.clone(),
@@ -186,7 +201,7 @@ impl RemoteLogManager {
                 reader,
                 copy_quota,
                 fetch_quota,
-                work: Mutex::default(),
+                work,
                 names: Mutex::default(),
                 workers: Mutex::default(),
                 idle: Notify::new(),

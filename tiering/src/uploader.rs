@@ -37,9 +37,10 @@ use strata_format::{BATCH_HEADER_SIZE, RecordBatch};
 /// baseOffset (8) + batchLength (4): the bytes before the length-counted part of a batch.
 const LENGTH_PREFIX: usize = 12;
 use crate::config::{TieringConfig, backoff};
+use crate::encoder_priority::EncoderPriority;
 use crate::error::{Result, TieringError};
 use crate::keys::{self, SegmentKey};
-use crate::manager::SegmentDescriptor;
+use crate::manager::{SegmentDescriptor, UploadQueues, backlog_bytes};
 use crate::manifest::{RemoteSegment, SegmentState};
 use crate::manifest_cache::ManifestCache;
 use crate::quota::RateLimiter;
@@ -65,6 +66,8 @@ pub(crate) struct Uploader {
     pub(crate) quota: Arc<RateLimiter>,
     /// Upload ids being written by this process: never treated as abandoned.
     pub(crate) in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    /// The manager's upload queues: their backlog sets the encoders' CPU priority.
+    pub(crate) queues: UploadQueues,
 }
 
 struct InFlight<'a>(&'a Mutex<HashSet<Uuid>>, Uuid);
@@ -283,10 +286,14 @@ impl Uploader {
     ) -> Result<(crate::segment_object::Footer, Bytes, (u64, u32, u32))> {
         let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel(2);
         let encoder = {
-            let (segment, cfg) = (desc.clone(), self.config.clone());
+            let (segment, cfg, queues) = (desc.clone(), self.config.clone(), self.queues.clone());
+            let priority = move || {
+                EncoderPriority::for_backlog(backlog_bytes(&queues), cfg.idle_max_backlog_bytes)
+            };
+            let cfg = self.config.clone();
             std::thread::Builder::new()
                 .name("strata-tier-encode".into())
-                .spawn(move || encode_segment(&segment, &cfg, chunks_tx))
+                .spawn(move || encode_segment(&segment, &cfg, chunks_tx, priority))
                 .map_err(|e| TieringError::io("start the segment encoder", &desc.log_path, e))?
         };
         // The encoder stops at its next send once `chunks` is dropped (an upload error).
@@ -340,25 +347,34 @@ impl Uploader {
     }
 }
 
-/// CPU priority (nice value) of the segment encoder threads: uploads are background work, so on
-/// a machine with no spare core, produce and fetch go first and uploads use what is left.
-const ENCODER_NICE: i32 = 10;
-
 /// Reads the segment file batch by batch, checks every batch (CRC, offsets within the segment)
 /// and compresses chunks, sending each encoded chunk to `chunks` in order. Runs on a thread of
-/// its own at a lower CPU priority; returns the encoder for the index sections and footer.
+/// its own, at the CPU priority `priority` gives before each chunk (`encoder_priority.rs`);
+/// returns the encoder for the index sections and footer.
 fn encode_segment(
     desc: &SegmentDescriptor,
     cfg: &TieringConfig,
     chunks: tokio::sync::mpsc::Sender<EncodedChunk>,
+    priority: impl Fn() -> EncoderPriority,
 ) -> Result<SegmentEncoder> {
-    lower_thread_priority();
+    let mut applied = None;
+    let mut follow_backlog = || {
+        let wanted = priority();
+        if applied != Some(wanted) {
+            // Best effort: a refusal leaves the thread as it was.
+            if let Err(error) = wanted.apply_to_current_thread() {
+                tracing::debug!(%error, ?wanted, "could not set the segment encoder's CPU priority");
+            }
+            applied = Some(wanted);
+        }
+    };
+    follow_backlog();
     let path = &desc.log_path;
     let file = std::fs::File::open(path).map_err(|e| TieringError::io("open segment", path, e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut enc = SegmentEncoder::new(desc.base_offset, cfg.chunk_size, cfg.compression);
     let bad = |d: String| TieringError::corrupt("local segment", path.display(), d);
-    let send = |enc: &mut SegmentEncoder| -> Result<()> {
+    let mut send = |enc: &mut SegmentEncoder| -> Result<()> {
         let Some(raw) = enc.take_chunk() else {
             return Ok(());
         };
@@ -367,7 +383,9 @@ fn encode_segment(
         chunk.meta = enc.chunk_written(chunk.meta);
         chunks
             .blocking_send(chunk)
-            .map_err(|_| TieringError::ShuttingDown)
+            .map_err(|_| TieringError::ShuttingDown)?;
+        follow_backlog();
+        Ok(())
     };
     loop {
         let mut head = [0u8; LENGTH_PREFIX];
@@ -415,11 +433,107 @@ fn encode_segment(
     Ok(enc)
 }
 
-/// Lowers the calling thread's CPU priority to [`ENCODER_NICE`] (Linux applies a nice value set
-/// for a thread id to that thread only). Best effort: a refusal leaves the thread as it was.
-fn lower_thread_priority() {
-    let thread = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(thread), ENCODER_NICE) {
-        tracing::debug!(%error, "could not lower the segment encoder's CPU priority");
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use thread_priority::unix::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+
+    use super::*;
+    use crate::encoder_priority::idle_priority_reversible;
+    use crate::encoder_priority::tests::current_priority;
+
+    /// A 40-batch segment file and its descriptor; with 1 KiB chunks every batch is a chunk.
+    fn segment(dir: &std::path::Path) -> SegmentDescriptor {
+        let (bytes, _) = crate::test_batches::segment_bytes(0, 40, 10, 1_000_000, false);
+        let log_path = dir.join("00000000000000000000.log");
+        std::fs::write(&log_path, &bytes).unwrap();
+        SegmentDescriptor {
+            topic: "t".into(),
+            topic_id: Uuid::new_v4(),
+            partition: 0,
+            base_offset: 0,
+            next_offset: 400,
+            max_timestamp: 1_000_399,
+            size_bytes: bytes.len() as u64,
+            offset_index_path: dir.join("00000000000000000000.index"),
+            time_index_path: dir.join("00000000000000000000.timeindex"),
+            log_path,
+        }
+    }
+
+    /// Encodes the segment with the backlog `backlog` reads (before each chunk), and returns the
+    /// encoder thread's scheduling policy and nice value as each chunk arrived.
+    fn priorities_per_chunk(
+        backlog: impl Fn(u64) -> u64 + Send + 'static,
+    ) -> Vec<(ThreadSchedulePolicy, i32)> {
+        let dir = tempfile::tempdir().unwrap();
+        let desc = segment(dir.path());
+        let cfg = TieringConfig {
+            chunk_size: 1024,
+            idle_max_backlog_bytes: Some(1000),
+            ..TieringConfig::default()
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let encoder = {
+            let (seen, cfg2) = (seen.clone(), cfg.clone());
+            let calls = AtomicU64::new(0);
+            std::thread::spawn(move || {
+                let priority = move || {
+                    // Called on the encoder thread: what it runs at now, then what it should.
+                    let call = calls.fetch_add(1, Ordering::Relaxed);
+                    if call > 0 {
+                        seen.lock().unwrap().push(current_priority());
+                    }
+                    EncoderPriority::for_backlog(backlog(call), cfg2.idle_max_backlog_bytes)
+                };
+                encode_segment(&desc, &cfg2, tx, priority).map(|_| ())
+            })
+        };
+        let mut chunks = 0;
+        while rx.blocking_recv().is_some() {
+            chunks += 1;
+        }
+        encoder.join().unwrap().unwrap();
+        assert!(chunks >= 20, "the segment made {chunks} chunks");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            chunks,
+            "the priority is re-read after every chunk"
+        );
+        seen
+    }
+
+    const IDLE: ThreadSchedulePolicy =
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    const NICE_10: (ThreadSchedulePolicy, i32) = (
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+        crate::encoder_priority::CATCH_UP_NICE,
+    );
+
+    #[test]
+    fn the_encoder_runs_idle_under_a_small_backlog_and_catches_up_over_a_large_one() {
+        let small = priorities_per_chunk(|_| 1000);
+        let large = priorities_per_chunk(|_| 1001);
+        assert!(large.iter().all(|p| *p == NICE_10), "{large:?}");
+        if idle_priority_reversible() {
+            assert!(small.iter().all(|p| p.0 == IDLE), "{small:?}");
+        } else {
+            assert!(small.iter().all(|p| *p == NICE_10), "{small:?}");
+        }
+    }
+
+    #[test]
+    fn an_encoder_leaves_idle_priority_mid_segment_when_the_backlog_grows() {
+        if !idle_priority_reversible() {
+            return; // never idle then: covered by the test above
+        }
+        // Chunks 0-9 under a small backlog, then the backlog passes the limit, then it drains.
+        let seen = priorities_per_chunk(|call| if (10..20).contains(&call) { 5000 } else { 0 });
+        assert!(seen[..9].iter().all(|p| p.0 == IDLE), "{seen:?}");
+        assert!(seen[10..19].iter().all(|p| *p == NICE_10), "{seen:?}");
+        assert!(seen[20..].iter().all(|p| p.0 == IDLE), "{seen:?}");
     }
 }

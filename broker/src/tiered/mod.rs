@@ -150,6 +150,12 @@ impl TierSettings {
         if let Some(n) = get("remote.log.chunk.cache.memory.bytes") {
             config.cache_memory_bytes = n;
         }
+        if let Some(bytes) = configs
+            .get("remote.log.manager.idle.upload.backlog.bytes")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            config.idle_max_backlog_bytes = u64::try_from(bytes).ok();
+        }
         if let Some(ms) = get("remote.log.manager.orphan.grace.ms") {
             config.orphan_grace = Duration::from_millis(ms);
         }
@@ -366,6 +372,7 @@ mod tests {
             ("remote.log.read.ahead.chunks", "12"),
             ("remote.log.chunk.compression", "lz4"),
             ("remote.log.manager.copier.thread.pool.size", "3"),
+            ("remote.log.manager.idle.upload.backlog.bytes", "-1"),
             ("remote.log.manager.fetch.max.bytes.per.second", "1048576"),
             ("remote.log.chunk.cache.memory.bytes", "33554432"),
             ("remote.log.index.file.cache.total.size.bytes", "1000000"),
@@ -381,6 +388,7 @@ mod tests {
         assert_eq!(config.reader_threads, 6);
         assert_eq!(config.read_ahead_chunks, 12);
         assert_eq!(config.copier_threads, 3);
+        assert_eq!(config.idle_max_backlog_bytes, None, "-1: never idle");
         assert_eq!(config.fetch_max_bytes_per_second, Some(1 << 20));
         assert_eq!(config.cache_memory_bytes, 32 << 20);
         assert_eq!(config.cache_disk_bytes, 1_000_000);
@@ -395,5 +403,13 @@ mod tests {
             defaults.read_ahead_chunks,
             TieringConfig::default().read_ahead_chunks
         );
+        assert_eq!(defaults.idle_max_backlog_bytes, Some(2 << 30));
+        let small: BTreeMap<String, String> = [(
+            "remote.log.manager.idle.upload.backlog.bytes".to_string(),
+            "1000".to_string(),
+        )]
+        .into();
+        let small = TierSettings::tiering_config(&small, "/tmp/cache".into());
+        assert_eq!(small.idle_max_backlog_bytes, Some(1000));
     }
 }
