@@ -12,7 +12,9 @@
 //! upload backlog (bytes of closed segments waiting for upload, all partitions): at or below
 //! `idle_max_backlog_bytes` the encoders run idle, above it at nice 10 and catch up before
 //! `remote.log.manager.max.upload.lag.bytes` refuses producers. The encoder re-reads the backlog
-//! after every chunk, so a long segment does not stay idle while the backlog grows. Idle priority
+//! after every chunk, so a long segment does not stay idle while the backlog grows; it reads it
+//! from an atomic its upload task refreshes, because an idle thread preempted while holding a
+//! lock that the produce path also takes (the upload queues') would stall that path. Idle priority
 //! is used only if this process may leave it again (root, `CAP_SYS_NICE` or `RLIMIT_NICE` >= 10):
 //! otherwise an encoder stuck at idle could never catch up, and every encoder runs at nice 10.
 

@@ -21,6 +21,7 @@
 //! * The copy quota is charged per stored chunk before it is written.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -285,10 +286,18 @@ impl Uploader {
         sink: &mut Sink,
     ) -> Result<(crate::segment_object::Footer, Bytes, (u64, u32, u32))> {
         let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel(2);
+        let backlog = Arc::new(AtomicU64::new(backlog_bytes(&self.queues)));
         let encoder = {
-            let (segment, cfg, queues) = (desc.clone(), self.config.clone(), self.queues.clone());
+            let (segment, cfg) = (desc.clone(), self.config.clone());
+            // The encoder reads the backlog this task measures: at idle priority it must not
+            // take the manager's lock, which segment rolls on the produce path take too (a
+            // preempted idle thread holding it would stall them).
+            let backlog = backlog.clone();
             let priority = move || {
-                EncoderPriority::for_backlog(backlog_bytes(&queues), cfg.idle_max_backlog_bytes)
+                EncoderPriority::for_backlog(
+                    backlog.load(Ordering::Relaxed),
+                    cfg.idle_max_backlog_bytes,
+                )
             };
             let cfg = self.config.clone();
             std::thread::Builder::new()
@@ -298,6 +307,7 @@ impl Uploader {
         };
         // The encoder stops at its next send once `chunks` is dropped (an upload error).
         while let Some(chunk) = chunks.recv().await {
+            backlog.store(backlog_bytes(&self.queues), Ordering::Relaxed);
             self.quota.acquire(chunk.bytes.len() as u64).await;
             sink.write(chunk.bytes, self.config.multipart_concurrency)
                 .await
@@ -435,8 +445,6 @@ fn encode_segment(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use thread_priority::unix::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
 
     use super::*;
