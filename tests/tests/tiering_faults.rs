@@ -507,6 +507,8 @@ fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
         stderr.contains("LEADER_NOT_AVAILABLE") && stderr.contains("cannot be created yet"),
         "{stderr}"
     );
+    // The refusal names the object store's own error, not only a guess at the cause.
+    assert!(stderr.contains("last error:"), "{stderr}");
     assert!(
         second
             .data_dir()

@@ -189,6 +189,8 @@ pub(crate) struct TierState {
     pub partitions: Mutex<HashMap<(String, i32), PartitionView>>,
     /// What an unfinished restore from the bucket still has to bring back (`restore.rs`).
     pub pending_restore: restore::SharedPendingRestore,
+    /// Why the last restore attempt did not finish (the store's own error), for the refusals.
+    pub restore_error: restore::SharedRestoreError,
     /// Whether the manifest writer epoch was raised past the bucket's (`restore.rs`).
     pub bucket_epoch_known: std::sync::atomic::AtomicBool,
 }
@@ -253,6 +255,7 @@ impl TieredStorage {
         this.log
             .set_topic_creation_gate(Arc::new(restore::RestoreGate {
                 pending: this.state.pending_restore.clone(),
+                last_error: this.state.restore_error.clone(),
             }));
         let epoch_known = restore::raise_past_bucket_epoch(&this).await;
         restore::restore_at_start(&this).await;

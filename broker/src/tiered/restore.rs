@@ -124,9 +124,13 @@ impl PendingRestore {
 /// The restore's progress, shared with [`RestoreGate`].
 pub(crate) type SharedPendingRestore = Arc<Mutex<PendingRestore>>;
 
+/// Why the last restore attempt did not finish; `None` once one did (or none failed).
+pub(crate) type SharedRestoreError = Arc<Mutex<Option<String>>>;
+
 /// Refuses to create a topic the unfinished restore may still bring back.
 pub(crate) struct RestoreGate {
     pub(crate) pending: SharedPendingRestore,
+    pub(crate) last_error: SharedRestoreError,
 }
 
 impl TopicCreationGate for RestoreGate {
@@ -137,13 +141,25 @@ impl TopicCreationGate for RestoreGate {
         }
         let reason = match *pending {
             PendingRestore::EveryTopic => {
-                "the restore from the remote tier has not read the bucket yet (is the object store reachable?)"
+                let last_error = self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match last_error.as_deref() {
+                    Some(error) => format!(
+                        "the restore from the remote tier has not read the bucket yet \
+                         (is the object store reachable? last error: {error})"
+                    ),
+                    None => "the restore from the remote tier has not read the bucket yet \
+                             (is the object store reachable?)"
+                        .to_string(),
+                }
             }
-            _ => "the remote tier holds a topic of this name that is not restored yet",
+            _ => "the remote tier holds a topic of this name that is not restored yet".to_string(),
         };
         Err(LogError::RestorePending {
             topic: topic.to_string(),
-            reason: reason.to_string(),
+            reason,
         })
     }
 }
@@ -260,6 +276,14 @@ pub(crate) async fn restore_from_bucket(ts: &TieredStorage) -> anyhow::Result<()
     Ok(())
 }
 
+/// Keeps the error of an unfinished restore attempt for the refusals it causes.
+fn record_attempt(ts: &TieredStorage, attempt: &anyhow::Result<()>) {
+    *ts.state
+        .restore_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = attempt.as_ref().err().map(|e| format!("{e:#}"));
+}
+
 /// At start: restore when the data directory has no topics or an earlier restore did not
 /// finish. Until it has, the topics it may bring back cannot be created.
 pub(crate) async fn restore_at_start(ts: &TieredStorage) {
@@ -267,7 +291,9 @@ pub(crate) async fn restore_at_start(ts: &TieredStorage) {
         return;
     }
     set_pending(ts, PendingRestore::EveryTopic);
-    if let Err(error) = restore_from_bucket(ts).await {
+    let attempt = restore_from_bucket(ts).await;
+    record_attempt(ts, &attempt);
+    if let Err(error) = attempt {
         tracing::error!(error = %format!("{error:#}"), "restore from the remote tier unfinished; starting without it and retrying every task interval");
     }
 }
@@ -288,6 +314,7 @@ pub(crate) async fn retry_unfinished_restore(ts: Arc<TieredStorage>) {
             _ = ts.cancelled().cancelled() => return,
             attempt = restore_from_bucket(&ts) => attempt,
         };
+        record_attempt(&ts, &attempt);
         match attempt {
             Ok(()) => {
                 tracing::info!("restore from the remote tier finished");
@@ -410,8 +437,10 @@ mod tests {
             .await
             .unwrap();
         let pending = SharedPendingRestore::default();
+        let last_error = SharedRestoreError::default();
         log.set_topic_creation_gate(Arc::new(RestoreGate {
             pending: pending.clone(),
+            last_error: last_error.clone(),
         }));
         let create = |name: &str| log.create_topic(name, 1, BTreeMap::new(), false);
 
@@ -422,6 +451,14 @@ mod tests {
         assert!(
             refused.to_string().contains("object store reachable"),
             "{refused}"
+        );
+        *last_error.lock().unwrap() = Some("NoSuchBucket: bucket nope".into());
+        let refused = create("orders").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("last error: NoSuchBucket: bucket nope"),
+            "the store's own error is named: {refused}"
         );
 
         *pending.lock().unwrap() = PendingRestore::Topics(BTreeSet::from(["orders".to_string()]));
