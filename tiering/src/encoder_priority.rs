@@ -19,6 +19,7 @@
 //! otherwise an encoder stuck at idle could never catch up, and every encoder runs at nice 10.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use thread_priority::unix::{
     NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
@@ -77,6 +78,24 @@ impl EncoderPriority {
                     .map_err(|e| format!("nice {CATCH_UP_NICE}: {e}"))
             }
         }
+    }
+}
+
+/// Segment bytes the encoders read at each priority, for `/metrics`: bytes at catch-up priority
+/// mean uploads were far enough behind to compete with produce and fetch.
+#[derive(Debug, Default)]
+pub struct EncoderStats {
+    pub idle_bytes: AtomicU64,
+    pub catch_up_bytes: AtomicU64,
+}
+
+impl EncoderStats {
+    pub(crate) fn record(&self, priority: EncoderPriority, bytes: u64) {
+        let counter = match priority {
+            EncoderPriority::Idle => &self.idle_bytes,
+            EncoderPriority::CatchUp => &self.catch_up_bytes,
+        };
+        counter.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 

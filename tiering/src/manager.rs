@@ -182,6 +182,7 @@ impl RemoteLogManager {
             config: config.clone(),
             quota: copy_quota.clone(),
             in_flight: Arc::default(),
+            encoder_stats: Arc::default(),
         };
         let reader = RemoteLogReader::new(
             remote.clone(),
@@ -213,6 +214,11 @@ impl RemoteLogManager {
     /// The store and prefix this manager writes to.
     pub fn remote(&self) -> &RemoteStore {
         &self.inner.remote
+    }
+
+    /// Segment bytes encoded for upload at each CPU priority.
+    pub fn encoder_stats(&self) -> &crate::encoder_priority::EncoderStats {
+        &self.inner.uploader.encoder_stats
     }
 
     /// Chunk cache counters (hits, downloads).

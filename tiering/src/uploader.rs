@@ -38,7 +38,7 @@ use strata_format::{BATCH_HEADER_SIZE, RecordBatch};
 /// baseOffset (8) + batchLength (4): the bytes before the length-counted part of a batch.
 const LENGTH_PREFIX: usize = 12;
 use crate::config::{TieringConfig, backoff};
-use crate::encoder_priority::EncoderPriority;
+use crate::encoder_priority::{EncoderPriority, EncoderStats};
 use crate::error::{Result, TieringError};
 use crate::keys::{self, SegmentKey};
 use crate::manager::{SegmentDescriptor, UploadQueues, backlog_bytes};
@@ -69,6 +69,7 @@ pub(crate) struct Uploader {
     pub(crate) in_flight: Arc<Mutex<HashSet<Uuid>>>,
     /// The manager's upload queues: their backlog sets the encoders' CPU priority.
     pub(crate) queues: UploadQueues,
+    pub(crate) encoder_stats: Arc<EncoderStats>,
 }
 
 struct InFlight<'a>(&'a Mutex<HashSet<Uuid>>, Uuid);
@@ -299,10 +300,10 @@ impl Uploader {
                     cfg.idle_max_backlog_bytes,
                 )
             };
-            let cfg = self.config.clone();
+            let (cfg, stats) = (self.config.clone(), self.encoder_stats.clone());
             std::thread::Builder::new()
                 .name("strata-tier-encode".into())
-                .spawn(move || encode_segment(&segment, &cfg, chunks_tx, priority))
+                .spawn(move || encode_segment(&segment, &cfg, chunks_tx, priority, &stats))
                 .map_err(|e| TieringError::io("start the segment encoder", &desc.log_path, e))?
         };
         // The encoder stops at its next send once `chunks` is dropped (an upload error).
@@ -366,8 +367,10 @@ fn encode_segment(
     cfg: &TieringConfig,
     chunks: tokio::sync::mpsc::Sender<EncodedChunk>,
     priority: impl Fn() -> EncoderPriority,
+    stats: &EncoderStats,
 ) -> Result<SegmentEncoder> {
     let mut applied = None;
+    // Returns the priority the thread runs at from now on.
     let mut follow_backlog = || {
         let wanted = priority();
         if applied != Some(wanted) {
@@ -377,8 +380,9 @@ fn encode_segment(
             }
             applied = Some(wanted);
         }
+        wanted
     };
-    follow_backlog();
+    let mut current = follow_backlog();
     let path = &desc.log_path;
     let file = std::fs::File::open(path).map_err(|e| TieringError::io("open segment", path, e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -388,13 +392,15 @@ fn encode_segment(
         let Some(raw) = enc.take_chunk() else {
             return Ok(());
         };
+        let raw_len = raw.raw.len() as u64;
         let mut chunk =
             encode_chunk(raw).map_err(|e| TieringError::io("compress chunk", path, e))?;
+        stats.record(current, raw_len);
         chunk.meta = enc.chunk_written(chunk.meta);
         chunks
             .blocking_send(chunk)
             .map_err(|_| TieringError::ShuttingDown)?;
-        follow_backlog();
+        current = follow_backlog();
         Ok(())
     };
     loop {
@@ -474,9 +480,10 @@ mod tests {
     /// encoder thread's scheduling policy and nice value as each chunk arrived.
     fn priorities_per_chunk(
         backlog: impl Fn(u64) -> u64 + Send + 'static,
-    ) -> Vec<(ThreadSchedulePolicy, i32)> {
+    ) -> (Vec<(ThreadSchedulePolicy, i32)>, EncoderStats) {
         let dir = tempfile::tempdir().unwrap();
         let desc = segment(dir.path());
+        let desc_size = desc.size_bytes;
         let cfg = TieringConfig {
             chunk_size: 1024,
             idle_max_backlog_bytes: Some(1000),
@@ -496,14 +503,15 @@ mod tests {
                     }
                     EncoderPriority::for_backlog(backlog(call), cfg2.idle_max_backlog_bytes)
                 };
-                encode_segment(&desc, &cfg2, tx, priority).map(|_| ())
+                let stats = EncoderStats::default();
+                encode_segment(&desc, &cfg2, tx, priority, &stats).map(|_| stats)
             })
         };
         let mut chunks = 0;
         while rx.blocking_recv().is_some() {
             chunks += 1;
         }
-        encoder.join().unwrap().unwrap();
+        let stats = encoder.join().unwrap().unwrap();
         assert!(chunks >= 20, "the segment made {chunks} chunks");
         let seen = seen.lock().unwrap().clone();
         assert_eq!(
@@ -511,7 +519,10 @@ mod tests {
             chunks,
             "the priority is re-read after every chunk"
         );
-        seen
+        let counted =
+            stats.idle_bytes.load(Ordering::Relaxed) + stats.catch_up_bytes.load(Ordering::Relaxed);
+        assert_eq!(counted, desc_size, "every segment byte is counted once");
+        (seen, stats)
     }
 
     const IDLE: ThreadSchedulePolicy =
@@ -523,11 +534,13 @@ mod tests {
 
     #[test]
     fn the_encoder_runs_idle_under_a_small_backlog_and_catches_up_over_a_large_one() {
-        let small = priorities_per_chunk(|_| 1000);
-        let large = priorities_per_chunk(|_| 1001);
+        let (small, small_stats) = priorities_per_chunk(|_| 1000);
+        let (large, large_stats) = priorities_per_chunk(|_| 1001);
         assert!(large.iter().all(|p| *p == NICE_10), "{large:?}");
+        assert_eq!(large_stats.idle_bytes.load(Ordering::Relaxed), 0);
         if idle_priority_reversible() {
             assert!(small.iter().all(|p| p.0 == IDLE), "{small:?}");
+            assert_eq!(small_stats.catch_up_bytes.load(Ordering::Relaxed), 0);
         } else {
             assert!(small.iter().all(|p| *p == NICE_10), "{small:?}");
         }
@@ -539,7 +552,13 @@ mod tests {
             return; // never idle then: covered by the test above
         }
         // Chunks 0-9 under a small backlog, then the backlog passes the limit, then it drains.
-        let seen = priorities_per_chunk(|call| if (10..20).contains(&call) { 5000 } else { 0 });
+        let (seen, stats) =
+            priorities_per_chunk(|call| if (10..20).contains(&call) { 5000 } else { 0 });
+        let (idle, catch_up) = (
+            stats.idle_bytes.load(Ordering::Relaxed),
+            stats.catch_up_bytes.load(Ordering::Relaxed),
+        );
+        assert!(idle > 0 && catch_up > 0, "idle {idle}, catch-up {catch_up}");
         assert!(seen[..9].iter().all(|p| p.0 == IDLE), "{seen:?}");
         assert!(seen[10..19].iter().all(|p| *p == NICE_10), "{seen:?}");
         assert!(seen[20..].iter().all(|p| p.0 == IDLE), "{seen:?}");

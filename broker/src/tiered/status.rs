@@ -189,6 +189,22 @@ impl Collector for TierCollector {
                 MetricType::Gauge,
             )?,
         )?;
+        let encoded = self.rlm.encoder_stats();
+        let mut family = encoder.encode_descriptor(
+            "tier_encoded",
+            "Segment bytes read and compressed for upload, by the encoders' CPU priority (idle: \
+             only on spare CPU; catch_up: nice 10, the upload backlog is over \
+             remote.log.manager.idle.upload.backlog.bytes)",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+        )?;
+        for (priority, counter) in [
+            ("idle", &encoded.idle_bytes),
+            ("catch_up", &encoded.catch_up_bytes),
+        ] {
+            ConstCounter::new(counter.load(Ordering::Relaxed))
+                .encode(family.encode_family(&[("priority", priority)])?)?;
+        }
         let stats = self.rlm.cache_stats();
         let (memory_bytes, disk_bytes) = self.rlm.cache_sizes();
         let mut hits = encoder.encode_descriptor(
