@@ -217,7 +217,7 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "remote.log.manager.idle.upload.backlog.bytes",
         default: "2147483648",
         kind: long(-1, I64),
-        doc: "Segment encoders (which read, check and compress closed segments for upload) run at Linux's idle CPU priority, SCHED_IDLE, only on CPU time produce and fetch leave, while the closed segments waiting for upload (all partitions) total at most this many bytes; above it they run at nice 10, so that uploads catch up on a busy machine before remote.log.manager.max.upload.lag.bytes refuses producers. -1: always nice 10. Idle priority needs a process that may leave it again (root, CAP_SYS_NICE or RLIMIT_NICE >= 10); without that, nice 10 throughout.",
+        doc: "Segment encoders (which read, check and compress closed segments for upload) run at Linux's idle CPU priority, SCHED_IDLE, only on CPU time produce and fetch leave, while the closed segments waiting for upload (all partitions) total at most this many bytes; above it they run at nice 10, so that uploads catch up on a busy machine before remote.log.manager.max.upload.lag.bytes refuses producers. -1: always nice 10. Idle priority needs a process that may leave it again (root or CAP_SYS_NICE); without that, nice 10 throughout.",
     },
     BrokerConfigDef {
         name: "remote.log.manager.max.upload.lag.bytes",

@@ -15,7 +15,7 @@
 //! after every chunk, so a long segment does not stay idle while the backlog grows; it reads it
 //! from an atomic its upload task refreshes, because an idle thread preempted while holding a
 //! lock that the produce path also takes (the upload queues') would stall that path. Idle priority
-//! is used only if this process may leave it again (root, `CAP_SYS_NICE` or `RLIMIT_NICE` >= 10):
+//! is used only if this process may leave it again (root or `CAP_SYS_NICE`; checked once):
 //! otherwise an encoder stuck at idle could never catch up, and every encoder runs at nice 10.
 
 use std::sync::OnceLock;
@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thread_priority::unix::{
     NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
-    thread_native_id,
+    thread_native_id, thread_schedule_policy,
 };
 use thread_priority::{ThreadPriority, ThreadPriorityValue};
+
+const IDLE: ThreadSchedulePolicy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
 
 /// Nice value of an encoder catching up: below produce and fetch (nice 0), yet a steady share of
 /// a busy CPU.
@@ -59,12 +61,15 @@ impl EncoderPriority {
                 // SCHED_OTHER later asks only for nice 10, not for the nice 0 the thread had.
                 rustix::process::setpriority_process(Some(tid), CATCH_UP_NICE)
                     .map_err(|e| format!("nice {CATCH_UP_NICE}: {e}"))?;
-                set_thread_priority_and_policy(
-                    thread_native_id(),
-                    ThreadPriority::Min,
-                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-                )
-                .map_err(|e| format!("SCHED_IDLE: {e:?}"))
+                let switched =
+                    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, IDLE);
+                // The crate then also asks for nice 0, which an unprivileged process may not
+                // have; the nice value does not matter under SCHED_IDLE, the policy does.
+                match (thread_schedule_policy(), switched) {
+                    (Ok(IDLE), _) => Ok(()),
+                    (_, Err(e)) => Err(format!("SCHED_IDLE: {e:?}")),
+                    (policy, Ok(())) => Err(format!("SCHED_IDLE not in force: {policy:?}")),
+                }
             }
             Self::CatchUp => {
                 set_thread_priority_and_policy(
@@ -127,7 +132,7 @@ pub fn idle_priority_reversible() -> bool {
         };
         if let Err(error) = &outcome {
             tracing::info!(%error, "segment encoders run at nice {CATCH_UP_NICE}: this process \
-                could not leave idle CPU priority once in it (needs CAP_SYS_NICE or RLIMIT_NICE >= 10)");
+                could not leave idle CPU priority once in it (needs root or CAP_SYS_NICE)");
         }
         outcome.is_ok()
     })
@@ -136,7 +141,6 @@ pub fn idle_priority_reversible() -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use thread_priority::unix::thread_schedule_policy;
 
     /// The calling thread's scheduling policy and nice value.
     pub(crate) fn current_priority() -> (ThreadSchedulePolicy, i32) {
