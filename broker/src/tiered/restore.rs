@@ -301,29 +301,51 @@ pub(crate) async fn restore_at_start(ts: &TieredStorage) {
 /// Every task interval while a restore is unfinished: try again; once it finishes, expose the
 /// restored topics' remote history at once. Ends when the restore is done.
 pub(crate) async fn retry_unfinished_restore(ts: Arc<TieredStorage>) {
+    if !restore_marker(&ts.data_dir).exists() {
+        return;
+    }
+    let finished = every_task_interval_until_done(&ts, || async {
+        let attempt = restore_from_bucket(&ts).await;
+        record_attempt(&ts, &attempt);
+        match attempt {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"),
+                    "restore from the remote tier still unfinished; retrying");
+                false
+            }
+        }
+    })
+    .await;
+    if finished {
+        tracing::info!("restore from the remote tier finished");
+        super::gate::refresh(&ts).await;
+        super::retention::expose_remote_log_starts(&ts).await;
+    }
+}
+
+/// Runs `attempt` every task interval, the first time one interval from now, until it answers
+/// true (then returns true) or the tier stops (false). Stopping cuts an attempt short, which is
+/// as safe as a crash: what it retries is redone at the next start.
+async fn every_task_interval_until_done<F, Fut>(ts: &TieredStorage, mut attempt: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let mut tick = tokio::time::interval(ts.settings.task_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    while restore_marker(&ts.data_dir).exists() {
+    loop {
         tokio::select! {
-            _ = ts.cancelled().cancelled() => return,
+            _ = ts.cancelled().cancelled() => return false,
             _ = tick.tick() => {}
         }
-        // Stopping mid-way is as safe as a crash: the marker stays, the next start goes on.
-        let attempt = tokio::select! {
-            _ = ts.cancelled().cancelled() => return,
-            attempt = restore_from_bucket(&ts) => attempt,
+        let done = tokio::select! {
+            _ = ts.cancelled().cancelled() => return false,
+            done = attempt() => done,
         };
-        record_attempt(&ts, &attempt);
-        match attempt {
-            Ok(()) => {
-                tracing::info!("restore from the remote tier finished");
-                super::gate::refresh(&ts).await;
-                super::retention::expose_remote_log_starts(&ts).await;
-                return;
-            }
-            Err(error) => tracing::warn!(error = %format!("{error:#}"),
-                "restore from the remote tier still unfinished; retrying"),
+        if done {
+            return true;
         }
     }
 }
@@ -387,22 +409,7 @@ pub(crate) async fn raise_past_bucket_epoch(ts: &TieredStorage) -> bool {
 
 /// Until [`raise_past_bucket_epoch`] succeeds: try again every task interval.
 pub(crate) async fn retry_bucket_epoch(ts: Arc<TieredStorage>) {
-    let mut tick = tokio::time::interval(ts.settings.task_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = ts.cancelled().cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let known = tokio::select! {
-            _ = ts.cancelled().cancelled() => return,
-            known = raise_past_bucket_epoch(&ts) => known,
-        };
-        if known {
-            return;
-        }
-    }
+    every_task_interval_until_done(&ts, || raise_past_bucket_epoch(&ts)).await;
 }
 
 /// The highest manifest writer epoch in the bucket (0 when empty).
