@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use strata_tests::{Strata, Tool, create_tiered_topic, require};
-use support::{client, wait_tiered};
+use strata_tests::{Strata, Tool, require};
+use support::tiered_topic_with_records;
 
 /// strace attached to a running process (all its threads), killed when dropped.
 struct Trace {
@@ -101,9 +101,7 @@ fn every_object_in_the_local_directory_bucket_is_fsynced_with_its_directory() {
     let trace = Trace::attach(strata.pid().unwrap(), trace_file.path());
 
     let topic = "durable-tier";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "2000", "d"]);
-    wait_tiered(&strata, topic, 1999);
+    tiered_topic_with_records(&strata, topic, 2000, "d");
     let response = reqwest::blocking::Client::new()
         .post(format!(
             "{}/v1/topics/durable-claims/claims",

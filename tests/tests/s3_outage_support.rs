@@ -1,5 +1,5 @@
 //! An S3 server that tests can stop and cut off: moto's server mode (from the README test
-//! command's virtualenv) and a TCP relay in front of it, for the `tiering_faults` tests
+//! command's virtualenv) and a TCP relay in front of it, for the `tiering_s3_outages` tests
 //! (included with `#[path]`; as a test target of its own it holds no tests).
 #![allow(dead_code)]
 

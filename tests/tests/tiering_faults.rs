@@ -1,20 +1,18 @@
-//! Tiered storage under faults, with real processes: the S3 server stops and comes back (our own
-//! moto server), `kill -9` of strata during uploads and remote deletion, a corrupted remote
-//! chunk, and tiering turned off and on again.
+//! Tiered storage under faults, with real processes: `kill -9` of strata during uploads and
+//! remote deletion, a corrupted remote chunk, tiering turned off and on again, topic deletion
+//! and DeleteRecords into the remote range, and restores from the bucket after them. The S3
+//! server's own failures are in `tiering_s3_outages.rs`.
 
-#[path = "s3_outage_support.rs"]
-mod s3_outage;
 #[path = "tiering_support.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use s3_outage::{Moto, Relay, moto_and, s3_env};
-use strata_tests::{Tool, create_tiered_topic, free_port, kcat, require};
+use strata_tests::{Tool, create_tiered_topic, kcat, require};
 use support::{
     active_segment_base, client, consume_checked, list_offset, local_segments, partition_status,
-    tiered_builder, wait_tiered, wait_until,
+    tiered_builder, tiered_topic_with_records, wait_tiered, wait_until,
 };
 
 /// Every `.seg` object under `dir` and every object key the manifests reference.
@@ -112,9 +110,7 @@ fn tiering_corrupt_remote_chunk_is_an_error_never_bad_bytes() {
     let remote = tempfile::tempdir().unwrap();
     let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
     let topic = "corrupt";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
-    wait_tiered(&strata, topic, 2999);
+    tiered_topic_with_records(&strata, topic, 3000, "a");
     // Flip bytes in the middle of the first segment object (inside its first chunk).
     let (objects, _) = objects_and_references(remote.path());
     let first: PathBuf = remote.path().join(&objects[0]);
@@ -150,9 +146,7 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     let remote = tempfile::tempdir().unwrap();
     let strata = tiered_builder(&format!("file://{}", remote.path().display()), &[]).start();
     let topic = "offon";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
-    wait_tiered(&strata, topic, 999);
+    tiered_topic_with_records(&strata, topic, 1000, "a");
     client(&[
         "alter",
         &strata.kafka_addr(),
@@ -279,373 +273,6 @@ fn tiering_off_and_on_again_loses_nothing_and_delete_on_disable_empties_the_buck
     assert_no_orphans(remote.path());
 }
 
-#[test]
-fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
-    if !moto_and(&[Tool::Python, Tool::Kcat]) {
-        return;
-    }
-    let port = free_port();
-    let mut moto = Moto::start(port);
-    let env = s3_env(&moto.endpoint());
-    let strata = tiered_builder("s3://tier-faults/outage", &env)
-        .set("remote.log.manager.max.upload.lag.bytes", "100000")
-        .start();
-    let topic = "outage";
-    create_tiered_topic(&strata, topic, 20000);
-    moto.stop();
-    let bootstrap = strata.kafka_addr();
-    let producer = std::thread::spawn(move || {
-        strata_tests::python(
-            "tiering_client.py",
-            &["produce", &bootstrap, "outage", "3000", "a"],
-        )
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = partition_status(&strata, topic);
-        if s["upload_lag_bytes"].as_u64().unwrap_or(0) > 100_000 {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let logs = strata.logs();
-            let tail: String = logs.lines().rev().take(40).collect::<Vec<_>>().join("\n");
-            panic!("upload lag never went over the bound: {s}\n{tail}");
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    // Local data is kept, and a producer that does not retry sees the storage error.
-    assert!(support::local_segments(strata.data_dir(), topic) > 5);
-    let out = kcat(
-        &[
-            "-P",
-            "-b",
-            &strata.kafka_addr(),
-            "-t",
-            topic,
-            "-X",
-            "message.send.max.retries=0",
-            "-X",
-            "enable.idempotence=false",
-            "-X",
-            "message.timeout.ms=10000",
-        ],
-        b"refused\n",
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("Disk error") || stderr.contains("storage"),
-        "{stderr}"
-    );
-    // The failing uploads are visible while the store is down: the error in the status (and so
-    // in `strata tier status`), a gauge in the metrics.
-    wait_until("the upload error is shown", Duration::from_secs(60), || {
-        partition_status(&strata, topic)["last_error"]
-            .as_str()
-            .is_some_and(|e| !e.is_empty())
-    });
-    let metrics = strata.metrics();
-    assert!(
-        metrics.contains("strata_tier_upload_lag_bytes{topic=\"outage\",partition=\"0\"}")
-            && metrics.contains("strata_tier_upload_failing{topic=\"outage\",partition=\"0\"} 1"),
-        "{metrics}"
-    );
-
-    // The store comes back (a fresh moto: same port, bucket recreated): uploads resume, the
-    // producer's retries go through, nothing is lost.
-    let _moto = Moto::start(port);
-    let produced = producer.join().unwrap();
-    strata_tests::assert_success(&produced, "producing through the outage");
-    // After a long outage the uploader is at its capped backoff (30 s) and object_store's own
-    // retries may be sleeping too: resuming takes up to about a minute before the uploads run.
-    support::wait_tiered_within(&strata, topic, 2999, Duration::from_secs(240));
-    consume_checked(&strata.kafka_addr(), topic, 3000, "a", "outage-g", 0);
-}
-
-/// The S3 server becomes unreachable while a consumer replays remote history: the broker keeps
-/// serving (a hot topic produces and reads back meanwhile), the replay waits instead of failing
-/// or skipping, and when the network comes back it completes byte for byte.
-#[test]
-fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
-    if !moto_and(&[Tool::Python]) {
-        return;
-    }
-    let moto = Moto::start(free_port());
-    let mut relay = Relay::start(moto.port);
-    let env = s3_env(&relay.endpoint());
-    let mut strata = tiered_builder("s3://tier-faults/cold-outage", &env).start();
-    let topic = "cold-outage";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "3000", "c"]);
-    wait_tiered(&strata, topic, 2999);
-    // Empty chunk caches: the replay must reach the store.
-    strata.restart();
-
-    relay.cut();
-    let outage = std::time::Instant::now();
-    let bootstrap = strata.kafka_addr();
-    let replay = std::thread::spawn(move || {
-        strata_tests::python(
-            "tiering_client.py",
-            &["consume", &bootstrap, topic, "3000", "c", "cold-outage-g"],
-        )
-    });
-    client(&["produce", &strata.kafka_addr(), "outage-hot", "50", "h"]);
-    consume_checked(
-        &strata.kafka_addr(),
-        "outage-hot",
-        50,
-        "h",
-        "outage-hot-g",
-        0,
-    );
-    // Longer than the object-store client's own retries (15 s): reads fail and are retried.
-    std::thread::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed()));
-    assert!(
-        !replay.is_finished(),
-        "the replay ended while the store was unreachable: {:?}",
-        replay
-            .join()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    );
-    // The outage was real: reads of the store failed (and were answered as errors, not data).
-    let logs = strata.logs();
-    assert!(logs.contains("cold read failed"), "{logs}");
-    relay.resume();
-    let out = replay.join().unwrap();
-    let text = strata_tests::assert_success(&out, "consuming through the outage");
-    assert!(
-        text.contains("OK consumed 3000"),
-        "{text}\n{}",
-        strata.logs()
-    );
-}
-
-/// A broker that starts while the S3 server is unreachable cannot see its remote history yet
-/// (its log start is the local one). Once the store answers again, the remote history comes
-/// back by itself, without a restart: the log start moves down to the remote log start and a
-/// new consumer group reads every record from offset 0.
-#[test]
-fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
-    if !moto_and(&[Tool::Python]) {
-        return;
-    }
-    let moto = Moto::start(free_port());
-    let mut relay = Relay::start(moto.port);
-    let env = s3_env(&relay.endpoint());
-    let mut strata = tiered_builder("s3://tier-faults/start-outage", &env).start();
-    let topic = "start-outage";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "3000", "o"]);
-    wait_tiered(&strata, topic, 2999);
-    wait_until(
-        "the status shows the local segments gone",
-        Duration::from_secs(30),
-        || partition_status(&strata, topic)["local_log_start_offset"].as_i64() > Some(0),
-    );
-
-    strata.stop();
-    relay.cut();
-    strata.restart();
-    let status = partition_status(&strata, topic);
-    assert!(
-        status["log_start_offset"].as_i64().unwrap_or(0) > 0,
-        "the remote history is not known while the store is unreachable: {status}"
-    );
-    relay.resume();
-    wait_until(
-        "the log start is the remote log start again",
-        Duration::from_secs(90),
-        || partition_status(&strata, topic)["log_start_offset"].as_i64() == Some(0),
-    );
-    consume_checked(&strata.kafka_addr(), topic, 3000, "o", "start-outage-g", 0);
-}
-
-/// Disaster recovery while the S3 server is unreachable: a broker started on an empty data
-/// directory cannot read the bucket, so it refuses (retriably, with the reason) to create a topic
-/// the bucket may hold, instead of giving it a new id that would hide its history for good. Once
-/// the store answers, the restore finishes by itself, without a restart: every tiered record
-/// reads back from offset 0, and the restored broker's uploads go on (its manifest writer epoch,
-/// unknown at start, now out-ranks the previous broker's).
-#[test]
-fn tiering_restore_during_an_s3_outage_finishes_when_the_store_returns() {
-    if !moto_and(&[Tool::Python, Tool::Kcat]) {
-        return;
-    }
-    let moto = Moto::start(free_port());
-    let mut relay = Relay::start(moto.port);
-    let env = s3_env(&relay.endpoint());
-    let url = "s3://tier-faults/restore-outage";
-    let mut first = tiered_builder(url, &env).start();
-    // Broker epoch 3: the manifests it writes fence writers of a lower epoch.
-    first.restart();
-    first.restart();
-    let topic = "restore-outage";
-    create_tiered_topic(&first, topic, 20000);
-    client(&["produce", &first.kafka_addr(), topic, "3000", "d"]);
-    wait_tiered(&first, topic, 2999);
-    let tiered = partition_status(&first, topic)["highest_tiered_offset"]
-        .as_i64()
-        .unwrap()
-        + 1;
-    assert!(tiered > 2000, "{tiered}");
-    first.stop();
-
-    relay.cut();
-    let mut second = tiered_builder(url, &env).start();
-    let refused = strata_tests::python(
-        "tiering_client.py",
-        &[
-            "create",
-            &second.kafka_addr(),
-            topic,
-            "remote.storage.enable=true",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "created during the outage");
-    assert!(
-        stderr.contains("LEADER_NOT_AVAILABLE") && stderr.contains("cannot be created yet"),
-        "{stderr}"
-    );
-    // The refusal names the object store's own error, not only a guess at the cause.
-    assert!(stderr.contains("last error:"), "{stderr}");
-    assert!(
-        second
-            .data_dir()
-            .join("restore-from-bucket.pending")
-            .exists()
-    );
-    // Visible to operators: `strata tier status` (the same JSON) and the metrics.
-    let tier_status = || -> serde_json::Value {
-        reqwest::blocking::get(format!("{}/v1/tier/status", second.http_url()))
-            .unwrap()
-            .json()
-            .unwrap()
-    };
-    assert_eq!(tier_status()["restore_pending"], "every_topic");
-    assert!(second.metrics().contains("strata_tier_restore_pending 1"));
-
-    relay.resume();
-    wait_until("the topic is restored", Duration::from_secs(120), || {
-        let out = strata_tests::python(
-            "tiering_client.py",
-            &["offsets", &second.kafka_addr(), topic],
-        );
-        out.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .is_ok_and(|o| o["latest"].as_i64() == Some(tiered) && o["earliest"] == 0)
-    });
-    assert!(
-        !second
-            .data_dir()
-            .join("restore-from-bucket.pending")
-            .exists()
-    );
-    assert!(tier_status().get("restore_pending").is_none());
-    assert!(second.metrics().contains("strata_tier_restore_pending 0"));
-    consume_checked(
-        &second.kafka_addr(),
-        topic,
-        tiered as usize,
-        "d",
-        "restore-outage-g",
-        0,
-    );
-
-    // The restored broker keeps tiering: its uploads are not fenced.
-    let more = 1500;
-    client(&[
-        "produce",
-        &second.kafka_addr(),
-        topic,
-        &more.to_string(),
-        "d",
-        &tiered.to_string(),
-    ]);
-    wait_tiered(&second, topic, tiered + more - 1);
-    assert!(
-        partition_status(&second, topic)["last_error"]
-            .as_str()
-            .is_none_or(str::is_empty),
-        "{}",
-        partition_status(&second, topic)
-    );
-    consume_checked(
-        &second.kafka_addr(),
-        topic,
-        (tiered + more) as usize,
-        "d",
-        "restore-outage-g2",
-        0,
-    );
-
-    // Restarted during another outage, it cannot read the bucket's epochs at start, and its
-    // broker epoch (2) is below the one it writes manifests with since the restore: once the
-    // store answers it raises its epoch again, and the uploads go on.
-    second.stop();
-    relay.cut();
-    second.restart();
-    let last = tiered + 2 * more;
-    client(&[
-        "produce",
-        &second.kafka_addr(),
-        topic,
-        &more.to_string(),
-        "d",
-        &(tiered + more).to_string(),
-    ]);
-    relay.resume();
-    support::wait_tiered_within(&second, topic, last - 1, Duration::from_secs(180));
-    consume_checked(
-        &second.kafka_addr(),
-        topic,
-        last as usize,
-        "d",
-        "restore-outage-g3",
-        0,
-    );
-}
-
-/// An S3 server that hangs (SIGSTOP: connections accepted, never answered) does not hold up a
-/// shutdown: uploads still running are abandoned after the grace period (it waited for every
-/// retry of every request, 150 s measured), and nothing is lost: restarted with the server back,
-/// the broker uploads every segment and every record reads back byte for byte.
-#[test]
-fn tiering_shutdown_with_a_hung_s3_server_is_prompt_and_loses_nothing() {
-    if !moto_and(&[Tool::Python, Tool::Kcat]) {
-        return;
-    }
-    let moto = Moto::start(free_port());
-    let env = s3_env(&moto.endpoint());
-    let mut strata = tiered_builder("s3://tier-faults/hung", &env).start();
-    let topic = "hung";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "1000", "h"]);
-    wait_tiered(&strata, topic, 999);
-    moto.pause();
-    client(&["produce", &strata.kafka_addr(), topic, "1000", "h", "1000"]);
-    wait_until(
-        "uploads wait on the hung server",
-        Duration::from_secs(30),
-        || partition_status(&strata, topic)["upload_lag_bytes"].as_u64() > Some(0),
-    );
-    let stopping = std::time::Instant::now();
-    let status = strata.stop();
-    let took = stopping.elapsed();
-    assert!(status.success(), "{status:?}\n{}", strata.logs());
-    assert!(
-        took < Duration::from_secs(25),
-        "shutdown took {took:?}\n{}",
-        strata.logs()
-    );
-    assert!(strata.logs().contains("abandoned"), "{}", strata.logs());
-
-    moto.unpause();
-    strata.restart();
-    wait_tiered(&strata, topic, 1999);
-    consume_checked(&strata.kafka_addr(), topic, 2000, "h", "hung-g", 0);
-}
-
 /// Every file under the topic's directories in a local-directory bucket (`topics/<topic>-<id>/`).
 fn topic_files(bucket: &Path, topic: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -746,9 +373,7 @@ fn tiering_delete_records_into_the_remote_range_is_final_across_restart_and_rest
     let url = format!("file://{}", remote.path().display());
     let mut strata = tiered_builder(&url, &[]).start();
     let topic = "pruned";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "3000", "a"]);
-    wait_tiered(&strata, topic, 2999);
+    tiered_topic_with_records(&strata, topic, 3000, "a");
     let segments = |dir: &Path| {
         topic_files(dir, topic)
             .iter()
@@ -825,9 +450,7 @@ fn tiering_restore_after_all_history_was_deleted_continues_at_the_old_log_end() 
     let url = format!("file://{}", remote.path().display());
     let mut strata = tiered_builder(&url, &[]).start();
     let topic = "emptied";
-    create_tiered_topic(&strata, topic, 20000);
-    client(&["produce", &strata.kafka_addr(), topic, "1000", "a"]);
-    wait_tiered(&strata, topic, 999);
+    tiered_topic_with_records(&strata, topic, 1000, "a");
     let out = client(&["delete-records", &strata.kafka_addr(), topic, "1000"]);
     assert!(out.contains("OK low watermark 1000"), "{out}");
     wait_until(

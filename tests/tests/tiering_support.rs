@@ -90,6 +90,20 @@ pub fn active_segment_base(data_dir: &Path, topic: &str) -> Option<i64> {
         .max()
 }
 
+/// A tiered topic with 20000-byte segments, `records` records produced with `tag` (as
+/// `tiering_client.py produce` writes them), and every closed segment uploaded ([`wait_tiered`]).
+pub fn tiered_topic_with_records(strata: &Strata, topic: &str, records: i64, tag: &str) {
+    strata_tests::create_tiered_topic(strata, topic, 20000);
+    client(&[
+        "produce",
+        &strata.kafka_addr(),
+        topic,
+        &records.to_string(),
+        tag,
+    ]);
+    wait_tiered(strata, topic, records - 1);
+}
+
 /// Waits until everything but the active segment was uploaded and deleted locally: the remote
 /// tier ends right before the active segment, nothing waits for upload, and at most one closed
 /// segment is still on disk. `last_offset`, the last offset produced, must lie beyond the first
