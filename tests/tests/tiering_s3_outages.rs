@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use s3_outage::{Moto, Relay, moto_and, s3_env};
-use strata_tests::{Tool, create_tiered_topic, free_port, kcat};
+use strata_tests::{Strata, Tool, create_tiered_topic, free_port, kcat};
 use support::{
     client, consume_checked, partition_status, tiered_builder, tiered_topic_with_records,
     wait_tiered, wait_until,
@@ -99,6 +99,16 @@ fn tiering_s3_outage_keeps_local_data_refuses_produce_clearly_and_resumes() {
     consume_checked(&strata.kafka_addr(), topic, 3000, "a", "outage-g", 0);
 }
 
+/// moto behind a TCP relay the test can cut, and a tiered broker writing to it under
+/// `s3://tier-faults/<prefix>`. Keep the `Moto`: dropping it stops the server.
+fn broker_behind_relay(prefix: &str) -> (Moto, Relay, Strata) {
+    let moto = Moto::start(free_port());
+    let relay = Relay::start(moto.port);
+    let env = s3_env(&relay.endpoint());
+    let strata = tiered_builder(&format!("s3://tier-faults/{prefix}"), &env).start();
+    (moto, relay, strata)
+}
+
 /// The S3 server becomes unreachable while a consumer replays remote history: the broker keeps
 /// serving (a hot topic produces and reads back meanwhile), the replay waits instead of failing
 /// or skipping, and when the network comes back it completes byte for byte.
@@ -107,10 +117,7 @@ fn tiering_cold_replay_waits_out_an_s3_outage_and_completes() {
     if !moto_and(&[Tool::Python]) {
         return;
     }
-    let moto = Moto::start(free_port());
-    let mut relay = Relay::start(moto.port);
-    let env = s3_env(&relay.endpoint());
-    let mut strata = tiered_builder("s3://tier-faults/cold-outage", &env).start();
+    let (_moto, mut relay, mut strata) = broker_behind_relay("cold-outage");
     let topic = "cold-outage";
     tiered_topic_with_records(&strata, topic, 3000, "c");
     // Empty chunk caches: the replay must reach the store.
@@ -165,10 +172,7 @@ fn tiering_remote_history_returns_after_a_start_during_an_s3_outage() {
     if !moto_and(&[Tool::Python]) {
         return;
     }
-    let moto = Moto::start(free_port());
-    let mut relay = Relay::start(moto.port);
-    let env = s3_env(&relay.endpoint());
-    let mut strata = tiered_builder("s3://tier-faults/start-outage", &env).start();
+    let (_moto, mut relay, mut strata) = broker_behind_relay("start-outage");
     let topic = "start-outage";
     tiered_topic_with_records(&strata, topic, 3000, "o");
     wait_until(
