@@ -175,6 +175,15 @@ impl ChunkCache {
         (memory, disk)
     }
 
+    /// Bytes the memory cache holds at most.
+    pub fn memory_capacity(&self) -> u64 {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .capacity
+    }
+
     /// True when the chunk is in memory (no I/O).
     pub fn contains(&self, id: &ChunkId) -> bool {
         let m = self.memory.lock().unwrap_or_else(|e| e.into_inner());

@@ -408,6 +408,61 @@ async fn read_ahead_runs_on_into_the_next_segment() {
     );
 }
 
+/// A sequential reader whose read-ahead window is larger than the memory cache downloads (and
+/// decompresses) each chunk once: the window is cut to what the cache holds, so prefetched
+/// chunks are not evicted before their read. Every byte read back is the segment's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_never_outgrows_the_memory_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _faults) = faulty();
+    let mgr = manager(&remote, test_config());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
+    mgr.upload_now(&s.desc).await.unwrap();
+    let chunk_size = test_config().chunk_size;
+    // Without read-ahead, and with a cache larger than the segment: each chunk read once.
+    let reference = manager(
+        &remote,
+        TieringConfig {
+            read_ahead_chunks: 0,
+            ..test_config()
+        },
+    );
+    assert_eq!(read_sequentially(&reference, chunk_size).await, s.bytes);
+    let chunks = reference.cache_stats().downloads.load(Ordering::SeqCst);
+    assert!(
+        chunks > 2,
+        "the segment spans more chunks than the cache holds"
+    );
+    let cold = manager(
+        &remote,
+        TieringConfig {
+            read_ahead_chunks: 6,
+            cache_memory_bytes: 2 * chunk_size as u64,
+            ..test_config()
+        },
+    );
+    assert_eq!(read_sequentially(&cold, chunk_size).await, s.bytes);
+    assert_eq!(
+        cold.cache_stats().downloads.load(Ordering::SeqCst),
+        chunks,
+        "chunk downloads of a sequential read with read-ahead"
+    );
+}
+
+/// Reads partition `t`-0 from offset 0 to its end, `max_bytes` at a time, as a consumer does.
+async fn read_sequentially(mgr: &strata_tiering::RemoteLogManager, max_bytes: usize) -> Vec<u8> {
+    let mut offset = 0;
+    let mut read_back = Vec::new();
+    while let Some(bytes) = mgr.read("t", 0, offset, max_bytes).await.unwrap() {
+        let last = strata_format::BatchIter::new(bytes.clone())
+            .last()
+            .expect("a read returns whole batches");
+        offset = last.next_offset();
+        read_back.extend_from_slice(&bytes);
+    }
+    read_back
+}
+
 /// The copy and fetch byte-rate quotas (KIP-956's `remote.log.manager.{copy,fetch}.max.bytes.per.second`)
 /// pace uploads and cold reads to their rate (after a one-second burst), the bytes read are the
 /// ones uploaded, and lifting the fetch quota while a read waits lets it finish at once.
