@@ -452,6 +452,22 @@ impl RemoteLogManager {
         self.inner.reader.read(&pid, offset, max_bytes).await
     }
 
+    /// [`Self::read`] as one slice per chunk read, not joined into one buffer (see
+    /// [`RemoteLogReader::read_parts`](crate::reader::RemoteLogReader::read_parts)); empty when
+    /// the remote tier has nothing at or after `offset`.
+    pub async fn read_parts(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>> {
+        let Some(pid) = self.resolve(topic, partition).await? else {
+            return Ok(Vec::new());
+        };
+        self.inner.reader.read_parts(&pid, offset, max_bytes).await
+    }
+
     /// First record with timestamp >= `timestamp` in the remote tier: `(offset, timestamp)`.
     pub async fn offset_for_timestamp(
         &self,

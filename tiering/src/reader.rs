@@ -247,8 +247,31 @@ impl RemoteLogReader {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Option<Bytes>> {
+        let mut parts = self.read_parts(p, offset, max_bytes).await?;
+        Ok(match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => {
+                let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+                for p in parts {
+                    out.extend_from_slice(&p);
+                }
+                Some(out.freeze())
+            }
+        })
+    }
+
+    /// [`Self::read`] without joining the batches into one buffer: one slice of each chunk
+    /// read, in offset order (empty when the remote tier has nothing at or after `offset`).
+    /// For readers that take batches one by one, the join would only copy.
+    pub async fn read_parts(
+        &self,
+        p: &PartitionId,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>> {
         let Some(v) = self.manifests.get(p).await? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let m = &v.manifest;
         if offset < m.log_start_offset {
@@ -303,17 +326,7 @@ impl RemoteLogReader {
                 }
             }
         }
-        Ok(match parts.len() {
-            0 => None,
-            1 => parts.pop(),
-            _ => {
-                let mut out = BytesMut::with_capacity(total);
-                for p in parts {
-                    out.extend_from_slice(&p);
-                }
-                Some(out.freeze())
-            }
-        })
+        Ok(parts)
     }
 
     /// Kafka ListOffsets by timestamp over the remote tier: the first record with a timestamp

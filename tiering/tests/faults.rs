@@ -449,6 +449,29 @@ async fn read_ahead_never_outgrows_the_memory_cache() {
     );
 }
 
+/// A read spanning chunks as parts: one slice per chunk, in order, the same bytes as the joined
+/// read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_across_chunks_comes_as_one_part_per_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _faults) = faulty();
+    let mgr = manager(&remote, test_config());
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
+    mgr.upload_now(&s.desc).await.unwrap();
+    let chunk_size = test_config().chunk_size;
+    let parts = mgr.read_parts("t", 0, 0, 3 * chunk_size).await.unwrap();
+    let joined = mgr.read("t", 0, 0, 3 * chunk_size).await.unwrap().unwrap();
+    assert!(
+        parts.len() >= 3,
+        "{} parts for three chunks' worth",
+        parts.len()
+    );
+    assert!(parts.iter().all(|p| p.len() <= chunk_size));
+    assert_eq!(parts.concat(), joined);
+    assert_eq!(&joined[..], &s.bytes[..joined.len()]);
+    assert!(mgr.read_parts("t", 0, 300, 1).await.unwrap().is_empty());
+}
+
 /// Reads partition `t`-0 from offset 0 to its end, `max_bytes` at a time, as a consumer does.
 async fn read_sequentially(mgr: &strata_tiering::RemoteLogManager, max_bytes: usize) -> Vec<u8> {
     let mut offset = 0;

@@ -31,10 +31,12 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{
-    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
 };
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::extension::Json;
-use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
@@ -156,6 +158,36 @@ impl Write for PendingBytes {
     }
 }
 
+/// Byte buffers of the `value` column taken back from encoded row groups, to be filled again:
+/// the largest allocation of an export (a row group's values), which fresh from the allocator
+/// costs a page fault per 4 KiB written. Holds at most the row groups in flight.
+#[derive(Clone, Default)]
+struct ValueBuffers(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl ValueBuffers {
+    /// An empty buffer of at least `capacity` bytes, reused if one is free.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.0.lock().expect("value buffers lock").pop();
+        let mut buffer = reused.unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Takes back the value bytes of an encoded row group, if nothing else holds them.
+    fn give_back(&self, batch: RecordBatch) {
+        let (_, mut columns, _) = batch.into_parts();
+        let values = columns.swap_remove(VALUE_COLUMN).to_data();
+        drop(columns);
+        let (_, _, _, _, mut buffers, _) = values.into_parts();
+        if buffers.len() == 2
+            && let Ok(bytes) = buffers.swap_remove(1).into_vec::<u8>()
+        {
+            self.0.lock().expect("value buffers lock").push(bytes);
+        }
+    }
+}
+
 /// A row group being encoded on the blocking pool.
 struct EncodeJob {
     /// Record bytes it holds (see [`record_bytes`]), for the file size estimate.
@@ -175,6 +207,7 @@ pub struct PartitionParquetWriter {
     sink: FileSink,
     /// The row group being collected.
     row_group: RowGroupBuilder,
+    value_buffers: ValueBuffers,
     /// Row groups being encoded, oldest first (the order they go into the file).
     encoding: VecDeque<EncodeJob>,
     max_encoding: usize,
@@ -220,7 +253,8 @@ impl PartitionParquetWriter {
             columns,
             pending,
             sink,
-            row_group: RowGroupBuilder::new(ROW_GROUP_BYTES),
+            row_group: RowGroupBuilder::new(ROW_GROUP_BYTES, &ValueBuffers::default()),
+            value_buffers: ValueBuffers::default(),
             encoding: VecDeque::new(),
             max_encoding: encode_jobs(),
             row_group_bytes: ROW_GROUP_BYTES,
@@ -240,7 +274,7 @@ impl PartitionParquetWriter {
     #[cfg(test)]
     pub fn with_row_group_bytes(mut self, bytes: usize) -> Self {
         self.row_group_bytes = bytes;
-        self.row_group = RowGroupBuilder::new(bytes);
+        self.row_group = RowGroupBuilder::new(bytes, &self.value_buffers);
         self
     }
 
@@ -288,7 +322,7 @@ impl PartitionParquetWriter {
                 None => (r.timestamp, r.timestamp),
                 Some((lo, hi)) => (lo.min(r.timestamp), hi.max(r.timestamp)),
             });
-            self.row_group.append(r);
+            self.row_group.append(r)?;
         }
         // The records' batches go now: the row group holds its own copy.
         drop(records);
@@ -359,7 +393,7 @@ impl PartitionParquetWriter {
         self.row_groups_started += 1;
         let row_group = std::mem::replace(
             &mut self.row_group,
-            RowGroupBuilder::new(self.row_group_bytes),
+            RowGroupBuilder::new(self.row_group_bytes, &self.value_buffers),
         );
         let record_bytes = row_group.record_bytes;
         let batch = row_group.finish(&self.topic, self.partition)?;
@@ -369,8 +403,13 @@ impl PartitionParquetWriter {
             topic: self.topic.clone(),
             partition: self.partition,
         };
-        let task =
-            tokio::task::spawn_blocking(move || encode_row_group(&typed.apply(batch)?, writers));
+        let value_buffers = self.value_buffers.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let batch = typed.apply(batch)?;
+            let chunks = encode_row_group(&batch, writers)?;
+            value_buffers.give_back(batch);
+            Ok(chunks)
+        });
         self.encoding.push_back(EncodeJob { record_bytes, task });
         Ok(())
     }
@@ -487,7 +526,7 @@ struct RowGroupBuilder {
     timestamps: Vec<i64>,
     timestamp_types: StringBuilder,
     keys: BinaryBuilder,
-    values: BinaryBuilder,
+    values: ValueColumn,
     headers: ListBuilder<StructBuilder>,
     producer_ids: Vec<i64>,
     claims: StructBuilder,
@@ -495,7 +534,7 @@ struct RowGroupBuilder {
 
 impl RowGroupBuilder {
     /// A row group that closes at `row_group_bytes` of records.
-    fn new(row_group_bytes: usize) -> Self {
+    fn new(row_group_bytes: usize, value_buffers: &ValueBuffers) -> Self {
         Self {
             rows: 0,
             record_bytes: 0,
@@ -505,9 +544,8 @@ impl RowGroupBuilder {
             keys: BinaryBuilder::new(),
             // Room for a full row group plus the read chunk that completes it: growing a
             // buffer this size by doubling would copy it about twice over.
-            values: BinaryBuilder::with_capacity(
-                0,
-                row_group_bytes + super::reader::READ_CHUNK_BYTES,
+            values: ValueColumn::new(
+                value_buffers.take(row_group_bytes + super::reader::READ_CHUNK_BYTES),
             ),
             headers: ListBuilder::new(StructBuilder::new(
                 header_fields(),
@@ -530,14 +568,14 @@ impl RowGroupBuilder {
         }
     }
 
-    fn append(&mut self, r: &ExportRecord) {
+    fn append(&mut self, r: &ExportRecord) -> Result<(), ExportError> {
+        self.values.append(r.value.as_deref())?;
         self.rows += 1;
         self.record_bytes += record_bytes(r);
         self.offsets.push(r.offset);
         self.timestamps.push(r.timestamp);
         self.timestamp_types.append_value(r.timestamp_type.as_str());
         self.keys.append_option(r.key.as_deref());
-        self.values.append_option(r.value.as_deref());
         let entries = self.headers.values();
         for (k, v) in &r.headers {
             entries
@@ -553,6 +591,7 @@ impl RowGroupBuilder {
         self.headers.append(true);
         self.producer_ids.push(r.producer_id);
         append_claim(&mut self.claims, r.claim.as_ref());
+        Ok(())
     }
 
     fn finish(mut self, topic: &str, partition: i32) -> Result<RecordBatch, ExportError> {
@@ -564,12 +603,56 @@ impl RowGroupBuilder {
             Arc::new(TimestampMillisecondArray::from(self.timestamps).with_timezone("UTC")),
             Arc::new(self.timestamp_types.finish()),
             Arc::new(self.keys.finish()),
-            Arc::new(self.values.finish()),
+            Arc::new(self.values.finish()?),
             Arc::new(self.headers.finish()),
             Arc::new(Int64Array::from(self.producer_ids)),
             Arc::new(self.claims.finish()),
         ];
         Ok(RecordBatch::try_new(schema(ValueFormat::Binary), columns)?)
+    }
+}
+
+/// The `value` column of a row group, built as `BinaryBuilder` does but on a byte buffer that
+/// is taken from, and after encoding goes back to, [`ValueBuffers`].
+struct ValueColumn {
+    bytes: Vec<u8>,
+    /// End of each value in `bytes`, after a leading 0.
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl ValueColumn {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            offsets: vec![0],
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    fn append(&mut self, value: Option<&[u8]>) -> Result<(), ExportError> {
+        match value {
+            Some(v) => {
+                self.bytes.extend_from_slice(v);
+                self.nulls.append_non_null();
+            }
+            None => self.nulls.append_null(),
+        }
+        // A Binary column addresses at most 2 GiB per row group: a row group closes at
+        // ROW_GROUP_BYTES, so only values near max.message.bytes' own limit get here.
+        let end = i32::try_from(self.bytes.len())
+            .map_err(|_| ArrowError::OffsetOverflowError(self.bytes.len()))?;
+        self.offsets.push(end);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<BinaryArray, ExportError> {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        Ok(BinaryArray::try_new(
+            offsets,
+            Buffer::from_vec(self.bytes),
+            self.nulls.finish(),
+        )?)
     }
 }
 
@@ -597,4 +680,57 @@ fn append_claim(builder: &mut StructBuilder, claim: Option<&ClaimFields>) {
         .append_value(size);
     text(builder, 3, sha256);
     builder.append(claim.is_some());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::TimestampKind;
+
+    fn record(offset: i64, value: Option<&'static [u8]>) -> ExportRecord {
+        ExportRecord {
+            offset,
+            timestamp: 1_700_000_000_000 + offset,
+            timestamp_type: TimestampKind::CreateTime,
+            key: None,
+            value: value.map(Bytes::from_static),
+            headers: vec![],
+            producer_id: -1,
+            claim: None,
+        }
+    }
+
+    /// After encoding, a row group's value bytes go back to the pool and the next row group
+    /// fills the same allocation, in both the binary and the text value formats.
+    #[test]
+    fn encoded_value_bytes_are_filled_again_by_the_next_row_group() {
+        for format in [ValueFormat::Binary, ValueFormat::Utf8] {
+            let buffers = ValueBuffers::default();
+            let mut row_group = RowGroupBuilder::new(1 << 10, &buffers);
+            for (offset, value) in [(0, Some(&b"{\"a\":1}"[..])), (1, None), (2, Some(b"[2]"))] {
+                row_group.append(&record(offset, value)).unwrap();
+            }
+            let batch = row_group.finish("t", 0).unwrap();
+            let typed = TypedValues {
+                schema: schema(format),
+                format,
+                topic: "t".into(),
+                partition: 0,
+            }
+            .apply(batch)
+            .unwrap();
+            let values = typed.column(VALUE_COLUMN).to_data();
+            assert_eq!(values.buffers()[1].as_slice(), b"{\"a\":1}[2]");
+            let allocation = values.buffers()[1].as_ptr();
+            drop(values);
+            buffers.give_back(typed);
+            let reused = buffers.take(1 << 10);
+            assert_eq!(
+                reused.as_ptr(),
+                allocation,
+                "{format:?}: the same allocation"
+            );
+            assert!(reused.is_empty() && reused.capacity() >= 1 << 10);
+        }
+    }
 }

@@ -72,7 +72,7 @@ impl RecordReader {
         if self.next > self.to {
             return Ok(None);
         }
-        let bytes = self.read_bytes(self.next).await?;
+        let parts = self.read_bytes(self.next).await?;
         // DeleteRecords or retention may move the log start past the reader while it runs, and
         // the remote tier keeps the records below it until its next pass: what the broker no
         // longer serves is not exported either.
@@ -85,14 +85,15 @@ impl RecordReader {
                 log_end: self.log.high_watermark(),
             });
         }
-        if bytes.is_empty() {
+        let bytes: usize = parts.iter().map(Bytes::len).sum();
+        if bytes == 0 {
             return Ok(None);
         }
-        self.bytes_read += bytes.len() as u64;
+        self.bytes_read += bytes as u64;
         let mut records = Vec::new();
         let mut advanced = false;
         let max_message_bytes = self.log.config().max_message_bytes;
-        for batch in BatchIter::new(bytes) {
+        for batch in parts.into_iter().flat_map(BatchIter::new) {
             if batch.next_offset() <= self.next {
                 continue;
             }
@@ -120,7 +121,9 @@ impl RecordReader {
         Ok(Some(records))
     }
 
-    async fn read_bytes(&self, offset: i64) -> Result<Bytes, ExportError> {
+    /// Whole batches from `offset` on, about [`Self::with_chunk_bytes`] of them, in one or
+    /// more buffers (a remote read spanning chunks is not joined: it would only be copied).
+    async fn read_bytes(&self, offset: i64) -> Result<Vec<Bytes>, ExportError> {
         if offset < self.log.local_log_start_offset() {
             return self.read_remote(offset).await;
         }
@@ -134,7 +137,7 @@ impl RecordReader {
                 source: std::io::Error::other(e),
             })?;
         match read {
-            Ok(read) => Ok(read.records),
+            Ok(read) => Ok(vec![read.records]),
             // On a running broker local retention may delete the segment between the check
             // above and the read, once the remote tier holds it: read it from there.
             Err(crate::log::LogError::OffsetOutOfRange { .. })
@@ -146,22 +149,22 @@ impl RecordReader {
         }
     }
 
-    async fn read_remote(&self, offset: i64) -> Result<Bytes, ExportError> {
+    async fn read_remote(&self, offset: i64) -> Result<Vec<Bytes>, ExportError> {
         let Some(remote) = &self.remote else {
             return Err(self.missing(offset));
         };
-        match remote
-            .read(
+        let parts = remote
+            .read_parts(
                 self.log.topic(),
                 self.log.partition(),
                 offset,
                 self.chunk_bytes,
             )
-            .await?
-        {
-            Some(bytes) => Ok(bytes),
-            None => Err(self.missing(offset)),
+            .await?;
+        if parts.is_empty() {
+            return Err(self.missing(offset));
         }
+        Ok(parts)
     }
 
     fn missing(&self, offset: i64) -> ExportError {
