@@ -4,6 +4,8 @@
 #   bash bench/export.sh                 # 2 GiB of 1 KiB records (about 10 minutes)
 #   SIZE_MB=128 bash bench/export.sh     # quick
 #   KEEP_WORK=1 ...                      # keep the data, bucket and export for a look
+#   CPUS=0 ...                           # replay (broker and kcat) and export on these CPUs only
+#                                        # (taskset list): how each scales with cores
 #
 # 1. A release `strata serve` with a local-directory remote tier; one tiered topic
 #    (segment.bytes=64 MiB, local.retention.bytes=1), SIZE_MB of RECORD_BYTES records produced
@@ -45,8 +47,10 @@ free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 kafka_port="$(free_port)"; http_port="$(free_port)"
 bootstrap="127.0.0.1:$kafka_port"
+# The timed phases run under `taskset -c $CPUS` when CPUS is set (producing does not).
+pin=()
 start_broker() {
-  "$strata" serve --data-dir "$work/data" --remote "file://$work/bucket" \
+  "${pin[@]}" "$strata" serve --data-dir "$work/data" --remote "file://$work/bucket" \
     --kafka-listen "$bootstrap" --http-listen "127.0.0.1:$http_port" \
     --set log.retention.check.interval.ms=1000 --set remote.log.manager.task.interval.ms=1000 \
     >>"$work/broker.log" 2>&1 &
@@ -111,11 +115,12 @@ remote_bytes="$(du -sb "$work/bucket" | cut -f1)"
 echo "local $(( $(local_bytes) >> 20 )) MiB, remote $(( remote_bytes >> 20 )) MiB" >&2
 
 # --- cold replay with a real consumer ---
+if [ -n "${CPUS:-}" ]; then pin=(taskset -c "$CPUS"); fi
 stop_broker; start_broker
 echo "replaying with kcat..." >&2
 settle
 replay_start=$(date +%s.%N)
-replayed="$(kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q -f '%o\n' | wc -l)"
+replayed="$("${pin[@]}" kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q -f '%o\n' | wc -l)"
 replay_end=$(date +%s.%N)
 stop_broker
 [ "$replayed" -eq "$count" ] || { echo "replay read $replayed records, expected $count" >&2; exit 1; }
@@ -123,7 +128,7 @@ stop_broker
 # --- export of the same offsets ---
 echo "exporting..." >&2
 settle
-/usr/bin/time -v -o "$work/time.txt" "$strata" export --data-dir "$work/data" \
+"${pin[@]}" /usr/bin/time -v -o "$work/time.txt" "$strata" export --data-dir "$work/data" \
   --remote "file://$work/bucket" --topic "$topic" --from-offset 0 --to-offset $(( count - 1 )) \
   --out "$work/out" >"$work/export.out" 2>"$work/export.err" || { cat "$work/export.err" >&2; exit 1; }
 exported="$("$py" -c 'import json,sys; print(sum(f["records"] for f in json.load(open(sys.argv[1]))["files"]))' "$work/out/manifest.json")"
@@ -131,7 +136,7 @@ exported="$("$py" -c 'import json,sys; print(sum(f["records"] for f in json.load
 parquet_bytes="$(du -cb "$work/out"/*.parquet | tail -1 | cut -f1)"
 
 "$py" - "$work/time.txt" "$replay_start" "$replay_end" "$count" "$record_bytes" "$remote_bytes" "$parquet_bytes" <<'PY'
-import json, re, sys
+import json, os, re, sys
 text = open(sys.argv[1]).read()
 def field(name):
     return re.search(re.escape(name) + r": (.*)", text).group(1).strip()
@@ -142,6 +147,7 @@ count, size = int(sys.argv[4]), int(sys.argv[5])
 mb = count * size / 1e6
 rss_mib = int(field("Maximum resident set size (kbytes)")) / 1024
 result = {
+    "cpus": os.environ.get("CPUS") or "all",
     "records": count, "record_bytes": size, "value_mb": round(mb, 1),
     "remote_mib": int(sys.argv[6]) >> 20, "parquet_mib": int(sys.argv[7]) >> 20,
     "replay_s": round(replay_s, 2), "replay_records_s": round(count / replay_s),

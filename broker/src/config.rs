@@ -247,7 +247,7 @@ pub static BROKER_CONFIGS: &[BrokerConfigDef] = &[
         name: "remote.log.chunk.cache.memory.bytes",
         default: "268435456",
         kind: long(0, I64),
-        doc: "Memory budget of the cold-read chunk cache: downloaded chunks (4 MiB of batches each), read-ahead included, wait here for their readers. Keep it above (remote.log.read.ahead.chunks + 2) chunks per concurrent cold reader, or prefetched chunks are evicted before they are read (0: no cache, no useful read-ahead).",
+        doc: "Memory budget of the cold-read chunk cache: downloaded chunks (4 MiB of batches each), read-ahead included, wait here for their readers. Keep it above (remote.log.read.ahead.chunks + 2) chunks per concurrent cold reader: one reader's read-ahead is cut to what the cache holds (so that its chunks are not evicted before they are read), and concurrent readers share it (0: no cache, no read-ahead).",
     },
     // The claim-check gateway (defaults = strata_claimcheck::ClaimCheckConfig::default(); checked by a test in claims/settings.rs).
     BrokerConfigDef {
