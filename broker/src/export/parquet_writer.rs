@@ -244,6 +244,7 @@ impl PartitionParquetWriter {
         let schema = schema(values);
         let (file, columns) = ArrowWriter::try_new(pending.clone(), schema.clone(), Some(props))?
             .into_serialized_writer()?;
+        let value_buffers = ValueBuffers::default();
         Ok(Self {
             topic: topic.into(),
             partition,
@@ -253,8 +254,8 @@ impl PartitionParquetWriter {
             columns,
             pending,
             sink,
-            row_group: RowGroupBuilder::new(ROW_GROUP_BYTES, &ValueBuffers::default()),
-            value_buffers: ValueBuffers::default(),
+            row_group: RowGroupBuilder::new(ROW_GROUP_BYTES, &value_buffers),
+            value_buffers,
             encoding: VecDeque::new(),
             max_encoding: encode_jobs(),
             row_group_bytes: ROW_GROUP_BYTES,
