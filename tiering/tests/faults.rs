@@ -413,11 +413,7 @@ async fn read_ahead_runs_on_into_the_next_segment() {
 /// chunks are not evicted before their read. Every byte read back is the segment's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_ahead_never_outgrows_the_memory_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let (remote, _faults) = faulty();
-    let mgr = manager(&remote, test_config());
-    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
-    mgr.upload_now(&s.desc).await.unwrap();
+    let (_dir, remote, s) = one_uploaded_segment().await;
     let chunk_size = test_config().chunk_size;
     // Without read-ahead, and with a cache larger than the segment: each chunk read once.
     let reference = manager(
@@ -453,11 +449,8 @@ async fn read_ahead_never_outgrows_the_memory_cache() {
 /// read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_across_chunks_comes_as_one_part_per_chunk() {
-    let dir = tempfile::tempdir().unwrap();
-    let (remote, _faults) = faulty();
+    let (_dir, remote, s) = one_uploaded_segment().await;
     let mgr = manager(&remote, test_config());
-    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
-    mgr.upload_now(&s.desc).await.unwrap();
     let chunk_size = test_config().chunk_size;
     let parts = mgr.read_parts("t", 0, 0, 3 * chunk_size).await.unwrap();
     let joined = mgr.read("t", 0, 0, 3 * chunk_size).await.unwrap().unwrap();
@@ -470,6 +463,19 @@ async fn a_read_across_chunks_comes_as_one_part_per_chunk() {
     assert_eq!(parts.concat(), joined);
     assert_eq!(&joined[..], &s.bytes[..joined.len()]);
     assert!(mgr.read_parts("t", 0, 300, 1).await.unwrap().is_empty());
+}
+
+/// A segment of partition `t`-0, offsets 0..300 in 60 batches, uploaded to a fresh store; the
+/// directory holds its local files.
+async fn one_uploaded_segment() -> (tempfile::TempDir, RemoteStore, common::LocalSegment) {
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _faults) = faulty();
+    let s = write_segment(dir.path(), "t", Uuid::new_v4(), 0, 60, 5, false);
+    manager(&remote, test_config())
+        .upload_now(&s.desc)
+        .await
+        .unwrap();
+    (dir, remote, s)
 }
 
 /// Reads partition `t`-0 from offset 0 to its end, `max_bytes` at a time, as a consumer does.
