@@ -4,15 +4,17 @@
 #   bash bench/export.sh                 # 2 GiB of 1 KiB records (about 10 minutes)
 #   SIZE_MB=128 bash bench/export.sh     # quick
 #   KEEP_WORK=1 ...                      # keep the data, bucket and export for a look
-#   CPUS=0 ...                           # replay (broker and kcat) and export on these CPUs only
-#                                        # (taskset list): how each scales with cores
+#   CPUS=0 ...                           # replays (broker and client) and export on these CPUs
+#                                        # only (taskset list): how each scales with cores
 #
 # 1. A release `strata serve` with a local-directory remote tier; one tiered topic
 #    (segment.bytes=64 MiB, local.retention.bytes=1), SIZE_MB of RECORD_BYTES records produced
 #    with confluent-kafka (values drawn from 4096 distinct text-like payloads, so Parquet cannot
 #    reduce them to a dictionary), then wait until all but the active segment is remote.
-# 2. Cold replay: restart the broker (its chunk caches start empty) and read every record from
-#    offset 0 with kcat (librdkafka, C) to /dev/null, counting them.
+# 2. Cold replays: restart the broker (its chunk caches start empty) and read every record from
+#    offset 0 with `rdkafka_performance -C` (librdkafka's own benchmark client, the one the
+#    export issue names; built by bench/rdkafka-performance.sh), then again (restarted, cold)
+#    with kcat to /dev/null; each must count every record. The ratio is against the first.
 # 3. Export: stop the broker, `strata export` of the same offsets from the data directory and the
 #    bucket (its remote reads start cold too), under /usr/bin/time -v for the peak RSS;
 #    the manifest's record count must equal what was produced.
@@ -30,6 +32,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 [ -x "$py" ] || { echo "run scripts/install-test-deps.sh first (needs confluent-kafka)" >&2; exit 1; }
 command -v kcat >/dev/null || { echo "kcat is needed for the replay" >&2; exit 1; }
+rdkafka_performance="$(bash "$root/bench/rdkafka-performance.sh")"
 
 echo "building strata (release)..." >&2
 ( flock 9; cargo build -q --release -p strata-broker --bin strata ) 9>/tmp/strata-build.lock
@@ -114,16 +117,33 @@ done
 remote_bytes="$(du -sb "$work/bucket" | cut -f1)"
 echo "local $(( $(local_bytes) >> 20 )) MiB, remote $(( remote_bytes >> 20 )) MiB" >&2
 
-# --- cold replay with a real consumer ---
+# --- cold replays with real consumers ---
 if [ -n "${CPUS:-}" ]; then pin=(taskset -c "$CPUS"); fi
-stop_broker; start_broker
-echo "replaying with kcat..." >&2
-settle
-replay_start=$(date +%s.%N)
-replayed="$("${pin[@]}" kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q -f '%o\n' | wc -l)"
-replay_end=$(date +%s.%N)
+# cold_replay NAME COMMAND...: restarts the broker, empties the page cache and times COMMAND (a
+# consumer printing how many records it read) into replay_start / replay_end.
+cold_replay() {
+  local name="$1"; shift
+  stop_broker; start_broker
+  echo "replaying with $name..." >&2
+  settle
+  local replayed
+  replay_start=$(date +%s.%N)
+  replayed="$("$@")"
+  replay_end=$(date +%s.%N)
+  [ "$replayed" -eq "$count" ] || { echo "$name read $replayed records, expected $count" >&2; exit 1; }
+}
+# rdkafka_performance ends its run with "% N messages (B bytes) consumed in T ms: ...".
+rdkafka_replay() {
+  timeout 600 "${pin[@]}" "$rdkafka_performance" -C -t "$topic" -p 0 -b "$bootstrap" -o beginning \
+    -c "$count" -q 2>&1 | sed -n 's/^% \([0-9]*\) messages .* consumed in .*/\1/p'
+}
+kcat_replay() {
+  timeout 600 "${pin[@]}" kcat -C -b "$bootstrap" -t "$topic" -p 0 -o beginning -e -q -f '%o\n' | wc -l
+}
+cold_replay kcat kcat_replay
+kcat_start=$replay_start; kcat_end=$replay_end
+cold_replay rdkafka_performance rdkafka_replay
 stop_broker
-[ "$replayed" -eq "$count" ] || { echo "replay read $replayed records, expected $count" >&2; exit 1; }
 
 # --- export of the same offsets ---
 echo "exporting..." >&2
@@ -135,7 +155,8 @@ exported="$("$py" -c 'import json,sys; print(sum(f["records"] for f in json.load
 [ "$exported" -eq "$count" ] || { echo "export wrote $exported records, expected $count" >&2; exit 1; }
 parquet_bytes="$(du -cb "$work/out"/*.parquet | tail -1 | cut -f1)"
 
-"$py" - "$work/time.txt" "$replay_start" "$replay_end" "$count" "$record_bytes" "$remote_bytes" "$parquet_bytes" <<'PY'
+"$py" - "$work/time.txt" "$replay_start" "$replay_end" "$count" "$record_bytes" "$remote_bytes" "$parquet_bytes" \
+  "$kcat_start" "$kcat_end" <<'PY'
 import json, os, re, sys
 text = open(sys.argv[1]).read()
 def field(name):
@@ -143,6 +164,7 @@ def field(name):
 h, m, s = (["0"] + field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"))[-3:]
 export_s = int(h) * 3600 + int(m) * 60 + float(s)
 replay_s = float(sys.argv[3]) - float(sys.argv[2])
+kcat_s = float(sys.argv[9]) - float(sys.argv[8])
 count, size = int(sys.argv[4]), int(sys.argv[5])
 mb = count * size / 1e6
 rss_mib = int(field("Maximum resident set size (kbytes)")) / 1024
@@ -152,9 +174,11 @@ result = {
     "remote_mib": int(sys.argv[6]) >> 20, "parquet_mib": int(sys.argv[7]) >> 20,
     "replay_s": round(replay_s, 2), "replay_records_s": round(count / replay_s),
     "replay_mb_s": round(mb / replay_s, 1),
+    "kcat_replay_s": round(kcat_s, 2), "kcat_replay_mb_s": round(mb / kcat_s, 1),
     "export_s": round(export_s, 2), "export_records_s": round(count / export_s),
     "export_mb_s": round(mb / export_s, 1),
     "export_vs_replay": round(replay_s / export_s, 2),
+    "export_vs_kcat_replay": round(kcat_s / export_s, 2),
     "export_peak_rss_mib": round(rss_mib, 1),
     "export_cpu_user_s": float(field("User time (seconds)")),
     "export_cpu_sys_s": float(field("System time (seconds)")),
