@@ -61,6 +61,27 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a-file"));
 
+    // A zstd level zstd does not have names the range, and creates nothing.
+    let bad_level = temp.path().join("bad-level");
+    let out = strata_export(&[
+        "--data-dir",
+        &data,
+        "--topic",
+        topic,
+        "--from-offset",
+        "0",
+        "--to-offset",
+        "1",
+        "--zstd-level",
+        "99",
+        "--out",
+        bad_level.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("zstd level 99 is out of range"), "{stderr}");
+    assert!(!bad_level.exists());
+
     // A range across both produce calls (uncompressed and zstd batches).
     let export_dir = temp.path().join("export");
     let out = strata_export(&[
@@ -74,6 +95,9 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
         "250",
         "--to-offset",
         "449",
+        // Negative levels parse as levels, not flags.
+        "--zstd-level",
+        "-1",
         "--out",
         export_dir.to_str().unwrap(),
     ]);

@@ -11,7 +11,9 @@ use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_broker::export::ValueFormat;
 use strata_broker::export::destination::Destination;
-use strata_broker::export::job::{Bound, ExportRequest, ExportSource, run_export};
+use strata_broker::export::job::{
+    Bound, DEFAULT_ZSTD_LEVEL, ExportRequest, ExportSource, run_export,
+};
 use strata_broker::export::manifest::{MANIFEST_FILE, verify};
 use strata_broker::export::progress::ExportProgress;
 use strata_broker::log::{LogManager, LogManagerConfig};
@@ -75,6 +77,10 @@ pub struct ExportArgs {
     /// not valid UTF-8 or JSON fails the export, naming its offset.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ValueFormat::Binary)]
     value_format: ValueFormat,
+    /// zstd level of the Parquet pages: higher levels (up to 22) write smaller files more
+    /// slowly, negative ones larger files faster.
+    #[arg(long, value_name = "LEVEL", default_value_t = DEFAULT_ZSTD_LEVEL, allow_negative_numbers = true)]
+    zstd_level: i32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +148,8 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
     let (Some(data_dir), Some(topic), Some(out)) = (args.data_dir, args.topic, args.out) else {
         bail!("--data-dir, --topic and --out are required");
     };
+    // Before anything is opened or created.
+    strata_broker::export::parquet_writer::zstd(args.zstd_level)?;
     let request = ExportRequest {
         topic,
         partitions: args.partitions,
@@ -150,6 +158,7 @@ async fn run_export_command(args: ExportArgs) -> anyhow::Result<()> {
         max_file_bytes: args.max_file_bytes,
         verify_claims: args.verify_claims,
         value_format: args.value_format,
+        zstd_level: args.zstd_level,
     };
     if !data_dir.join("topics.json").exists() {
         bail!(

@@ -32,7 +32,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::destination::Destination;
-use super::job::{Bound, ExportRequest, ExportSource, plan, run_export};
+use super::job::{Bound, DEFAULT_ZSTD_LEVEL, ExportRequest, ExportSource, plan, run_export};
 use super::manifest::Manifest;
 use super::progress::{ExportMetrics, ExportProgress, PartitionProgress, StateLabels};
 use super::{ExportError, ValueFormat};
@@ -73,6 +73,8 @@ pub struct ExportBody {
     /// `binary` (default), `utf8` or `json`.
     #[serde(default)]
     pub value_format: ValueFormat,
+    /// zstd level of the Parquet pages; absent: [`DEFAULT_ZSTD_LEVEL`].
+    pub zstd_level: Option<i32>,
 }
 
 impl ExportBody {
@@ -87,6 +89,8 @@ impl ExportBody {
         if self.max_file_bytes == Some(0) {
             return Err(ExportError::BadRequest("max_file_bytes must be > 0".into()));
         }
+        let zstd_level = self.zstd_level.unwrap_or(DEFAULT_ZSTD_LEVEL);
+        super::parquet_writer::zstd(zstd_level)?;
         Ok(ExportRequest {
             topic: self.topic.clone(),
             partitions: self.partitions.clone(),
@@ -95,6 +99,7 @@ impl ExportBody {
             max_file_bytes: self.max_file_bytes,
             verify_claims: self.verify_claims,
             value_format: self.value_format,
+            zstd_level,
         })
     }
 }
@@ -509,5 +514,25 @@ mod tests {
         }))
         .unwrap();
         assert!(both.to_request().is_err());
+    }
+
+    #[test]
+    fn body_zstd_level_defaults_to_1_and_out_of_range_is_a_bad_request() {
+        let body = |extra: serde_json::Value| {
+            let mut body = json!({"topic": "t", "from_offset": 0, "to_offset": 9, "out": "/x"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<ExportBody>(body)
+                .unwrap()
+                .to_request()
+        };
+        assert_eq!(body(json!({})).unwrap().zstd_level, 1);
+        assert_eq!(body(json!({"zstd_level": -3})).unwrap().zstd_level, -3);
+        let error = body(json!({"zstd_level": 99})).unwrap_err();
+        assert!(
+            matches!(&error, ExportError::BadRequest(m) if m.contains("zstd level 99 is out of range")),
+            "{error}"
+        );
     }
 }

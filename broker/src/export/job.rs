@@ -116,7 +116,14 @@ pub struct ExportRequest {
     pub verify_claims: bool,
     /// How the `value` column holds values.
     pub value_format: ValueFormat,
+    /// zstd level of the Parquet pages ([`DEFAULT_ZSTD_LEVEL`] unless asked): higher levels
+    /// write smaller files more slowly, negative ones larger files faster.
+    pub zstd_level: i32,
 }
+
+/// The Parquet pages' zstd level by default: zstd's fastest level that still entropy-codes
+/// literals (the parquet crate's default too).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Where records come from: the log (a running broker's, or a stopped one's data directory),
 /// its remote tier, and the claim store payloads live in.
@@ -252,6 +259,7 @@ pub async fn run_export(
     dest: &Destination,
     progress: &ExportProgress,
 ) -> Result<Manifest, ExportError> {
+    super::parquet_writer::zstd(request.zstd_level)?;
     dest.probe_writable().await?;
     if dest.read_small(MANIFEST_FILE).await?.is_some() {
         return Err(ExportError::BadRequest(format!(
@@ -466,8 +474,13 @@ async fn export_file(
 ) -> Result<(ManifestFile, Option<ClaimsReport>), ExportError> {
     let name = file_name(log.topic(), range.partition, range.from);
     let sink = dest.create(&name).await?;
-    let mut writer =
-        PartitionParquetWriter::create(sink, log.topic(), range.partition, request.value_format)?;
+    let mut writer = PartitionParquetWriter::create(
+        sink,
+        log.topic(),
+        range.partition,
+        request.value_format,
+        request.zstd_level,
+    )?;
     let mut claim_report = ClaimsReport::default();
     let filled = fill_file(
         &mut writer,

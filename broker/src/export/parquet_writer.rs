@@ -84,6 +84,19 @@ fn header_item() -> Field {
     Field::new("item", DataType::Struct(header_fields()), false)
 }
 
+/// `level` as the parquet crate's zstd level, or the range zstd accepts.
+pub fn zstd(level: i32) -> Result<ZstdLevel, ExportError> {
+    ZstdLevel::try_new(level).map_err(|_| {
+        let levels = zstd::compression_level_range();
+        ExportError::BadRequest(format!(
+            "zstd level {level} is out of range: give {} to {} (negative levels are faster and \
+             compress less)",
+            levels.start(),
+            levels.end()
+        ))
+    })
+}
+
 /// Index of the `value` column in [`schema`].
 const VALUE_COLUMN: usize = 6;
 /// Index of the `offset` column in [`schema`].
@@ -221,19 +234,20 @@ pub struct PartitionParquetWriter {
 }
 
 impl PartitionParquetWriter {
-    /// Starts a file on `sink`.
+    /// Starts a file on `sink`, its pages compressed with zstd at `zstd_level`.
     pub fn create(
         sink: FileSink,
         topic: &str,
         partition: i32,
         values: ValueFormat,
+        zstd_level: i32,
     ) -> Result<Self, ExportError> {
         // Values are opaque payloads: no dictionary (hashing every value to find few repeats)
         // and no min/max statistics (nobody prunes row groups on payload bytes); zstd still
         // catches what repeats.
         let value = parquet::schema::types::ColumnPath::from("value");
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_compression(Compression::ZSTD(zstd(zstd_level)?))
             .set_column_dictionary_enabled(value.clone(), false)
             .set_column_statistics_enabled(value, EnabledStatistics::None)
             .set_created_by(format!("strata export {}", env!("CARGO_PKG_VERSION")))

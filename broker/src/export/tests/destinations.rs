@@ -14,7 +14,9 @@ async fn object_store_destination_writes_whole_files_and_verifies() {
     dest.probe_writable().await.unwrap();
     let name = "t-p00000-00000000000000000000.parquet";
     let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary).unwrap();
+    let mut writer =
+        PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary, DEFAULT_ZSTD_LEVEL)
+            .unwrap();
     let records: Vec<_> = (0..50).map(record).collect();
     writer.write(records.clone()).await.unwrap();
     assert_eq!(
@@ -88,9 +90,10 @@ async fn object_store_destination_uploads_a_large_file_in_parts() {
     let (store, dest) = tracked_destination("big");
     let name = "t-p00000-00000000000000000000.parquet";
     let sink = dest.create(name).await.unwrap();
-    let mut writer = PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary)
-        .unwrap()
-        .with_row_group_bytes(4 << 20);
+    let mut writer =
+        PartitionParquetWriter::create(sink, "t", 0, ValueFormat::Binary, DEFAULT_ZSTD_LEVEL)
+            .unwrap()
+            .with_row_group_bytes(4 << 20);
     for chunk in incompressible_records().chunks(40) {
         writer.write(chunk.to_vec()).await.unwrap();
     }
@@ -127,6 +130,7 @@ async fn the_next_export_aborts_the_upload_of_a_file_an_interrupted_one_left() {
         "t",
         0,
         ValueFormat::Binary,
+        DEFAULT_ZSTD_LEVEL,
     )
     .unwrap()
     .with_row_group_bytes(4 << 20);
@@ -167,10 +171,15 @@ async fn a_failed_file_aborts_its_multipart_upload() {
     let faults = faulty.faults.clone();
     let dest = Destination::Object(RemoteStore::new(faulty, "out", "memory://out"));
     let name = "t-p00000-00000000000000000000.parquet";
-    let mut writer =
-        PartitionParquetWriter::create(dest.create(name).await.unwrap(), "t", 0, ValueFormat::Utf8)
-            .unwrap()
-            .with_row_group_bytes(1 << 20);
+    let mut writer = PartitionParquetWriter::create(
+        dest.create(name).await.unwrap(),
+        "t",
+        0,
+        ValueFormat::Utf8,
+        DEFAULT_ZSTD_LEVEL,
+    )
+    .unwrap()
+    .with_row_group_bytes(1 << 20);
     // Text that zstd cannot shrink much: more than a part is uploaded before the bad value.
     let text = || {
         (0..64 * 1024)

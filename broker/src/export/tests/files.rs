@@ -12,9 +12,10 @@ async fn writer_and_manifest_round_trip_and_verify_detects_a_flipped_byte() {
     let records: Vec<_> = (10..110).map(record).collect();
     let sink = dest.create(name).await.unwrap();
     // Row groups of a few records: many are encoded at once and must land in order.
-    let mut writer = PartitionParquetWriter::create(sink, "orders", 3, ValueFormat::Binary)
-        .unwrap()
-        .with_row_group_bytes(256);
+    let mut writer =
+        PartitionParquetWriter::create(sink, "orders", 3, ValueFormat::Binary, DEFAULT_ZSTD_LEVEL)
+            .unwrap()
+            .with_row_group_bytes(256);
     for chunk in records[..40].chunks(4) {
         writer.write(chunk.to_vec()).await.unwrap();
     }
@@ -206,8 +207,14 @@ async fn write_values(
 ) -> Result<std::path::PathBuf, ExportError> {
     let dest = Destination::Local(dir.to_path_buf());
     let name = "v.parquet";
-    let mut writer = PartitionParquetWriter::create(dest.create(name).await?, "t", 0, format)?
-        .with_row_group_bytes(256);
+    let mut writer = PartitionParquetWriter::create(
+        dest.create(name).await?,
+        "t",
+        0,
+        format,
+        DEFAULT_ZSTD_LEVEL,
+    )?
+    .with_row_group_bytes(256);
     let records = values
         .iter()
         .enumerate()
@@ -370,4 +377,85 @@ async fn verify_names_parquet_files_the_manifest_does_not_list() {
         .unwrap();
     let (_, problems) = verify(&elsewhere).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// The zstd level trades file size for speed and nothing else: the same records at levels -5,
+/// 1 and 19 read back the same, each file smaller than the one at the level below; a level zstd
+/// does not have is refused before anything is read or written.
+#[tokio::test]
+async fn zstd_level_changes_the_file_size_and_nothing_else() {
+    // Text-like values with some repetition, as payloads usually have.
+    let mut seed = 7u64;
+    let values: Vec<Bytes> = (0..4000)
+        .map(|_| {
+            let mut value = String::new();
+            while value.len() < 120 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let word =
+                    ["strata", "tier", "segment", "offset", "claim"][(seed >> 60) as usize % 5];
+                value.push_str(&format!("{word} {} ", (seed >> 33) % 100_000));
+            }
+            Bytes::from(value)
+        })
+        .collect();
+    let mut sizes = Vec::new();
+    for level in [-5, 1, 19] {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Destination::Local(dir.path().to_path_buf());
+        let mut writer = PartitionParquetWriter::create(
+            dest.create("z.parquet").await.unwrap(),
+            "t",
+            0,
+            ValueFormat::Binary,
+            level,
+        )
+        .unwrap();
+        let records = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ExportRecord {
+                value: Some(v.clone()),
+                ..record(i as i64)
+            })
+            .collect();
+        writer.write(records).await.unwrap();
+        let summary = writer.finish().await.unwrap();
+        let file = std::fs::File::open(dir.path().join("z.parquet")).unwrap();
+        let read_back: Vec<Bytes> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                let column = b.unwrap().column(6).as_binary::<i32>().clone();
+                (0..column.len())
+                    .map(|i| Bytes::copy_from_slice(column.value(i)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(read_back, values, "level {level}");
+        sizes.push(summary.bytes);
+    }
+    assert!(
+        sizes[0] > sizes[1] && sizes[1] > sizes[2],
+        "sizes at -5, 1, 19: {sizes:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let dest = Destination::Local(dir.path().to_path_buf());
+    let error = PartitionParquetWriter::create(
+        dest.create("z.parquet").await.unwrap(),
+        "t",
+        0,
+        ValueFormat::Binary,
+        23,
+    )
+    .err()
+    .expect("level 23 refused");
+    let message = error.to_string();
+    assert!(
+        matches!(error, ExportError::BadRequest(_)) && message.contains("zstd level 23"),
+        "{message}"
+    );
 }

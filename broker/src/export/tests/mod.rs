@@ -2,7 +2,7 @@
 //! a tiered log over an in-memory remote tier, small whole exports.
 
 use super::destination::Destination;
-use super::job::{Bound, resolve_range};
+use super::job::{Bound, DEFAULT_ZSTD_LEVEL, resolve_range};
 use super::manifest::{
     MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestFile, RequestedRange, coverage_problems,
     verify,
@@ -122,6 +122,7 @@ async fn one_file_export(dest: &Destination) -> String {
         "t",
         0,
         ValueFormat::Binary,
+        DEFAULT_ZSTD_LEVEL,
     )
     .unwrap();
     writer.write((0..10).map(record).collect()).await.unwrap();
@@ -183,6 +184,7 @@ fn whole_log_export(
         max_file_bytes: Some(1),
         verify_claims,
         value_format: ValueFormat::Binary,
+        zstd_level: DEFAULT_ZSTD_LEVEL,
     };
     (source, request)
 }
