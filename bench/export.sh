@@ -4,6 +4,7 @@
 #   bash bench/export.sh                 # 2 GiB of 1 KiB records (about 10 minutes)
 #   SIZE_MB=128 bash bench/export.sh     # quick
 #   KEEP_WORK=1 ...                      # keep the data, bucket and export for a look
+#   ZSTD_LEVEL=-1 ...                    # export with `--zstd-level -1` (default: the export's, 1)
 #   CPUS=0 ...                           # replays (broker and client) and export on these CPUs
 #                                        # only (taskset list): how each scales with cores
 #
@@ -150,7 +151,7 @@ echo "exporting..." >&2
 settle
 "${pin[@]}" /usr/bin/time -v -o "$work/time.txt" "$strata" export --data-dir "$work/data" \
   --remote "file://$work/bucket" --topic "$topic" --from-offset 0 --to-offset $(( count - 1 )) \
-  --out "$work/out" >"$work/export.out" 2>"$work/export.err" || { cat "$work/export.err" >&2; exit 1; }
+  --zstd-level "${ZSTD_LEVEL:-1}" --out "$work/out" >"$work/export.out" 2>"$work/export.err" || { cat "$work/export.err" >&2; exit 1; }
 exported="$("$py" -c 'import json,sys; print(sum(f["records"] for f in json.load(open(sys.argv[1]))["files"]))' "$work/out/manifest.json")"
 [ "$exported" -eq "$count" ] || { echo "export wrote $exported records, expected $count" >&2; exit 1; }
 parquet_bytes="$(du -cb "$work/out"/*.parquet | tail -1 | cut -f1)"
@@ -169,7 +170,7 @@ count, size = int(sys.argv[4]), int(sys.argv[5])
 mb = count * size / 1e6
 rss_mib = int(field("Maximum resident set size (kbytes)")) / 1024
 result = {
-    "cpus": os.environ.get("CPUS") or "all",
+    "cpus": os.environ.get("CPUS") or "all", "zstd_level": int(os.environ.get("ZSTD_LEVEL") or 1),
     "records": count, "record_bytes": size, "value_mb": round(mb, 1),
     "remote_mib": int(sys.argv[6]) >> 20, "parquet_mib": int(sys.argv[7]) >> 20,
     "replay_s": round(replay_s, 2), "replay_records_s": round(count / replay_s),
