@@ -43,40 +43,30 @@ fn export_local_range_reads_back_byte_for_byte_and_verify_catches_corruption() {
     assert!(stderr.contains("[0, 600)"), "{stderr}");
     assert!(!bad_out.join("manifest.json").exists());
 
+    // Offsets 0..=1 to `out`, with `extra` flags.
+    let export_first_two = |out: &std::path::Path, extra: &[&str]| {
+        let range = ["--from-offset", "0", "--to-offset", "1"];
+        let flags = [
+            "--data-dir",
+            &data,
+            "--topic",
+            topic,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        strata_export(&[&flags[..], &range, extra].concat())
+    };
+
     // An unwritable destination fails before reading.
     let blocker = temp.path().join("a-file");
     std::fs::write(&blocker, b"x").unwrap();
-    let out = strata_export(&[
-        "--data-dir",
-        &data,
-        "--topic",
-        topic,
-        "--from-offset",
-        "0",
-        "--to-offset",
-        "1",
-        "--out",
-        blocker.join("sub").to_str().unwrap(),
-    ]);
+    let out = export_first_two(&blocker.join("sub"), &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a-file"));
 
     // A zstd level zstd does not have names the range, and creates nothing.
     let bad_level = temp.path().join("bad-level");
-    let out = strata_export(&[
-        "--data-dir",
-        &data,
-        "--topic",
-        topic,
-        "--from-offset",
-        "0",
-        "--to-offset",
-        "1",
-        "--zstd-level",
-        "99",
-        "--out",
-        bad_level.to_str().unwrap(),
-    ]);
+    let out = export_first_two(&bad_level, &["--zstd-level", "99"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("zstd level 99 is out of range"), "{stderr}");
